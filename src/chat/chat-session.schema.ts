@@ -1,0 +1,58 @@
+import { builder } from '../graphql/builder.ts';
+import { connectionArgs, connectionType } from '../graphql/connection.ts';
+import { ProjectRef } from '../projects/project.schema.ts';
+import type { IChatSession } from './chat-session.entity.ts';
+import { createChatSession, getSession, listSessions } from './chat.service.ts';
+
+export const ChatSessionRef = builder.objectRef<IChatSession>('ChatSession');
+const ChatSessionConnection = connectionType('ChatSession', ChatSessionRef);
+
+ChatSessionRef.implement({
+  description: 'A conversation in a project.',
+  fields: (t) => ({
+    id: t.exposeID('id'),
+    title: t.exposeString('title'),
+    createdByUserId: t.exposeID('createdByUserId'),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    lastEventSequence: t.exposeInt('eventSequence', {
+      description: 'Sequence number of the newest event in this session (0 when none).',
+    }),
+    project: t.field({
+      type: ProjectRef,
+      resolve: async (session, _args, ctx) => (await ctx.loaders.projectById.load(session.project.id))!,
+    }),
+  }),
+});
+
+builder.objectField(ProjectRef, 'sessions', (t) =>
+  t.field({
+    type: ChatSessionConnection,
+    description: "The project's chat sessions, oldest first.",
+    args: connectionArgs,
+    resolve: (project, args, ctx) => listSessions(ctx.em, project.id, args),
+  }),
+);
+
+builder.queryField('chatSession', (t) =>
+  t.field({
+    type: ChatSessionRef,
+    description: 'A session in a project the viewer is a member of; NOT_FOUND otherwise.',
+    args: { id: t.arg.id({ required: true }) },
+    resolve: (_root, args, ctx) => getSession(ctx.em, ctx.viewer().userId, args.id),
+  }),
+);
+
+const CreateChatSessionInput = builder.inputType('CreateChatSessionInput', {
+  fields: (t) => ({
+    projectId: t.id({ required: true }),
+    title: t.string({ required: true, description: '1 to 200 characters.' }),
+  }),
+});
+
+builder.mutationField('createChatSession', (t) =>
+  t.field({
+    type: ChatSessionRef,
+    args: { input: t.arg({ type: CreateChatSessionInput, required: true }) },
+    resolve: (_root, { input }, ctx) => createChatSession(ctx.em, ctx.viewer().userId, input),
+  }),
+);

@@ -1,0 +1,105 @@
+import type { Em } from '../db/orm.ts';
+import { afterKeyset, KEYSET_ORDER, parsePageRequest, toPage, type Page, type PageRequest } from '../db/pagination.ts';
+import { notFound } from '../errors.ts';
+import { recordEvent } from '../outbox/outbox.writer.ts';
+import { requireMembership } from '../projects/project.service.ts';
+import { requireId, requireText } from '../validation.ts';
+import { ChatSessionSchema, type IChatSession } from './chat-session.entity.ts';
+import { MessageSchema, type IMessage } from './message.entity.ts';
+
+/** Characters (code points) in one message body. Long enough for pasted code, short of abuse. */
+export const MAX_MESSAGE_BODY_LENGTH = 8_000;
+export const MAX_SESSION_TITLE_LENGTH = 200;
+
+/** A session in a project the viewer is a member of, or NOT_FOUND. */
+export async function requireSession(em: Em, userId: string, sessionId: string): Promise<IChatSession> {
+  const session = await em.findOne(ChatSessionSchema, { id: sessionId });
+  if (!session) throw notFound('ChatSession', sessionId);
+  try {
+    await requireMembership(em, userId, session.project.id);
+  } catch {
+    throw notFound('ChatSession', sessionId);
+  }
+  return session;
+}
+
+export async function getSession(em: Em, userId: string, sessionIdInput: string): Promise<IChatSession> {
+  return requireSession(em, userId, requireId('id', sessionIdInput));
+}
+
+export async function listSessions(em: Em, projectId: string, request: PageRequest): Promise<Page<IChatSession>> {
+  const query = parsePageRequest(request);
+  const rows = await em.find(
+    ChatSessionSchema,
+    { project: projectId, ...afterKeyset(query.after) },
+    { orderBy: KEYSET_ORDER, limit: query.limit + 1 },
+  );
+  return toPage(rows, query, (session) => session);
+}
+
+export async function listMessages(em: Em, sessionId: string, request: PageRequest): Promise<Page<IMessage>> {
+  const query = parsePageRequest(request);
+  const rows = await em.find(
+    MessageSchema,
+    { session: sessionId, ...afterKeyset(query.after) },
+    { orderBy: KEYSET_ORDER, limit: query.limit + 1 },
+  );
+  return toPage(rows, query, (message) => message);
+}
+
+export async function createChatSession(
+  em: Em,
+  userId: string,
+  input: { projectId: string; title: string },
+): Promise<IChatSession> {
+  const projectId = requireId('projectId', input.projectId);
+  const title = requireText('title', input.title, MAX_SESSION_TITLE_LENGTH).trim();
+  return em.transactional(async (tx) => {
+    await requireMembership(tx, userId, projectId);
+    return tx.create(ChatSessionSchema, { project: projectId, title, createdByUserId: userId, eventSequence: 0 });
+  });
+}
+
+export interface SendMessageResult {
+  message: IMessage;
+  event: { id: string; sequence: number };
+}
+
+/**
+ * Stores the message and its `message_created` event in one transaction: both commit or neither
+ * does. The event payload carries the whole message so delivery never reads the database.
+ */
+export async function sendMessage(
+  em: Em,
+  userId: string,
+  input: { sessionId: string; body: string },
+): Promise<SendMessageResult> {
+  const sessionId = requireId('sessionId', input.sessionId);
+  const body = requireText('body', input.body, MAX_MESSAGE_BODY_LENGTH);
+  return em.transactional(async (tx) => {
+    const session = await requireSession(tx, userId, sessionId);
+    const message = tx.create(MessageSchema, {
+      session,
+      project: session.project,
+      authorUserId: userId,
+      role: 'user',
+      body,
+    });
+    const event = await recordEvent(tx, {
+      type: 'message_created',
+      aggregate: { type: 'chat_session', id: session.id },
+      projectId: session.project.id,
+      userId,
+      sessionId: session.id,
+      payload: {
+        messageId: message.id,
+        sessionId: session.id,
+        authorUserId: userId,
+        role: message.role,
+        body: message.body,
+        createdAt: message.createdAt.toISOString(),
+      },
+    });
+    return { message, event: { id: event.id, sequence: event.sequence } };
+  });
+}

@@ -1,0 +1,64 @@
+import { mkdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Migrator } from '@mikro-orm/migrations';
+import { MikroORM as PgliteMikroORM, defineConfig as definePgliteConfig } from '@mikro-orm/pglite';
+import { MikroORM as PostgresMikroORM, defineConfig as definePostgresConfig } from '@mikro-orm/postgresql';
+import type { SqlEntityManager, SqlMikroORM } from '@mikro-orm/sql';
+import type { DatabaseConfig } from '../config.ts';
+import { entities } from './entities.ts';
+
+/** The ORM, whichever PostgreSQL it talks to; everything above this file sees only this. */
+export type Orm = SqlMikroORM;
+export type Em = SqlEntityManager;
+
+const migrationsPath = fileURLToPath(new URL('../../migrations', import.meta.url));
+
+const sharedOptions = {
+  entities,
+  extensions: [Migrator],
+  migrations: {
+    path: migrationsPath,
+    glob: '!(*.d).ts',
+    // One snapshot file for the project instead of one per database every `migration:up` touches.
+    snapshotName: '.snapshot',
+    snapshotOnMigrate: false,
+  },
+  // The global EntityManager is off: requests and background batches each work on their own fork.
+  allowGlobalContext: false,
+  // Ids and timestamps exist as soon as an entity is created, so an event payload can name them
+  // before the flush that inserts both.
+  processOnCreateHooksEarly: true,
+  debug: false,
+};
+
+export function ormOptions(database: DatabaseConfig) {
+  if (database.kind === 'postgresql') {
+    return definePostgresConfig({ ...sharedOptions, clientUrl: database.url });
+  }
+  return definePgliteConfig({
+    ...sharedOptions,
+    dbName: database.dataDir,
+    // PGlite is a single backend: one connection, or concurrent transactions deadlock.
+    pool: { min: 1, max: 1 },
+  });
+}
+
+export async function createOrm(database: DatabaseConfig): Promise<Orm> {
+  if (database.kind === 'postgresql') {
+    const orm = await PostgresMikroORM.init(ormOptions(database) as Parameters<typeof PostgresMikroORM.init>[0]);
+    return orm as unknown as Orm;
+  }
+  // PGlite does not create the parent folders of its data directory.
+  mkdirSync(database.dataDir, { recursive: true });
+  const orm = await PgliteMikroORM.init(ormOptions(database) as Parameters<typeof PgliteMikroORM.init>[0]);
+  return orm as unknown as Orm;
+}
+
+/** A fresh EntityManager for one request or one background batch. */
+export function forkEm(orm: Orm): Em {
+  return orm.em.fork();
+}
+
+export async function migrateToLatest(orm: Orm): Promise<void> {
+  await orm.migrator.up();
+}

@@ -1,0 +1,11 @@
+import SchemaBuilder from '@pothos/core';
+import type { GraphQLContext } from './context.ts';
+
+/** The builder and its type parameters only; every type lives in the schema file of its noun. */
+export const builder = new SchemaBuilder<{
+  Context: GraphQLContext;
+  Scalars: {
+    ID: { Input: string; Output: string };
+    DateTime: { Input: Date; Output: Date };
+  };
+}>({});

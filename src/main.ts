@@ -1,0 +1,53 @@
+import { ConfigError, loadConfig, type AppConfig } from './config.ts';
+import { DEMO_USERS } from './db/demo-seed.ts';
+import { createLogger } from './logger.ts';
+import { startApp } from './app.ts';
+
+/** Longest a graceful stop may take before the process exits anyway. */
+const SHUTDOWN_TIMEOUT_MS = 10_000;
+
+let config: AppConfig;
+try {
+  config = loadConfig();
+} catch (error) {
+  if (error instanceof ConfigError) {
+    console.error(`Configuration error: ${error.message}`);
+    process.exit(1);
+  }
+  throw error;
+}
+
+const logger = createLogger({ level: config.logLevel, pretty: process.stdout.isTTY && config.nodeEnv !== 'production' });
+const app = await startApp(config, logger);
+
+logger.info({ url: app.graphqlUrl, database: config.database.kind }, 'chat-outbox is listening');
+if (config.seedDemo) {
+  const lines = [`\nGraphiQL: ${app.graphqlUrl}`, 'Demo users (paste a line into the Headers tab):'];
+  for (const user of DEMO_USERS) {
+    const token = await app.tokens.sign(user.userId, { expiresIn: '30d' });
+    lines.push(`  ${user.userId} (${user.role}): {"Authorization": "Bearer ${token}"}`);
+  }
+  console.log(`${lines.join('\n')}\n`);
+}
+
+let shuttingDown = false;
+async function shutdown(signal: string) {
+  if (shuttingDown) return;
+  shuttingDown = true;
+  logger.info({ signal }, 'shutting down');
+  const timer = setTimeout(() => {
+    logger.error('graceful shutdown timed out');
+    process.exit(1);
+  }, SHUTDOWN_TIMEOUT_MS);
+  timer.unref();
+  try {
+    await app.stop();
+    logger.info('stopped');
+    process.exitCode = 0;
+  } catch (error) {
+    logger.error({ err: error }, 'error during shutdown');
+    process.exitCode = 1;
+  }
+}
+process.on('SIGTERM', () => void shutdown('SIGTERM'));
+process.on('SIGINT', () => void shutdown('SIGINT'));

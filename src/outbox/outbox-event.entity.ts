@@ -1,0 +1,44 @@
+import { defineEntity, p, type InferEntity } from '@mikro-orm/core';
+import { newId } from '../db/ids.ts';
+
+export const OUTBOX_STATUSES = ['pending', 'published', 'failed'] as const;
+export type OutboxStatus = (typeof OUTBOX_STATUSES)[number];
+
+export const EVENT_TYPES = ['message_created', 'agent_switched'] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
+
+export const AGGREGATE_TYPES = ['chat_session', 'worker_space'] as const;
+export type AggregateType = (typeof AGGREGATE_TYPES)[number];
+
+/**
+ * A domain event, written in the same transaction as the change it describes and later published
+ * by the OutboxPublisher. Its `id` is the `eventId` clients deduplicate by.
+ *
+ * The table has no foreign keys on purpose: an event is a record of something that happened, and it
+ * must stay readable (analytics, replay) after the session or project it names is gone. Indexes and
+ * checks live in the migration, which is the source of truth for the table.
+ */
+export const OutboxEventSchema = defineEntity({
+  name: 'OutboxEvent',
+  tableName: 'event_outbox',
+  properties: {
+    id: p.uuid().primary().onCreate(() => newId()),
+    eventType: p.string().length(64).$type<EventType>(),
+    aggregateType: p.string().length(32).$type<AggregateType>(),
+    aggregateId: p.uuid(),
+    /** 1, 2, 3, ... per aggregate, gapless, assigned under the aggregate's row lock. */
+    sequence: p.integer(),
+    projectId: p.uuid(),
+    userId: p.string().length(200),
+    sessionId: p.uuid().nullable(),
+    payload: p.json<Record<string, unknown>>(),
+    status: p.string().length(16).$type<OutboxStatus>().default('pending'),
+    attempts: p.integer().default(0),
+    nextRetryAt: p.datetime().onCreate(() => new Date()),
+    lastError: p.text().nullable(),
+    createdAt: p.datetime().onCreate(() => new Date()),
+    publishedAt: p.datetime().nullable(),
+  },
+});
+
+export type IOutboxEvent = InferEntity<typeof OutboxEventSchema>;

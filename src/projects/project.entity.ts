@@ -1,0 +1,16 @@
+import { defineEntity, p, type InferEntity } from '@mikro-orm/core';
+import { newId } from '../db/ids.ts';
+import { ProjectMemberSchema } from './project-member.entity.ts';
+
+export const ProjectSchema = defineEntity({
+  name: 'Project',
+  tableName: 'project',
+  properties: {
+    id: p.uuid().primary().onCreate(() => newId()),
+    name: p.string().length(200),
+    createdAt: p.datetime().onCreate(() => new Date()),
+    members: () => p.oneToMany(ProjectMemberSchema).mappedBy('project'),
+  },
+});
+
+export type IProject = InferEntity<typeof ProjectSchema>;

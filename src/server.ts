@@ -1,0 +1,130 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
+import type { execute, ExecutionArgs, GraphQLSchema, subscribe } from 'graphql';
+import { useServer } from 'graphql-ws/use/ws';
+import { createYoga } from 'graphql-yoga';
+import { WebSocketServer } from 'ws';
+import type { TokenService } from './auth/token.ts';
+import type { Orm } from './db/orm.ts';
+import { createContextFactory, type GraphQLContext } from './graphql/context.ts';
+import { maskError } from './graphql/errors.ts';
+import type { Logger } from './logger.ts';
+
+export const GRAPHQL_PATH = '/graphql';
+
+/** WebSocket close code 1001: the server is going away; clients reconnect elsewhere or later. */
+const GOING_AWAY = 1001;
+
+type EnvelopedRoot = {
+  execute: (args: ExecutionArgs) => ReturnType<typeof execute>;
+  subscribe: (args: ExecutionArgs) => ReturnType<typeof subscribe>;
+};
+
+export interface ServerDeps {
+  orm: Orm;
+  schema: GraphQLSchema;
+  tokens: TokenService;
+  logger: Logger;
+}
+
+export interface RunningServer {
+  /** Base URL, e.g. http://127.0.0.1:4000 (the port is real even when 0 was asked for). */
+  url: string;
+  port: number;
+}
+
+/**
+ * The HTTP + WebSocket server: yoga answers queries, mutations and SSE subscriptions on
+ * /graphql, graphql-ws answers WebSocket subscriptions on the same path and port. Both build
+ * their context with the same factory.
+ */
+export function buildServer(deps: ServerDeps) {
+  const createContext = createContextFactory({ orm: deps.orm, tokens: deps.tokens });
+
+  const yoga = createYoga<Record<string, unknown>, GraphQLContext>({
+    schema: deps.schema,
+    graphqlEndpoint: GRAPHQL_PATH,
+    context: async ({ request, connectionParams }: { request?: Request; connectionParams?: Record<string, unknown> }) => {
+      const fromSocket = connectionParams?.authorization ?? connectionParams?.Authorization;
+      return createContext(typeof fromSocket === 'string' ? fromSocket : request?.headers.get('authorization'));
+    },
+    maskedErrors: { maskError },
+    // Served from the npm package: GraphiQL works without internet access.
+    renderGraphiQL,
+    graphiql: { title: 'chat-outbox', subscriptionsProtocol: 'WS' },
+    landingPage: false,
+    logging: {
+      debug: (...args) => deps.logger.debug({ args }, 'yoga'),
+      info: (...args) => deps.logger.info({ args }, 'yoga'),
+      warn: (...args) => deps.logger.warn({ args }, 'yoga'),
+      error: (...args) => deps.logger.error({ args }, 'yoga'),
+    },
+  });
+
+  const httpServer: Server = createServer(yoga);
+  const wsServer = new WebSocketServer({ server: httpServer, path: GRAPHQL_PATH });
+  const wsDisposable = useServer(
+    {
+      // The envelop-wrapped execute/subscribe of this operation travel in rootValue (yoga's recipe).
+      execute: (args) => (args.rootValue as EnvelopedRoot).execute(args),
+      subscribe: (args) => (args.rootValue as EnvelopedRoot).subscribe(args),
+      onSubscribe: async (ctx, _id, payload) => {
+        const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
+          ...ctx,
+          req: ctx.extra.request,
+          socket: ctx.extra.socket,
+          params: payload,
+          connectionParams: ctx.connectionParams,
+        });
+        const args = {
+          schema,
+          operationName: payload.operationName,
+          document: parse(payload.query),
+          variableValues: payload.variables,
+          contextValue: await contextFactory(),
+          rootValue: { execute, subscribe },
+        };
+        const errors = validate(args.schema, args.document);
+        if (errors.length) return errors;
+        return args;
+      },
+    },
+    wsServer,
+  );
+
+  let running: RunningServer | null = null;
+
+  return {
+    yoga,
+    httpServer,
+    async start(port: number, host: string): Promise<RunningServer> {
+      await new Promise<void>((resolve, reject) => {
+        httpServer.once('error', reject);
+        httpServer.listen(port, host, () => {
+          httpServer.off('error', reject);
+          resolve();
+        });
+      });
+      const address = httpServer.address() as AddressInfo;
+      const shownHost = host === '0.0.0.0' || host === '::' ? 'localhost' : host;
+      running = { port: address.port, url: `http://${shownHost}:${address.port}` };
+      return running;
+    },
+    /** Closes sockets (clients are told the server is going away) and stops accepting requests. */
+    async stop(): Promise<void> {
+      for (const client of wsServer.clients) client.close(GOING_AWAY, 'Server shutting down');
+      await wsDisposable.dispose();
+      await new Promise<void>((resolve) => wsServer.close(() => resolve()));
+      httpServer.closeAllConnections();
+      await new Promise<void>((resolve) => httpServer.close(() => resolve()));
+      await yoga.dispose();
+      running = null;
+    },
+    get running() {
+      return running;
+    },
+  };
+}
+
+export type AppServer = ReturnType<typeof buildServer>;
