@@ -8,7 +8,7 @@ import { WebSocketServer } from 'ws';
 import type { TokenService } from './auth/token.ts';
 import type { Orm } from './db/orm.ts';
 import { createContextFactory, type GraphQLContext } from './graphql/context.ts';
-import { maskError } from './graphql/errors.ts';
+import { maskError, useRequestErrorCodes } from './graphql/errors.ts';
 import type { Logger } from './logger.ts';
 
 export const GRAPHQL_PATH = '/graphql';
@@ -50,6 +50,7 @@ export function buildServer(deps: ServerDeps) {
       return createContext(typeof fromSocket === 'string' ? fromSocket : request?.headers.get('authorization'));
     },
     maskedErrors: { maskError },
+    plugins: [useRequestErrorCodes()],
     // Served from the npm package: GraphiQL works without internet access.
     renderGraphiQL,
     graphiql: { title: 'chat-outbox', subscriptionsProtocol: 'WS' },

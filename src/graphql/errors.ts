@@ -1,5 +1,5 @@
 import { GraphQLError } from 'graphql';
-import { maskError as yogaMaskError } from 'graphql-yoga';
+import { isAsyncIterable, maskError as yogaMaskError, type Plugin } from 'graphql-yoga';
 import { DomainError } from '../errors.ts';
 
 /**
@@ -16,4 +16,33 @@ export function maskError(error: unknown, message: string): Error {
     });
   }
   return yogaMaskError(error, message, false);
+}
+
+/**
+ * graphql-js reports variables it cannot coerce (`first: "x"`) as request errors with no code.
+ * They are the client's mistake, so they get BAD_USER_INPUT like every other invalid argument.
+ */
+export function useRequestErrorCodes(): Plugin {
+  return {
+    onExecute() {
+      return {
+        onExecuteDone({ result, setResult }) {
+          if (isAsyncIterable(result) || !result.errors || result.data !== undefined) return;
+          setResult({
+            ...result,
+            errors: result.errors.map((error) =>
+              error.extensions?.code || error.path
+                ? error
+                : new GraphQLError(error.message, {
+                    nodes: error.nodes,
+                    source: error.source,
+                    positions: error.positions,
+                    extensions: { ...error.extensions, code: 'BAD_USER_INPUT' },
+                  }),
+            ),
+          });
+        },
+      };
+    },
+  };
 }

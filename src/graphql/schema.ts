@@ -6,6 +6,7 @@ import '../chat/chat-session.schema.ts';
 import '../chat/message.schema.ts';
 import '../agents/agent.schema.ts';
 import '../agents/worker-space.schema.ts';
+import '../events/chat-event.schema.ts';
 import { builder } from './builder.ts';
 
 builder.queryType({});

@@ -1,0 +1,75 @@
+import { ChatSessionRef } from '../chat/chat-session.schema.ts';
+import { MessageRef } from '../chat/message.schema.ts';
+import { builder } from '../graphql/builder.ts';
+import { ProjectRef } from '../projects/project.schema.ts';
+import { agentSwitchOf, messageOf, type AgentSwitch, type ChatEvent } from './chat-event.ts';
+
+export const EventTypeEnum = builder.enumType('EventType', {
+  values: {
+    MESSAGE_CREATED: { value: 'message_created' },
+    AGENT_SWITCHED: { value: 'agent_switched' },
+  } as const,
+});
+
+/**
+ * Shared by subscriptions (live and replayed events) and the analytics queries. Deliveries are
+ * at-least-once: deduplicate by `eventId`, order by `sequence` within a session.
+ */
+export const ChatEventRef = builder.interfaceRef<ChatEvent>('ChatEvent').implement({
+  description: 'A committed domain event. `eventId` is unique and stable across redeliveries.',
+  resolveType: (event) => (event.type === 'message_created' ? 'MessageCreatedEvent' : 'AgentSwitchedEvent'),
+  fields: (t) => ({
+    eventId: t.exposeID('eventId', { description: 'The outbox id; the same on every (re)delivery. Deduplicate by it.' }),
+    type: t.field({ type: EventTypeEnum, resolve: (event) => event.type }),
+    sequence: t.exposeInt('sequence', {
+      description: 'Position in its aggregate (the chat session, or the worker space for agent switches): 1, 2, 3, ... with no gaps.',
+    }),
+    occurredAt: t.field({ type: 'DateTime', resolve: (event) => new Date(event.occurredAt) }),
+    projectId: t.exposeID('projectId'),
+    sessionId: t.exposeID('sessionId', { nullable: true }),
+    userId: t.exposeID('userId', { description: 'The user whose action caused the event.' }),
+    project: t.field({
+      type: ProjectRef,
+      resolve: async (event, _args, ctx) => (await ctx.loaders.projectById.load(event.projectId))!,
+    }),
+    session: t.field({
+      type: ChatSessionRef,
+      nullable: true,
+      resolve: (event, _args, ctx) => (event.sessionId ? ctx.loaders.sessionById.load(event.sessionId) : null),
+    }),
+  }),
+});
+
+builder.objectRef<ChatEvent>('MessageCreatedEvent').implement({
+  interfaces: [ChatEventRef],
+  isTypeOf: (event) => (event as ChatEvent).type === 'message_created',
+  fields: (t) => ({
+    message: t.field({ type: MessageRef, description: 'The message as it was committed.', resolve: messageOf }),
+  }),
+});
+
+const AgentRefSnapshot = builder.objectRef<{ id: string; name: string }>('AgentSnapshot').implement({
+  description: 'An agent as it was named when the event happened.',
+  fields: (t) => ({ id: t.exposeID('id'), name: t.exposeString('name') }),
+});
+
+builder.objectRef<ChatEvent>('AgentSwitchedEvent').implement({
+  interfaces: [ChatEventRef],
+  isTypeOf: (event) => (event as ChatEvent).type === 'agent_switched',
+  fields: (t) => ({
+    workerSpaceId: t.id({ resolve: (event) => agentSwitchOf(event).workerSpaceId }),
+    from: t.field({
+      type: AgentRefSnapshot,
+      nullable: true,
+      description: 'The agent that was active before; null for the first switch.',
+      resolve: (event) => {
+        const change: AgentSwitch = agentSwitchOf(event);
+        return change.fromAgentId ? { id: change.fromAgentId, name: change.fromAgentName ?? '' } : null;
+      },
+    }),
+    to: t.field({
+      type: AgentRefSnapshot,
+      resolve: (event) => ({ id: agentSwitchOf(event).toAgentId, name: agentSwitchOf(event).toAgentName }),
+    }),
+  }),
+});

@@ -1,0 +1,60 @@
+import type { IMessage } from '../chat/message.entity.ts';
+import type { AggregateType, EventType, IOutboxEvent } from '../outbox/outbox-event.entity.ts';
+
+/**
+ * A committed domain event as subscribers and analytics see it: everything needed to render it is
+ * in here (the outbox payload), so delivering it never has to read the database. This plain shape
+ * is also what travels over the pub/sub bus.
+ */
+export interface ChatEvent {
+  eventId: string;
+  type: EventType;
+  aggregateType: AggregateType;
+  aggregateId: string;
+  /** Position in its aggregate (chat session or worker space): 1, 2, 3, ... with no gaps. */
+  sequence: number;
+  projectId: string;
+  sessionId: string | null;
+  userId: string;
+  occurredAt: string;
+  payload: Record<string, unknown>;
+}
+
+export function toChatEvent(row: IOutboxEvent): ChatEvent {
+  return {
+    eventId: row.id,
+    type: row.eventType,
+    aggregateType: row.aggregateType,
+    aggregateId: row.aggregateId,
+    sequence: row.sequence,
+    projectId: row.projectId,
+    sessionId: row.sessionId ?? null,
+    userId: row.userId,
+    occurredAt: row.createdAt.toISOString(),
+    payload: row.payload,
+  };
+}
+
+/** `message_created` carries the message it announces; rebuild it in the shape the Message type reads. */
+export function messageOf(event: ChatEvent): IMessage {
+  const p = event.payload as { messageId: string; role: IMessage['role']; body: string; authorUserId: string; createdAt: string };
+  return {
+    id: p.messageId,
+    role: p.role,
+    body: p.body,
+    authorUserId: p.authorUserId,
+    createdAt: new Date(p.createdAt),
+    session: { id: event.sessionId },
+    project: { id: event.projectId },
+  } as unknown as IMessage;
+}
+
+export interface AgentSwitch {
+  workerSpaceId: string;
+  fromAgentId: string | null;
+  fromAgentName: string | null;
+  toAgentId: string;
+  toAgentName: string;
+}
+
+export const agentSwitchOf = (event: ChatEvent) => event.payload as unknown as AgentSwitch;
