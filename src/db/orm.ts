@@ -31,26 +31,33 @@ const sharedOptions = {
   debug: false,
 };
 
-export function ormOptions(database: DatabaseConfig) {
+/** Extra ORM options for tools and tests, e.g. a query logger. */
+export interface OrmOverrides {
+  debug?: boolean | ('query' | 'query-params')[];
+  logger?: (message: string) => void;
+}
+
+export function ormOptions(database: DatabaseConfig, overrides: OrmOverrides = {}) {
   if (database.kind === 'postgresql') {
-    return definePostgresConfig({ ...sharedOptions, clientUrl: database.url });
+    return definePostgresConfig({ ...sharedOptions, ...overrides, clientUrl: database.url });
   }
   return definePgliteConfig({
     ...sharedOptions,
+    ...overrides,
     dbName: database.dataDir,
     // PGlite is a single backend: one connection, or concurrent transactions deadlock.
     pool: { min: 1, max: 1 },
   });
 }
 
-export async function createOrm(database: DatabaseConfig): Promise<Orm> {
+export async function createOrm(database: DatabaseConfig, overrides: OrmOverrides = {}): Promise<Orm> {
   if (database.kind === 'postgresql') {
-    const orm = await PostgresMikroORM.init(ormOptions(database) as Parameters<typeof PostgresMikroORM.init>[0]);
+    const orm = await PostgresMikroORM.init(ormOptions(database, overrides) as Parameters<typeof PostgresMikroORM.init>[0]);
     return orm as unknown as Orm;
   }
   // PGlite does not create the parent folders of its data directory.
   mkdirSync(database.dataDir, { recursive: true });
-  const orm = await PgliteMikroORM.init(ormOptions(database) as Parameters<typeof PgliteMikroORM.init>[0]);
+  const orm = await PgliteMikroORM.init(ormOptions(database, overrides) as Parameters<typeof PgliteMikroORM.init>[0]);
   return orm as unknown as Orm;
 }
 

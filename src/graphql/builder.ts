@@ -8,4 +8,6 @@ export const builder = new SchemaBuilder<{
     ID: { Input: string; Output: string };
     DateTime: { Input: Date; Output: Date };
   };
-}>({});
+  // Fields are non-null unless they say otherwise: a null must mean something.
+  DefaultFieldNullability: false;
+}>({ defaultFieldNullability: false });

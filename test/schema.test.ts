@@ -1,0 +1,63 @@
+import { readFileSync } from 'node:fs';
+import { execute, parse, printSchema } from 'graphql';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTokenService } from '../src/auth/token.ts';
+import { sendMessage } from '../src/chat/chat.service.ts';
+import { createOrm, forkEm, type Orm } from '../src/db/orm.ts';
+import { createContextFactory } from '../src/graphql/context.ts';
+import { schema } from '../src/graphql/schema.ts';
+import { createChatSession } from '../src/chat/chat.service.ts';
+import { addProjectMember, createProject } from '../src/projects/project.service.ts';
+import { createTestDatabase, type TestDatabase } from './support/app.ts';
+
+describe('schema.graphql', () => {
+  it('matches the schema built from the code (run `npm run schema:print` if this fails)', () => {
+    const committed = readFileSync(new URL('../schema.graphql', import.meta.url), 'utf8');
+    expect(committed).toBe(`${printSchema(schema)}\n`);
+  });
+});
+
+describe('DataLoader batching', () => {
+  let db: TestDatabase;
+  let orm: Orm;
+  let queries: string[] = [];
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    orm = await createOrm({ kind: 'postgresql', url: db.url }, { debug: ['query'], logger: (line) => queries.push(line) });
+  });
+  afterAll(async () => {
+    await orm?.close(true);
+    await db?.drop();
+  });
+
+  async function queriesForSessionWith(messageCount: number) {
+    const em = forkEm(orm);
+    const project = await createProject(em, 'alice', { name: 'p' });
+    for (const user of ['bob', 'carol']) await addProjectMember(em, 'alice', { projectId: project.id, userId: user });
+    const session = await createChatSession(em, 'alice', { projectId: project.id, title: 's' });
+    const authors = ['alice', 'bob', 'carol'];
+    for (let i = 0; i < messageCount; i++) await sendMessage(forkEm(orm), authors[i % 3]!, { sessionId: session.id, body: `m${i}` });
+
+    const tokens = createTokenService({ secret: 'x'.repeat(32), issuer: 'test' });
+    const contextValue = await createContextFactory({ orm, tokens })(`Bearer ${await tokens.sign('alice')}`);
+    queries = [];
+    const result = await execute({
+      schema,
+      contextValue,
+      document: parse(`query($id: ID!) { chatSession(id: $id) { messages(first: 100) {
+        nodes { body session { title project { name } } authorMembership { userId role } } } } }`),
+      variableValues: { id: session.id },
+    });
+    expect(result.errors).toBeUndefined();
+    expect((result.data as any).chatSession.messages.nodes).toHaveLength(messageCount);
+    return queries.filter((line) => /select/i.test(line)).length;
+  }
+
+  it('loads sessions, projects and memberships for a page of messages in a constant number of queries', async () => {
+    const few = await queriesForSessionWith(3);
+    const many = await queriesForSessionWith(30);
+    expect(many).toBe(few);
+    expect(few).toBeLessThanOrEqual(8);
+  });
+});
