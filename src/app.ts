@@ -2,16 +2,31 @@ import { createTokenService } from './auth/token.ts';
 import type { AppConfig } from './config.ts';
 import { createOrm, forkEm, migrateToLatest, type Orm } from './db/orm.ts';
 import { seedDemo } from './db/demo-seed.ts';
+import { createEventStreams } from './events/event-subscription.service.ts';
 import { schema } from './graphql/schema.ts';
 import type { Logger } from './logger.ts';
+import { OutboxPublisher } from './outbox/outbox.publisher.ts';
+import { listenForCommits, wakeOnLocalCommit } from './outbox/outbox.wakeups.ts';
+import { createMemoryBus, createRedisBus, type EventBus } from './pubsub/event-bus.ts';
 import { buildServer, type RunningServer } from './server.ts';
 
+export interface AppOverrides {
+  /** Use this bus instead of the configured one (tests inject faults through it). */
+  bus?: EventBus;
+}
+
 /**
- * Everything that runs in one API process, wired from config: database, migrations, server.
- * `main.ts` adds signals and printing; tests start it on port 0 and stop it.
+ * Everything that runs in one API process, wired from config: database and migrations, the bus,
+ * the OutboxPublisher with its wake-ups, and the HTTP/WebSocket server. `main.ts` adds signals and
+ * printing; tests start it on port 0 and stop it.
  */
-export async function startApp(config: AppConfig, logger: Logger) {
+export async function startApp(config: AppConfig, logger: Logger, overrides: AppOverrides = {}) {
   const orm: Orm = await createOrm(config.database);
+  const closers: (() => Promise<void>)[] = [() => orm.close()];
+  const closeAll = async () => {
+    for (const close of closers.reverse()) await close().catch((error) => logger.error({ err: String(error) }, 'error while closing'));
+  };
+
   try {
     if (config.migrateOnStart) {
       await migrateToLatest(orm);
@@ -21,37 +36,63 @@ export async function startApp(config: AppConfig, logger: Logger) {
       const { seeded } = await seedDemo(forkEm(orm));
       if (seeded) logger.info('demo project seeded');
     }
+
+    const bus = overrides.bus ?? (config.redisUrl ? createRedisBus(config.redisUrl) : createMemoryBus());
+    closers.push(() => bus.close());
+
+    let publisher: OutboxPublisher | null = null;
+    let listener: ReturnType<typeof listenForCommits> | null = null;
+    if (config.outbox.enabled) {
+      const started = new OutboxPublisher({ orm, bus, logger: logger.child({ component: 'outbox' }), options: config.outbox });
+      publisher = started;
+      wakeOnLocalCommit(orm, () => started.nudge());
+      if (config.database.kind === 'postgresql') {
+        // Other processes' commits arrive by NOTIFY. PGlite is one in-process backend: the local
+        // commit hook sees every commit there, and the poll covers the rest.
+        listener = listenForCommits({
+          url: config.database.url,
+          logger,
+          wake: () => started.nudge(),
+          onStateChange: (listening) => started.setListening(listening),
+        });
+      }
+      started.start();
+      closers.push(async () => {
+        await listener?.stop();
+        await started.stop();
+      });
+    }
+
+    const tokens = createTokenService({ secret: config.jwtSecret, issuer: config.jwtIssuer });
+    const events = createEventStreams({ orm, bus, options: config.subscriptions });
+    const server = buildServer({ orm, schema, tokens, events, logger, keepAliveMs: config.subscriptions.keepAliveMs });
+    const running: RunningServer = await server.start(config.port, config.host);
+    closers.push(() => server.stop());
+
+    let stopping: Promise<void> | null = null;
+    return {
+      orm,
+      bus,
+      tokens,
+      server,
+      publisher,
+      listener,
+      url: running.url,
+      graphqlUrl: `${running.url}/graphql`,
+      /**
+       * Idempotent. Stops in reverse order of start: the server (subscriptions end, clients are
+       * told to go away), then the publisher (the batch in flight is finished or released, so no
+       * event is left claimed), the bus, and last the database.
+       */
+      stop(): Promise<void> {
+        stopping ??= closeAll();
+        return stopping;
+      },
+    };
   } catch (error) {
-    await orm.close(true);
+    await closeAll();
     throw error;
   }
-
-  const tokens = createTokenService({ secret: config.jwtSecret, issuer: config.jwtIssuer });
-  const server = buildServer({ orm, schema, tokens, logger });
-  let running: RunningServer;
-  try {
-    running = await server.start(config.port, config.host);
-  } catch (error) {
-    await orm.close(true);
-    throw error;
-  }
-
-  let stopping: Promise<void> | null = null;
-  return {
-    orm,
-    tokens,
-    server,
-    url: running.url,
-    graphqlUrl: `${running.url}/graphql`,
-    /** Idempotent: stops accepting work, closes connections, then the database. */
-    stop(): Promise<void> {
-      stopping ??= (async () => {
-        await server.stop();
-        await orm.close();
-      })();
-      return stopping;
-    },
-  };
 }
 
 export type App = Awaited<ReturnType<typeof startApp>>;

@@ -30,6 +30,39 @@ export interface AppConfig {
   jwtIssuer: string;
   /** Pino level (`LOG_LEVEL`, default `info`). */
   logLevel: string;
+  /** Redis for the pub/sub bus (`REDIS_URL`); unset: in-process bus, fine for a single instance. */
+  redisUrl: string | null;
+  outbox: OutboxPublisherOptions;
+  subscriptions: SubscriptionOptions;
+}
+
+export interface OutboxPublisherOptions {
+  /** Run a publisher in this process (`OUTBOX_PUBLISHER_ENABLED`, default true). Any number may run against one database. */
+  enabled: boolean;
+  /** Most events claimed per batch (`OUTBOX_BATCH_SIZE`, default 500). One claim and one "published" update per batch. */
+  batchSize: number;
+  /** Sweep for due events at least this often, whatever wake-ups arrive (`OUTBOX_POLL_INTERVAL_MS`, default 1000). */
+  pollIntervalMs: number;
+  /** Publish attempts before an event is marked `failed` (`OUTBOX_MAX_ATTEMPTS`, default 10). */
+  maxAttempts: number;
+  /** First retry delay; doubles per attempt, with jitter (`OUTBOX_BACKOFF_BASE_MS`, default 500). */
+  backoffBaseMs: number;
+  /** Longest retry delay (`OUTBOX_BACKOFF_MAX_MS`, default 300000 = 5 min). */
+  backoffMaxMs: number;
+  /**
+   * How long a claim holds an event (`OUTBOX_CLAIM_LEASE_MS`, default 30000). If a publisher dies
+   * mid-batch, its events are claimed again after this; keep it well above a publish's duration.
+   */
+  claimLeaseMs: number;
+}
+
+export interface SubscriptionOptions {
+  /** Events one subscription may have queued for a slow client before it is ended (`SUBSCRIPTION_BUFFER_SIZE`, default 1000). */
+  bufferSize: number;
+  /** Re-check a subscriber's project membership at most this often, on the next event (`SUBSCRIPTION_AUTH_RECHECK_MS`, default 5000). */
+  authRecheckMs: number;
+  /** graphql-ws ping interval; 0 turns keep-alive off (`WS_KEEPALIVE_MS`, default 12000). */
+  keepAliveMs: number;
 }
 
 /** Only for local development; production refuses to start with it. */
@@ -91,5 +124,27 @@ export function loadConfig(env: Env = process.env): AppConfig {
     jwtSecret,
     jwtIssuer: env.JWT_ISSUER || 'chat-outbox',
     logLevel,
+    redisUrl: readRedisUrl(env),
+    outbox: {
+      enabled: readBoolean(env, 'OUTBOX_PUBLISHER_ENABLED', true),
+      batchSize: readInteger(env, 'OUTBOX_BATCH_SIZE', 500, 1, 10_000),
+      pollIntervalMs: readInteger(env, 'OUTBOX_POLL_INTERVAL_MS', 1_000, 10, 3_600_000),
+      maxAttempts: readInteger(env, 'OUTBOX_MAX_ATTEMPTS', 10, 1, 1_000),
+      backoffBaseMs: readInteger(env, 'OUTBOX_BACKOFF_BASE_MS', 500, 1, 3_600_000),
+      backoffMaxMs: readInteger(env, 'OUTBOX_BACKOFF_MAX_MS', 300_000, 1, 86_400_000),
+      claimLeaseMs: readInteger(env, 'OUTBOX_CLAIM_LEASE_MS', 30_000, 100, 3_600_000),
+    },
+    subscriptions: {
+      bufferSize: readInteger(env, 'SUBSCRIPTION_BUFFER_SIZE', 1_000, 1, 1_000_000),
+      authRecheckMs: readInteger(env, 'SUBSCRIPTION_AUTH_RECHECK_MS', 5_000, 0, 3_600_000),
+      keepAliveMs: readInteger(env, 'WS_KEEPALIVE_MS', 12_000, 0, 3_600_000),
+    },
   };
+}
+
+function readRedisUrl(env: Env): string | null {
+  const url = env.REDIS_URL;
+  if (!url) return null;
+  if (!/^rediss?:\/\//.test(url)) throw new ConfigError('REDIS_URL must be a redis:// or rediss:// URL');
+  return url;
 }

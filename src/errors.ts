@@ -8,6 +8,8 @@ export const ERROR_CODES = [
   'NOT_FOUND',
   'BAD_USER_INPUT',
   'CONFLICT',
+  /** A subscription fell too far behind its client and was ended; resume with `after`. */
+  'SLOW_CONSUMER',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 

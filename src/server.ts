@@ -7,6 +7,7 @@ import { createYoga } from 'graphql-yoga';
 import { WebSocketServer } from 'ws';
 import type { TokenService } from './auth/token.ts';
 import type { Orm } from './db/orm.ts';
+import type { EventStreams } from './events/event-subscription.service.ts';
 import { createContextFactory, type GraphQLContext } from './graphql/context.ts';
 import { maskError, useRequestErrorCodes } from './graphql/errors.ts';
 import type { Logger } from './logger.ts';
@@ -25,7 +26,10 @@ export interface ServerDeps {
   orm: Orm;
   schema: GraphQLSchema;
   tokens: TokenService;
+  events: EventStreams;
   logger: Logger;
+  /** graphql-ws ping interval in ms (0: off). Transport keep-alive; never an outbox event. */
+  keepAliveMs: number;
 }
 
 export interface RunningServer {
@@ -40,7 +44,7 @@ export interface RunningServer {
  * their context with the same factory.
  */
 export function buildServer(deps: ServerDeps) {
-  const createContext = createContextFactory({ orm: deps.orm, tokens: deps.tokens });
+  const createContext = createContextFactory({ orm: deps.orm, tokens: deps.tokens, events: deps.events });
 
   const yoga = createYoga<Record<string, unknown>, GraphQLContext>({
     schema: deps.schema,
@@ -92,6 +96,7 @@ export function buildServer(deps: ServerDeps) {
       },
     },
     wsServer,
+    deps.keepAliveMs,
   );
 
   let running: RunningServer | null = null;

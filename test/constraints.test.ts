@@ -22,6 +22,7 @@ const valid = {
   aggregate_type: 'chat_session',
   aggregate_id: '01900000-0000-7000-8000-0000000000aa',
   sequence: 1,
+  project_sequence: 1,
   project_id: '01900000-0000-7000-8000-0000000000bb',
   user_id: 'alice',
   session_id: '01900000-0000-7000-8000-0000000000aa',
@@ -30,8 +31,10 @@ const valid = {
   attempts: 0,
 };
 
+let nextProjectSequence = 1;
+
 async function insert(overrides: Record<string, unknown>) {
-  const row: Record<string, unknown> = { ...valid, id: crypto.randomUUID(), ...overrides };
+  const row: Record<string, unknown> = { ...valid, id: crypto.randomUUID(), project_sequence: nextProjectSequence++, ...overrides };
   const columns = Object.keys(row);
   await client.query(
     `insert into event_outbox (${columns.join(', ')}) values (${columns.map((_, i) => `$${i + 1}`).join(', ')})`,
@@ -51,6 +54,8 @@ describe('event_outbox constraints', () => {
     ['a payload that is not an object', { payload: '[1,2]' }, /event_outbox_payload_check/],
     ['an unknown event type', { event_type: 'message_deleted' }, /event_outbox_event_type_check/],
     ['sequence 0', { sequence: 0 }, /event_outbox_sequence_check/],
+    ['project sequence 0', { project_sequence: 0 }, /event_outbox_project_sequence_check/],
+    ['a claim token without a lease', { claim_token: '01900000-0000-7000-8000-0000000000cc' }, /event_outbox_claim_check/],
     ['published without published_at', { status: 'published' }, /event_outbox_published_at_check/],
     ['a chat event without a session', { session_id: null }, /event_outbox_session_check/],
   ])('rejects %s', async (_name, overrides, error) => {

@@ -5,6 +5,8 @@ import { createTokenService } from '../src/auth/token.ts';
 import { sendMessage } from '../src/chat/chat.service.ts';
 import { createOrm, forkEm, type Orm } from '../src/db/orm.ts';
 import { createContextFactory } from '../src/graphql/context.ts';
+import { createEventStreams } from '../src/events/event-subscription.service.ts';
+import { createMemoryBus } from '../src/pubsub/event-bus.ts';
 import { schema } from '../src/graphql/schema.ts';
 import { createChatSession } from '../src/chat/chat.service.ts';
 import { addProjectMember, createProject } from '../src/projects/project.service.ts';
@@ -40,7 +42,8 @@ describe('DataLoader batching', () => {
     for (let i = 0; i < messageCount; i++) await sendMessage(forkEm(orm), authors[i % 3]!, { sessionId: session.id, body: `m${i}` });
 
     const tokens = createTokenService({ secret: 'x'.repeat(32), issuer: 'test' });
-    const contextValue = await createContextFactory({ orm, tokens })(`Bearer ${await tokens.sign('alice')}`);
+    const events = createEventStreams({ orm, bus: createMemoryBus(), options: { bufferSize: 10, authRecheckMs: 0, keepAliveMs: 0 } });
+    const contextValue = await createContextFactory({ orm, tokens, events })(`Bearer ${await tokens.sign('alice')}`);
     queries = [];
     const result = await execute({
       schema,

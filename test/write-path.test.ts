@@ -8,7 +8,8 @@ let t: TestApp;
 let db: pg.Client;
 
 beforeAll(async () => {
-  t = await startTestApp();
+  // What the write path alone leaves in the database, before any publisher touches it.
+  t = await startTestApp({ OUTBOX_PUBLISHER_ENABLED: 'false' });
   db = await connect(t.db.url);
 });
 afterAll(async () => {

@@ -1,6 +1,8 @@
 import { ChatSessionRef } from '../chat/chat-session.schema.ts';
 import { MessageRef } from '../chat/message.schema.ts';
 import { builder } from '../graphql/builder.ts';
+import type { GraphQLContext } from '../graphql/context.ts';
+import { StreamEnd } from './event-stream.ts';
 import { ProjectRef } from '../projects/project.schema.ts';
 import { agentSwitchOf, messageOf, type AgentSwitch, type ChatEvent } from './chat-event.ts';
 
@@ -23,6 +25,9 @@ export const ChatEventRef = builder.interfaceRef<ChatEvent>('ChatEvent').impleme
     type: t.field({ type: EventTypeEnum, resolve: (event) => event.type }),
     sequence: t.exposeInt('sequence', {
       description: 'Position in its aggregate (the chat session, or the worker space for agent switches): 1, 2, 3, ... with no gaps.',
+    }),
+    projectSequence: t.exposeInt('projectSequence', {
+      description: 'Position in the project: 1, 2, 3, ... with no gaps, in commit order. `projectEvents` delivers in this order.',
     }),
     occurredAt: t.field({ type: 'DateTime', resolve: (event) => new Date(event.occurredAt) }),
     projectId: t.exposeID('projectId'),
@@ -73,3 +78,34 @@ builder.objectRef<ChatEvent>('AgentSwitchedEvent').implement({
     }),
   }),
 });
+
+const resumeArgs = builder.args((t) => ({
+  after: t.id({ required: false, description: 'Replay every committed event after this eventId, then continue live.' }),
+  afterSequence: t.int({ required: false, description: 'Or after this sequence number (0: from the beginning).' }),
+}));
+
+/** Subscription items are events, or the error that ends the stream (thrown here to reach the client). */
+function deliver(item: ChatEvent | StreamEnd, ctx: GraphQLContext): ChatEvent {
+  if (item instanceof StreamEnd) throw item.error;
+  ctx.renew();
+  return item;
+}
+
+builder.subscriptionFields((t) => ({
+  sessionEvents: t.field({
+    type: ChatEventRef,
+    description:
+      'Committed events of one chat session in `sequence` order, with no gaps or duplicates within the subscription. Without `after`/`afterSequence`: live events only.',
+    args: { sessionId: t.arg.id({ required: true }), ...resumeArgs },
+    subscribe: (_root, args, ctx) => ctx.events.session(ctx.viewer(), args.sessionId, args),
+    resolve: (item, _args, ctx) => deliver(item as ChatEvent | StreamEnd, ctx),
+  }),
+  projectEvents: t.field({
+    type: ChatEventRef,
+    description:
+      'Every committed event of a project in `projectSequence` (commit) order, with no gaps or duplicates within the subscription. Without `after`/`afterSequence`: live events only.',
+    args: { projectId: t.arg.id({ required: true }), ...resumeArgs },
+    subscribe: (_root, args, ctx) => ctx.events.project(ctx.viewer(), args.projectId, args),
+    resolve: (item, _args, ctx) => deliver(item as ChatEvent | StreamEnd, ctx),
+  }),
+}));

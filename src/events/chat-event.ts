@@ -13,6 +13,8 @@ export interface ChatEvent {
   aggregateId: string;
   /** Position in its aggregate (chat session or worker space): 1, 2, 3, ... with no gaps. */
   sequence: number;
+  /** Position in its project: 1, 2, 3, ... with no gaps, in commit order. */
+  projectSequence: number;
   projectId: string;
   sessionId: string | null;
   userId: string;
@@ -27,6 +29,7 @@ export function toChatEvent(row: IOutboxEvent): ChatEvent {
     aggregateType: row.aggregateType,
     aggregateId: row.aggregateId,
     sequence: row.sequence,
+    projectSequence: row.projectSequence,
     projectId: row.projectId,
     sessionId: row.sessionId ?? null,
     userId: row.userId,

@@ -1,19 +1,29 @@
 import { bearerToken, type TokenService, type Viewer } from '../auth/token.ts';
 import { forkEm, type Em, type Orm } from '../db/orm.ts';
 import { DomainError, unauthenticated } from '../errors.ts';
+import type { EventStreams } from '../events/event-subscription.service.ts';
 import { createLoaders, type Loaders } from './loaders.ts';
 
 export interface GraphQLContext {
-  /** This operation's own EntityManager fork. */
+  /** This operation's own EntityManager fork (renewed per delivered event in subscriptions). */
   em: Em;
   loaders: Loaders;
   /** The authenticated user, or UNAUTHENTICATED. Resolvers that need a user call it. */
   viewer(): Viewer;
+  /** Opens subscription streams; it cannot publish. */
+  events: EventStreams;
+  /**
+   * Fresh EntityManager and DataLoaders. graphql-ws builds a context once per subscription, which
+   * may live for hours; each delivered event calls this so it never reads a stale identity map
+   * or loader cache (TRAPS.md #6).
+   */
+  renew(): void;
 }
 
 export interface ContextDeps {
   orm: Orm;
   tokens: TokenService;
+  events: EventStreams;
 }
 
 /**
@@ -33,13 +43,19 @@ export function createContextFactory(deps: ContextDeps) {
       authError = error;
     }
     const em = forkEm(deps.orm);
-    return {
+    const context: GraphQLContext = {
       em,
       loaders: createLoaders(em),
+      events: deps.events,
       viewer() {
         if (viewer) return viewer;
         throw authError ?? unauthenticated();
       },
+      renew() {
+        context.em = forkEm(deps.orm);
+        context.loaders = createLoaders(context.em);
+      },
     };
+    return context;
   };
 }

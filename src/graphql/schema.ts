@@ -7,9 +7,11 @@ import '../chat/message.schema.ts';
 import '../agents/agent.schema.ts';
 import '../agents/worker-space.schema.ts';
 import '../events/chat-event.schema.ts';
+import '../outbox/outbox-status.schema.ts';
 import { builder } from './builder.ts';
 
 builder.queryType({});
 builder.mutationType({});
+builder.subscriptionType({});
 
 export const schema = builder.toSchema({ sortSchema: true });

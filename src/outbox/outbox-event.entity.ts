@@ -28,6 +28,8 @@ export const OutboxEventSchema = defineEntity({
     aggregateId: p.uuid(),
     /** 1, 2, 3, ... per aggregate, gapless, assigned under the aggregate's row lock. */
     sequence: p.integer(),
+    /** 1, 2, 3, ... per project, gapless, assigned under the project's row lock: commit order within a project. */
+    projectSequence: p.integer(),
     projectId: p.uuid(),
     userId: p.string().length(200),
     sessionId: p.uuid().nullable(),
@@ -36,6 +38,9 @@ export const OutboxEventSchema = defineEntity({
     attempts: p.integer().default(0),
     nextRetryAt: p.datetime().onCreate(() => new Date()),
     lastError: p.text().nullable(),
+    /** Set while a publisher holds the event; a dead publisher's claim lapses at this time. */
+    claimedUntil: p.datetime().nullable(),
+    claimToken: p.uuid().nullable(),
     createdAt: p.datetime().onCreate(() => new Date()),
     publishedAt: p.datetime().nullable(),
   },

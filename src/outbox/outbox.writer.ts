@@ -23,30 +23,40 @@ const SEQUENCE_TABLES: Record<AggregateType, string> = {
  * row is flushed, committed or rolled back with the change it describes. It opens no connection,
  * no session, and publishes nothing; the OutboxPublisher does that after commit.
  *
- * The sequence number comes from an atomic `update ... returning` on the aggregate's row, which
- * holds that row's lock until the transaction ends. Concurrent writers to one aggregate therefore
- * queue up, numbers are gapless (a rolled-back increment is rolled back too), and within one
- * aggregate sequence order is commit order, so a reader that follows sequence numbers cannot skip
- * an event that commits late.
+ * Each event gets two numbers, both from an atomic `update ... returning` that holds the row's
+ * lock until the transaction ends:
+ * - `sequence`, per aggregate (chat session or worker space), and
+ * - `projectSequence`, per project.
+ * Concurrent writers queue on those locks, so the numbers are gapless (a rolled-back increment
+ * rolls back too) and follow commit order. A reader that follows them, such as a resuming
+ * subscription, cannot skip an event that commits late (TRAPS.md #1). The price is that writes to
+ * one project are serialised for the rest of their transaction, which we keep short. The project
+ * row is always locked first, so two writers never wait on each other in opposite order.
  */
 export async function recordEvent(em: Em, event: NewEvent): Promise<IOutboxEvent> {
   if (!em.isInTransaction()) {
     throw new Error('recordEvent must run inside the transaction of the change it describes');
   }
-  const table = SEQUENCE_TABLES[event.aggregate.type];
-  const { rows } = await sql<{ event_sequence: number }>`
-    update ${sql.table(table)} set event_sequence = event_sequence + 1
-    where id = ${event.aggregate.id}
-    returning event_sequence`.execute(em.getKysely());
-  const sequence = rows[0]?.event_sequence;
-  if (sequence === undefined) {
-    throw new Error(`cannot record ${event.type}: ${event.aggregate.type} ${event.aggregate.id} does not exist`);
+  const db = em.getKysely();
+  const project = await sql<{ event_sequence: number }>`
+    update project set event_sequence = event_sequence + 1
+    where id = ${event.projectId}
+    returning event_sequence`.execute(db);
+  const aggregate = await sql<{ event_sequence: number }>`
+    update ${sql.table(SEQUENCE_TABLES[event.aggregate.type])} set event_sequence = event_sequence + 1
+    where id = ${event.aggregate.id} and project_id = ${event.projectId}
+    returning event_sequence`.execute(db);
+  const projectSequence = project.rows[0]?.event_sequence;
+  const sequence = aggregate.rows[0]?.event_sequence;
+  if (projectSequence === undefined || sequence === undefined) {
+    throw new Error(`cannot record ${event.type}: ${event.aggregate.type} ${event.aggregate.id} is not in project ${event.projectId}`);
   }
   return em.create(OutboxEventSchema, {
     eventType: event.type,
     aggregateType: event.aggregate.type,
     aggregateId: event.aggregate.id,
     sequence,
+    projectSequence,
     projectId: event.projectId,
     userId: event.userId,
     sessionId: event.sessionId,

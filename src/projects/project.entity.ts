@@ -8,6 +8,8 @@ export const ProjectSchema = defineEntity({
   properties: {
     id: p.uuid().primary().onCreate(() => newId()),
     name: p.string().length(200),
+    /** Last project-wide event sequence number (see outbox.writer.ts). */
+    eventSequence: p.integer().default(0),
     createdAt: p.datetime().onCreate(() => new Date()),
     members: () => p.oneToMany(ProjectMemberSchema).mappedBy('project'),
   },

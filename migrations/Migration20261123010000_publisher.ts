@@ -1,0 +1,56 @@
+import { Migration } from '@mikro-orm/migrations';
+
+/**
+ * What the OutboxPublisher and resumable subscriptions need:
+ * - a lease (claimed_until, claim_token) so a claim is committed before publishing starts: the
+ *   attempt is counted even if the process dies mid-publish, and a dead publisher's rows become
+ *   claimable again when the lease runs out;
+ * - a per-project gapless sequence, assigned under the project row lock, so a project-wide stream
+ *   has a commit-ordered position that a reconnecting client can resume from;
+ * - a small index over unpublished rows, for "is there an earlier undelivered event in this
+ *   aggregate?" — the probe that keeps per-aggregate order;
+ * - a NOTIFY per writing transaction, to wake publishers in other processes.
+ */
+export class Migration20261123010000_publisher extends Migration {
+  override up(): void {
+    this.addSql(`alter table event_outbox add column claimed_until timestamptz, add column claim_token uuid`);
+    this.addSql(`alter table event_outbox add constraint event_outbox_claim_check check ((claimed_until is null) = (claim_token is null))`);
+
+    this.addSql(`alter table project add column event_sequence integer not null default 0 check (event_sequence >= 0)`);
+    this.addSql(`alter table event_outbox add column project_sequence integer`);
+    this.addSql(`
+      update event_outbox e set project_sequence = numbered.n
+      from (select id, row_number() over (partition by project_id order by created_at, id) as n from event_outbox) numbered
+      where numbered.id = e.id`);
+    this.addSql(`
+      update project p set event_sequence = coalesce((select max(project_sequence) from event_outbox e where e.project_id = p.id), 0)`);
+    this.addSql(`alter table event_outbox alter column project_sequence set not null`);
+    this.addSql(`alter table event_outbox add constraint event_outbox_project_sequence_check check (project_sequence > 0)`);
+    this.addSql(`alter table event_outbox add constraint event_outbox_project_sequence_key unique (project_id, project_sequence)`);
+
+    this.addSql(`create index event_outbox_unpublished_idx on event_outbox (aggregate_id, sequence) where status <> 'published'`);
+
+    // One small notification per writing transaction: PostgreSQL folds identical notifications
+    // raised in one transaction into one, and a statement-level trigger raises one per insert.
+    this.addSql(`
+      create function event_outbox_notify() returns trigger language plpgsql as $$
+      begin
+        perform pg_notify('chat_outbox_pending', '');
+        return null;
+      end $$`);
+    this.addSql(`
+      create trigger event_outbox_notify after insert on event_outbox
+      for each statement execute function event_outbox_notify()`);
+  }
+
+  override down(): void {
+    this.addSql('drop trigger if exists event_outbox_notify on event_outbox');
+    this.addSql('drop function if exists event_outbox_notify()');
+    this.addSql('drop index if exists event_outbox_unpublished_idx');
+    this.addSql('alter table event_outbox drop constraint if exists event_outbox_project_sequence_key');
+    this.addSql('alter table event_outbox drop column if exists project_sequence');
+    this.addSql('alter table project drop column if exists event_sequence');
+    this.addSql('alter table event_outbox drop constraint if exists event_outbox_claim_check');
+    this.addSql('alter table event_outbox drop column if exists claimed_until, drop column if exists claim_token');
+  }
+}

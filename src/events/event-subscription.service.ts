@@ -1,0 +1,151 @@
+import { sql } from 'kysely';
+import type { Viewer } from '../auth/token.ts';
+import { requireSession } from '../chat/chat.service.ts';
+import type { SubscriptionOptions } from '../config.ts';
+import { forkEm, type Orm } from '../db/orm.ts';
+import { badInput, DomainError, notFound } from '../errors.ts';
+import type { OutboxRow } from '../outbox/outbox.sql.ts';
+import { toChatEventFromRow } from '../outbox/outbox.publisher.ts';
+import { requireMembership } from '../projects/project.service.ts';
+import type { EventBus } from '../pubsub/event-bus.ts';
+import { requireId } from '../validation.ts';
+import type { ChatEvent } from './chat-event.ts';
+import { orderedEventStream, type OrderedStreamSource, type StreamEnd } from './event-stream.ts';
+
+export interface ResumePoint {
+  /** The last eventId the client received. */
+  after?: string | null;
+  /** Or the last sequence number it received (0: everything from the start). */
+  afterSequence?: number | null;
+}
+
+export interface EventStreamsDeps {
+  orm: Orm;
+  bus: EventBus;
+  options: SubscriptionOptions;
+  onLiveEvent?(): void;
+  onEnd?(reason: 'client' | 'error' | 'slow-consumer'): void;
+}
+
+const EVENT_COLUMNS = sql`id, event_type, aggregate_type, aggregate_id, sequence, project_sequence, project_id, user_id,
+  session_id, payload, status, attempts, created_at`;
+
+/**
+ * Opens `sessionEvents` / `projectEvents` streams for a viewer. It can only subscribe: publishing
+ * is the OutboxPublisher's alone. Every database read runs on a fresh EntityManager fork, so a
+ * subscription that lives for hours holds no identity map (TRAPS.md #6).
+ */
+export function createEventStreams(deps: EventStreamsDeps) {
+  const db = () => forkEm(deps.orm).getKysely();
+
+  /** Membership is re-checked on an event at most every `authRecheckMs` (TRAPS.md #8). */
+  function authorizer(viewer: Viewer, projectId: string) {
+    let checkedAt = Date.now();
+    return async (_event: ChatEvent) => {
+      if (viewer.tokenExpiresAt && viewer.tokenExpiresAt.getTime() <= Date.now()) {
+        throw new DomainError('UNAUTHENTICATED', 'The token has expired; subscribe again with a fresh token');
+      }
+      if (Date.now() - checkedAt < deps.options.authRecheckMs) return;
+      await requireMembership(forkEm(deps.orm), viewer.userId, projectId);
+      checkedAt = Date.now();
+    };
+  }
+
+  async function resolveStart(
+    resume: ResumePoint,
+    locate: (eventId: string) => Promise<number | undefined>,
+  ): Promise<number | null> {
+    if (resume.after != null && resume.afterSequence != null) throw badInput('after', 'Give either after or afterSequence, not both');
+    if (resume.afterSequence != null) {
+      if (!Number.isInteger(resume.afterSequence) || resume.afterSequence < 0) throw badInput('afterSequence', 'afterSequence must be 0 or more');
+      return resume.afterSequence;
+    }
+    if (resume.after != null) {
+      const position = await locate(requireId('after', resume.after));
+      if (position === undefined) throw badInput('after', 'after is not an event of this stream');
+      return position;
+    }
+    return null;
+  }
+
+  function open(source: OrderedStreamSource, startAfter: number | null, viewer: Viewer): AsyncIterableIterator<ChatEvent | StreamEnd> {
+    return orderedEventStream(source, {
+      startAfter,
+      bufferSize: deps.options.bufferSize,
+      endAt: viewer.tokenExpiresAt,
+      ...(deps.onLiveEvent ? { onLiveEvent: deps.onLiveEvent } : {}),
+      ...(deps.onEnd ? { onEnd: deps.onEnd } : {}),
+    });
+  }
+
+  return {
+    /** Events of one chat session, in session `sequence` order. */
+    async session(viewer: Viewer, sessionIdInput: string, resume: ResumePoint) {
+      const sessionId = requireId('sessionId', sessionIdInput);
+      const session = await requireSession(forkEm(deps.orm), viewer.userId, sessionId);
+      const projectId = session.project.id;
+      const startAfter = await resolveStart(resume, async (eventId) => {
+        const { rows } = await sql<{ sequence: number }>`
+          select sequence from event_outbox where id = ${eventId} and aggregate_id = ${sessionId}`.execute(db());
+        return rows[0]?.sequence;
+      });
+      return open(
+        {
+          subscribeLive: (listener) => deps.bus.subscribeProject(projectId, listener),
+          accepts: (event) => event.aggregateId === sessionId,
+          positionOf: (event) => event.sequence,
+          async loadAfter(position, limit) {
+            const { rows } = await sql<OutboxRow>`
+              select ${EVENT_COLUMNS} from event_outbox
+              where aggregate_id = ${sessionId} and sequence > ${position}
+              order by sequence limit ${limit}`.execute(db());
+            return rows.map(toChatEventFromRow);
+          },
+          async currentPosition() {
+            const { rows } = await sql<{ event_sequence: number }>`select event_sequence from chat_session where id = ${sessionId}`.execute(db());
+            if (!rows[0]) throw notFound('ChatSession', sessionId);
+            return rows[0].event_sequence;
+          },
+          authorize: authorizer(viewer, projectId),
+        },
+        startAfter,
+        viewer,
+      );
+    },
+
+    /** Every event of a project (all sessions, agent switches), in `projectSequence` order. */
+    async project(viewer: Viewer, projectIdInput: string, resume: ResumePoint) {
+      const projectId = requireId('projectId', projectIdInput);
+      await requireMembership(forkEm(deps.orm), viewer.userId, projectId);
+      const startAfter = await resolveStart(resume, async (eventId) => {
+        const { rows } = await sql<{ project_sequence: number }>`
+          select project_sequence from event_outbox where id = ${eventId} and project_id = ${projectId}`.execute(db());
+        return rows[0]?.project_sequence;
+      });
+      return open(
+        {
+          subscribeLive: (listener) => deps.bus.subscribeProject(projectId, listener),
+          accepts: () => true,
+          positionOf: (event) => event.projectSequence,
+          async loadAfter(position, limit) {
+            const { rows } = await sql<OutboxRow>`
+              select ${EVENT_COLUMNS} from event_outbox
+              where project_id = ${projectId} and project_sequence > ${position}
+              order by project_sequence limit ${limit}`.execute(db());
+            return rows.map(toChatEventFromRow);
+          },
+          async currentPosition() {
+            const { rows } = await sql<{ event_sequence: number }>`select event_sequence from project where id = ${projectId}`.execute(db());
+            if (!rows[0]) throw notFound('Project', projectId);
+            return rows[0].event_sequence;
+          },
+          authorize: authorizer(viewer, projectId),
+        },
+        startAfter,
+        viewer,
+      );
+    },
+  };
+}
+
+export type EventStreams = ReturnType<typeof createEventStreams>;

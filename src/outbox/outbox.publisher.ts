@@ -1,0 +1,240 @@
+import type { OutboxPublisherOptions } from '../config.ts';
+import { newId } from '../db/ids.ts';
+import { forkEm, type Orm } from '../db/orm.ts';
+import type { ChatEvent } from '../events/chat-event.ts';
+import type { Logger } from '../logger.ts';
+import type { EventBus } from '../pubsub/event-bus.ts';
+import {
+  keepRunPrefixes,
+  lockClaimRuns,
+  markClaimed,
+  markFailedAttempts,
+  markPublished,
+  releaseUnattempted,
+  type FailedPublish,
+  type OutboxRow,
+} from './outbox.sql.ts';
+
+export interface PublisherStatus {
+  running: boolean;
+  /** When the last claim cycle finished, whatever it found. */
+  lastCycleAt: Date | null;
+  /** Whether a LISTEN connection is up (always false where wake-ups are in-process only). */
+  listening: boolean;
+}
+
+/** What the publisher reports as it works; metrics and logs hang off this. All optional. */
+export interface PublisherObserver {
+  batchClaimed?(events: readonly OutboxRow[]): void;
+  published?(events: readonly OutboxRow[]): void;
+  retryScheduled?(event: OutboxRow, delayMs: number, error: string): void;
+  failed?(event: OutboxRow, error: string): void;
+  cycleFailed?(error: unknown): void;
+}
+
+export interface OutboxPublisherDeps {
+  orm: Orm;
+  bus: EventBus;
+  logger: Logger;
+  options: Omit<OutboxPublisherOptions, 'enabled'>;
+  observer?: PublisherObserver;
+  /** Source of randomness for backoff jitter (tests pin it). */
+  random?: () => number;
+}
+
+export function toChatEventFromRow(row: OutboxRow): ChatEvent {
+  return {
+    eventId: row.id,
+    type: row.event_type,
+    aggregateType: row.aggregate_type,
+    aggregateId: row.aggregate_id,
+    sequence: row.sequence,
+    projectSequence: row.project_sequence,
+    projectId: row.project_id,
+    sessionId: row.session_id,
+    userId: row.user_id,
+    occurredAt: new Date(row.created_at).toISOString(),
+    payload: row.payload,
+  };
+}
+
+/** Exponential backoff with a cap and "equal jitter": between half and all of the capped delay. */
+export function retryDelayMs(attempt: number, options: { backoffBaseMs: number; backoffMaxMs: number }, random: () => number) {
+  const capped = Math.min(options.backoffMaxMs, options.backoffBaseMs * 2 ** Math.max(0, attempt - 1));
+  return Math.round(capped / 2 + (capped / 2) * random());
+}
+
+const describeError = (error: unknown) => (error instanceof Error ? error.message : String(error)).slice(0, 1_000);
+
+/**
+ * Moves committed events from the outbox to the bus: claim a batch (committing the claim and the
+ * attempt count first), publish it, then mark what the bus accepted as published in one update.
+ * Delivery is at-least-once: a crash between publishing and marking republishes with the same id.
+ *
+ * A long-running loop in the Graphile Worker style: `start`, `stop` (graceful: the batch in flight
+ * is finished), `nudge` (run a cycle now). Polling every `pollIntervalMs` is the safety net for
+ * lost wake-ups.
+ */
+export class OutboxPublisher {
+  readonly #deps: OutboxPublisherDeps;
+  readonly #random: () => number;
+  #running = false;
+  #loop: Promise<void> | null = null;
+  #wake: (() => void) | null = null;
+  #nudged = false;
+  #lastCycleAt: Date | null = null;
+  #listening = false;
+
+  constructor(deps: OutboxPublisherDeps) {
+    this.#deps = deps;
+    this.#random = deps.random ?? Math.random;
+  }
+
+  start(): void {
+    if (this.#running) return;
+    this.#running = true;
+    this.#loop = this.#run();
+    this.#deps.logger.info({ batchSize: this.#deps.options.batchSize }, 'outbox publisher started');
+  }
+
+  /** Stops claiming, lets the batch in flight finish (published or released), then resolves. */
+  async stop(): Promise<void> {
+    if (!this.#running) return;
+    this.#running = false;
+    this.#wake?.();
+    await this.#loop;
+    this.#loop = null;
+    this.#deps.logger.info('outbox publisher stopped');
+  }
+
+  /** Run a cycle as soon as possible (after a commit, a NOTIFY, a reconnect, a reprocess). */
+  nudge(): void {
+    this.#nudged = true;
+    this.#wake?.();
+  }
+
+  setListening(listening: boolean): void {
+    this.#listening = listening;
+  }
+
+  status(): PublisherStatus {
+    return { running: this.#running, lastCycleAt: this.#lastCycleAt, listening: this.#listening };
+  }
+
+  /** One claim-publish-mark cycle; returns how many events it claimed. Exposed for tests and benchmarks. */
+  async runOnce(): Promise<number> {
+    const token = newId();
+    const claimed = await this.#claim(token);
+    try {
+      if (claimed.length > 0) await this.#publish(claimed, token);
+    } finally {
+      this.#lastCycleAt = new Date();
+    }
+    return claimed.length;
+  }
+
+  async #run(): Promise<void> {
+    let idleDelay = 0;
+    while (this.#running) {
+      this.#nudged = false;
+      let claimed = 0;
+      try {
+        claimed = await this.runOnce();
+        idleDelay = 0;
+      } catch (error) {
+        // The database is unreachable or a statement failed: nothing was marked, leases lapse on
+        // their own. Back off so a down database is not hammered.
+        this.#deps.observer?.cycleFailed?.(error);
+        this.#deps.logger.error({ err: describeError(error) }, 'outbox publisher cycle failed');
+        idleDelay = Math.min(Math.max(idleDelay * 2, 100), this.#deps.options.pollIntervalMs);
+      }
+      if (!this.#running) break;
+      if (claimed > 0 && idleDelay === 0) continue; // more may be waiting
+      if (this.#nudged && idleDelay === 0) continue;
+      await this.#sleep(idleDelay || this.#deps.options.pollIntervalMs);
+    }
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      const self = this;
+      function done() {
+        clearTimeout(timer);
+        self.#wake = null;
+        resolve();
+      }
+      this.#wake = done;
+    });
+  }
+
+  async #claim(token: string): Promise<OutboxRow[]> {
+    const { batchSize, claimLeaseMs } = this.#deps.options;
+    const em = forkEm(this.#deps.orm);
+    return em.transactional(async (tx) => {
+      const db = tx.getKysely();
+      const ids = keepRunPrefixes(await lockClaimRuns(db, batchSize));
+      if (ids.length === 0) return [];
+      const rows = await markClaimed(db, ids, token, claimLeaseMs);
+      const order = new Map(ids.map((id, i) => [id, i]));
+      return rows.sort((a, b) => order.get(a.id)! - order.get(b.id)!);
+    });
+  }
+
+  async #publish(claimed: OutboxRow[], token: string): Promise<void> {
+    const { logger, bus, observer, options } = this.#deps;
+    observer?.batchClaimed?.(claimed);
+
+    // An event whose earlier attempts all died with their publisher (attempts are counted at
+    // claim) is a poison pill: fail it instead of trying again.
+    const [poisoned, sendable] = partition(claimed, (row) => row.attempts > options.maxAttempts);
+    const failures: FailedPublish[] = poisoned.map((row) => ({
+      id: row.id,
+      retryInMs: null,
+      error: `abandoned: ${options.maxAttempts} attempts ended without a confirmed publish`,
+    }));
+
+    const results = await bus.publish(sendable.map(toChatEventFromRow)).catch((error: unknown) => sendable.map(() => error as Error));
+    const published: OutboxRow[] = [];
+    const unattempted: string[] = [];
+    // Once an event of an aggregate fails, later events of that aggregate in this batch must not
+    // count as delivered, or a subscriber could see them before it: they go back to pending.
+    const stopped = new Set<string>(poisoned.map((row) => row.aggregate_id));
+    sendable.forEach((row, i) => {
+      const error = results[i];
+      if (stopped.has(row.aggregate_id)) {
+        unattempted.push(row.id);
+      } else if (error) {
+        stopped.add(row.aggregate_id);
+        const message = describeError(error);
+        const giveUp = row.attempts >= options.maxAttempts;
+        failures.push({ id: row.id, retryInMs: giveUp ? null : retryDelayMs(row.attempts, options, this.#random), error: message });
+      } else {
+        published.push(row);
+      }
+    });
+
+    const db = forkEm(this.#deps.orm).getKysely();
+    const marked = await markPublished(db, published.map((row) => row.id), token);
+    if (marked < published.length) {
+      logger.warn({ claimed: published.length, marked }, 'outbox claim lapsed before publish was recorded; events may be delivered twice');
+    }
+    observer?.published?.(published);
+    await markFailedAttempts(db, failures, token);
+    await releaseUnattempted(db, unattempted, token);
+
+    const byId = new Map(claimed.map((row) => [row.id, row]));
+    for (const failure of failures) {
+      const row = byId.get(failure.id)!;
+      if (failure.retryInMs === null) observer?.failed?.(row, failure.error);
+      else observer?.retryScheduled?.(row, failure.retryInMs, failure.error);
+    }
+  }
+}
+
+function partition<T>(items: T[], predicate: (item: T) => boolean): [T[], T[]] {
+  const yes: T[] = [];
+  const no: T[] = [];
+  for (const item of items) (predicate(item) ? yes : no).push(item);
+  return [yes, no];
+}

@@ -1,0 +1,165 @@
+import { sql, type Kysely } from 'kysely';
+import type { AggregateType, EventType, OutboxStatus } from './outbox-event.entity.ts';
+
+/**
+ * Every statement the OutboxPublisher and the reprocess path run, in one place. Each takes the
+ * kysely instance of the EntityManager it runs in, so it joins that EntityManager's transaction.
+ */
+type Db = Kysely<any>;
+
+export interface OutboxRow {
+  id: string;
+  event_type: EventType;
+  aggregate_type: AggregateType;
+  aggregate_id: string;
+  sequence: number;
+  project_sequence: number;
+  project_id: string;
+  user_id: string;
+  session_id: string | null;
+  payload: Record<string, unknown>;
+  status: OutboxStatus;
+  attempts: number;
+  created_at: Date;
+}
+
+export interface ClaimCandidate {
+  id: string;
+  aggregate_id: string;
+  sequence: number;
+  head_sequence: number;
+}
+
+/**
+ * Finds and locks due events in runs that start at the head of their aggregate: the oldest event
+ * of the aggregate that is not yet published. An aggregate whose head is waiting for a retry, is
+ * failed, or is held by another publisher contributes nothing, so a stuck event holds back its own
+ * aggregate only.
+ *
+ * - Heads come from the partial pending index; "is there an earlier unpublished event?" is one
+ *   probe of the partial unpublished index, however many published rows the table keeps.
+ * - Each head brings up to `limit / heads` events of its run, so a backlog in one session drains
+ *   in full batches and a backlog over many sessions still gives each one a turn.
+ * - Rows are locked with SKIP LOCKED, and the claimable condition is re-checked on the latest row
+ *   version: a row another publisher claimed or finished since this statement's snapshot is left
+ *   out. Because rows can be left out, the caller keeps only the gapless prefix of each run that
+ *   starts at its head (see keepRunPrefixes).
+ */
+export async function lockClaimRuns(db: Db, limit: number): Promise<ClaimCandidate[]> {
+  const { rows } = await sql<ClaimCandidate>`
+    with heads as (
+      select e.aggregate_id, e.sequence as head_sequence,
+             row_number() over (order by e.next_retry_at, e.created_at) as turn
+      from event_outbox e
+      where ${claimableAs('e')}
+        and not exists (
+          select 1 from event_outbox earlier
+          where earlier.aggregate_id = e.aggregate_id and earlier.sequence < e.sequence and earlier.status <> 'published'
+        )
+      order by e.next_retry_at, e.created_at
+      limit ${limit}
+    )
+    select run.id, run.aggregate_id, run.sequence, heads.head_sequence
+    from heads
+    cross join lateral (
+      select f.id, f.aggregate_id, f.sequence
+      from event_outbox f
+      where f.aggregate_id = heads.aggregate_id and f.sequence >= heads.head_sequence and ${claimableAs('f')}
+      order by f.sequence
+      limit greatest(1, ${limit} / (select count(*) from heads))
+      for update of f skip locked
+    ) run
+    order by heads.turn, run.sequence`.execute(db);
+  return rows;
+}
+
+function claimableAs(alias: string) {
+  const t = sql.ref(alias);
+  return sql`${t}.status = 'pending' and ${t}.next_retry_at <= now() and (${t}.claimed_until is null or ${t}.claimed_until <= now())`;
+}
+
+/** Per aggregate, the events from its head on with no sequence number missing. */
+export function keepRunPrefixes(candidates: ClaimCandidate[]): string[] {
+  const expected = new Map<string, number>();
+  const kept: string[] = [];
+  for (const candidate of candidates) {
+    const next = expected.get(candidate.aggregate_id) ?? candidate.head_sequence;
+    if (candidate.sequence !== next) {
+      expected.set(candidate.aggregate_id, -1); // a gap ends this run for this batch
+      continue;
+    }
+    expected.set(candidate.aggregate_id, next + 1);
+    kept.push(candidate.id);
+  }
+  return kept;
+}
+
+/** Counts the attempt when it starts, so a publisher that dies mid-publish still used one. */
+export async function markClaimed(db: Db, ids: string[], token: string, leaseMs: number): Promise<OutboxRow[]> {
+  const { rows } = await sql<OutboxRow>`
+    update event_outbox
+    set attempts = attempts + 1,
+        claimed_until = now() + make_interval(secs => ${leaseMs / 1000}),
+        claim_token = ${token}
+    where id = any(${ids}::uuid[])
+    returning id, event_type, aggregate_type, aggregate_id, sequence, project_sequence, project_id, user_id,
+              session_id, payload, status, attempts, created_at`.execute(db);
+  return rows;
+}
+
+/** One round trip for the whole batch. Only rows still held under this claim are touched. */
+export async function markPublished(db: Db, ids: string[], token: string): Promise<number> {
+  if (ids.length === 0) return 0;
+  const result = await sql`
+    update event_outbox
+    set status = 'published', published_at = now(), claimed_until = null, claim_token = null, last_error = null
+    where id = any(${ids}::uuid[]) and claim_token = ${token}`.execute(db);
+  return Number(result.numAffectedRows ?? 0);
+}
+
+export interface FailedPublish {
+  id: string;
+  /** null: give up and mark the event failed. */
+  retryInMs: number | null;
+  error: string;
+}
+
+export async function markFailedAttempts(db: Db, failures: FailedPublish[], token: string): Promise<void> {
+  if (failures.length === 0) return;
+  await sql`
+    update event_outbox e
+    set status = case when f.retry_in_ms is null then 'failed' else 'pending' end,
+        next_retry_at = case when f.retry_in_ms is null then e.next_retry_at
+                             else now() + make_interval(secs => f.retry_in_ms / 1000.0) end,
+        last_error = f.error,
+        claimed_until = null,
+        claim_token = null
+    from unnest(${failures.map((f) => f.id)}::uuid[], ${failures.map((f) => f.retryInMs)}::float8[], ${failures.map((f) => f.error)}::text[])
+      as f(id, retry_in_ms, error)
+    where e.id = f.id and e.claim_token = ${token}`.execute(db);
+}
+
+/**
+ * Gives back events that were claimed but not attempted (they queue behind an event of their
+ * aggregate that just failed), without counting an attempt.
+ */
+export async function releaseUnattempted(db: Db, ids: string[], token: string): Promise<void> {
+  if (ids.length === 0) return;
+  await sql`
+    update event_outbox
+    set attempts = attempts - 1, claimed_until = null, claim_token = null
+    where id = any(${ids}::uuid[]) and claim_token = ${token}`.execute(db);
+}
+
+/** Failed events back to pending, with their original id and a fresh set of attempts. */
+export async function reprocessFailed(db: Db, filter: { projectId?: string; eventIds?: string[] }): Promise<string[]> {
+  const { rows } = await sql<{ id: string }>`
+    update event_outbox
+    set status = 'pending', attempts = 0, next_retry_at = now()
+    where status = 'failed'
+      ${filter.projectId ? sql`and project_id = ${filter.projectId}` : sql``}
+      ${filter.eventIds ? sql`and id = any(${filter.eventIds}::uuid[])` : sql``}
+    returning id`.execute(db);
+  if (rows.length > 0) await sql`select pg_notify('chat_outbox_pending', '')`.execute(db);
+  return rows.map((row) => row.id);
+}

@@ -1,0 +1,114 @@
+import type { EventSubscriber, FlushEventArgs, TransactionEventArgs } from '@mikro-orm/core';
+import pg from 'pg';
+import type { Orm } from '../db/orm.ts';
+import type { Logger } from '../logger.ts';
+import { OutboxEventSchema } from './outbox-event.entity.ts';
+
+/** The channel the event_outbox insert trigger notifies (one notification per writing transaction). */
+export const OUTBOX_CHANNEL = 'chat_outbox_pending';
+
+/**
+ * Wakes this process's publisher right after a transaction that recorded an event commits. It
+ * watches flushes for new outbox rows and fires on that transaction's commit, so a rolled-back
+ * write wakes nobody and the request path does no extra work.
+ */
+export function wakeOnLocalCommit(orm: Orm, wake: () => void): void {
+  const transactionsWithEvents = new WeakSet<object>();
+  const subscriber: EventSubscriber = {
+    afterFlush(args: FlushEventArgs) {
+      const recorded = args.uow.getChangeSets().some((changeSet) => changeSet.meta.className === OutboxEventSchema.meta.className);
+      if (!recorded) return;
+      const transaction = args.em.getTransactionContext();
+      if (transaction) transactionsWithEvents.add(transaction);
+      else wake();
+    },
+    afterTransactionCommit(args: TransactionEventArgs) {
+      if (args.transaction && transactionsWithEvents.has(args.transaction)) wake();
+    },
+  };
+  orm.em.getEventManager().registerSubscriber(subscriber);
+}
+
+/**
+ * LISTEN for other processes' commits. A notification is only a hint (TRAPS.md #4): it is lost
+ * while the connection is down, so every (re)connect is followed by a wake-up that sweeps for
+ * whatever was missed, and the publisher polls anyway.
+ */
+export function listenForCommits(options: {
+  url: string;
+  logger: Logger;
+  wake: () => void;
+  onStateChange: (listening: boolean) => void;
+  /** Wait between reconnect attempts, doubling up to 30 s. */
+  retryBaseMs?: number;
+}) {
+  let client: pg.Client | null = null;
+  let stopped = false;
+  let retryTimer: NodeJS.Timeout | null = null;
+  let failures = 0;
+
+  async function connect() {
+    if (stopped) return;
+    const next = new pg.Client({ connectionString: options.url, connectionTimeoutMillis: 5_000, keepAlive: true });
+    next.on('notification', () => options.wake());
+    next.on('error', (error) => lost(next, error));
+    next.on('end', () => lost(next, new Error('connection ended')));
+    try {
+      await next.connect();
+      await next.query(`listen ${OUTBOX_CHANNEL}`);
+      if (stopped) {
+        await next.end();
+        return;
+      }
+      client = next;
+      failures = 0;
+      options.onStateChange(true);
+      options.logger.info('outbox LISTEN connected');
+      options.wake(); // sweep for anything committed while we were not listening
+    } catch (error) {
+      lost(next, error);
+    }
+  }
+
+  function lost(which: pg.Client, error: unknown) {
+    if (stopped) return;
+    if (client && client !== which) return;
+    client = null;
+    options.onStateChange(false);
+    which.removeAllListeners('end');
+    void which.end().catch(() => {});
+    failures += 1;
+    const delay = Math.min(30_000, (options.retryBaseMs ?? 500) * 2 ** Math.min(failures - 1, 10));
+    options.logger.warn({ err: error instanceof Error ? error.message : String(error), retryInMs: delay }, 'outbox LISTEN connection lost');
+    if (!retryTimer) {
+      retryTimer = setTimeout(() => {
+        retryTimer = null;
+        void connect();
+      }, delay);
+    }
+  }
+
+  void connect();
+
+  return {
+    /** For tests: drop the connection as a network failure would. */
+    async simulateDisconnect() {
+      const current = client;
+      if (current) {
+        // Terminate from the server side so the client sees a real connection loss.
+        await current.query('select pg_terminate_backend(pg_backend_pid())').catch(() => {});
+      }
+    },
+    async stop() {
+      stopped = true;
+      if (retryTimer) clearTimeout(retryTimer);
+      const current = client;
+      client = null;
+      options.onStateChange(false);
+      if (current) {
+        current.removeAllListeners('end');
+        await current.end().catch(() => {});
+      }
+    },
+  };
+}

@@ -1,0 +1,98 @@
+import { createRedisEventTarget } from '@graphql-yoga/redis-event-target';
+import { createPubSub } from 'graphql-yoga';
+import { Redis } from 'ioredis';
+import type { ChatEvent } from '../events/chat-event.ts';
+
+/**
+ * The pub/sub bus between the OutboxPublisher and the subscription servers. In memory inside one
+ * process by default; over Redis pub/sub when several API instances share a database, so that an
+ * event published by instance A reaches subscribers connected to instance B.
+ *
+ * Only the OutboxPublisher publishes domain events (the GraphQL context has no bus at all).
+ */
+export interface EventBus {
+  /**
+   * Publishes events in the given order. Resolves with one entry per event: null when the bus
+   * accepted it, or the error when it did not. Never resolves "accepted" for an event the bus
+   * could not take (a Redis bus that is down fails fast instead of queueing in memory).
+   */
+  publish(events: readonly ChatEvent[]): Promise<(Error | null)[]>;
+  /** Calls `listener` for every event of the project; resolves once the subscription is live. */
+  subscribeProject(projectId: string, listener: (event: ChatEvent) => void): Promise<() => void>;
+  close(): Promise<void>;
+}
+
+/** One channel per project: session subscribers filter their session out of it. */
+export const projectTopic = (projectId: string) => `chat-outbox:project:${projectId}`;
+
+type Topics = Record<string, [ChatEvent]>;
+
+function subscribeVia(pubSub: ReturnType<typeof createPubSub<Topics>>, topic: string, listener: (event: ChatEvent) => void) {
+  const iterator = pubSub.subscribe(topic)[Symbol.asyncIterator]();
+  void (async () => {
+    for (;;) {
+      const next = await iterator.next();
+      if (next.done) return;
+      listener(next.value);
+    }
+  })();
+  return () => void iterator.return?.();
+}
+
+export function createMemoryBus(): EventBus {
+  const pubSub = createPubSub<Topics>();
+  return {
+    async publish(events) {
+      for (const event of events) pubSub.publish(projectTopic(event.projectId), event);
+      return events.map(() => null);
+    },
+    async subscribeProject(projectId, listener) {
+      const unsubscribe = subscribeVia(pubSub, projectTopic(projectId), listener);
+      // The repeater registers its listener when first pulled; let that happen before resolving.
+      await new Promise((resolve) => setImmediate(resolve));
+      return unsubscribe;
+    },
+    async close() {},
+  };
+}
+
+export function createRedisBus(url: string): EventBus {
+  // Publishing fails fast while Redis is unreachable, so the publisher retries from the outbox
+  // instead of ioredis holding events in an in-memory queue we would already have marked published.
+  const publishClient = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: false });
+  // The subscribing connection reconnects and resubscribes by itself. Messages published while it
+  // is down are lost to it; subscriptions fill such gaps from the database (event-stream.ts).
+  const subscribeClient = new Redis(url, { maxRetriesPerRequest: null });
+  for (const client of [publishClient, subscribeClient]) client.on('error', () => {});
+  const pubSub = createPubSub<Topics>({ eventTarget: createRedisEventTarget({ publishClient, subscribeClient }) });
+
+  return {
+    async publish(events) {
+      if (publishClient.status !== 'ready') {
+        const down = new Error(`Redis bus unavailable (${publishClient.status})`);
+        return events.map(() => down);
+      }
+      const pipeline = publishClient.pipeline();
+      for (const event of events) pipeline.publish(projectTopic(event.projectId), JSON.stringify(event));
+      try {
+        const results = (await pipeline.exec()) ?? [];
+        return events.map((_, i) => results[i]?.[0] ?? (results[i] ? null : new Error('no reply from Redis')));
+      } catch (error) {
+        const failure = error instanceof Error ? error : new Error(String(error));
+        return events.map(() => failure);
+      }
+    },
+    async subscribeProject(projectId, listener) {
+      const topic = projectTopic(projectId);
+      const unsubscribe = subscribeVia(pubSub, topic, listener);
+      await new Promise((resolve) => setImmediate(resolve));
+      // SUBSCRIBE is idempotent; awaiting it is how we know the channel is live.
+      await subscribeClient.subscribe(topic);
+      return unsubscribe;
+    },
+    async close() {
+      publishClient.disconnect();
+      subscribeClient.disconnect();
+    },
+  };
+}
