@@ -1,5 +1,5 @@
 import { inject } from 'vitest';
-import { startApp, type App } from '../../src/app.ts';
+import { startApp, type App, type AppOverrides } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import { createLogger } from '../../src/logger.ts';
 import { databaseUrl, quoteIdent, uniqueDatabaseName, withAdminClient } from './database.ts';
@@ -38,11 +38,18 @@ export interface GqlResult<T> {
   errors?: { message: string; path?: string[]; extensions?: { code?: string; [key: string]: unknown } }[];
 }
 
-/** Starts the whole app (as `npm start` does, against PostgreSQL) on a free port, on its own database. */
-export async function startTestApp(env: Record<string, string> = {}): Promise<TestApp> {
-  const db = await createTestDatabase();
+/**
+ * Starts the whole app (as `npm start` does, against PostgreSQL) on a free port, on its own
+ * database, or on `options.db` to run a second instance against the same one.
+ */
+export async function startTestApp(
+  env: Record<string, string> = {},
+  options: AppOverrides & { db?: TestDatabase } = {},
+): Promise<TestApp> {
+  const { db: shared, ...overrides } = options;
+  const db = shared ?? (await createTestDatabase());
   const config = loadConfig({ DATABASE_URL: db.url, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', ...env });
-  const app = await startApp(config, createLogger({ level: config.logLevel, pretty: false }));
+  const app = await startApp(config, createLogger({ level: config.logLevel, pretty: false }), overrides);
   return {
     app,
     db,
@@ -55,7 +62,7 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
     },
     async stop() {
       await app.stop();
-      await db.drop();
+      if (!shared) await db.drop();
     },
   };
 }
