@@ -182,37 +182,14 @@ export class OutboxPublisher {
   }
 
   async #publish(claimed: OutboxRow[], token: string): Promise<void> {
-    const { logger, bus, observer, options } = this.#deps;
+    const { logger, observer } = this.#deps;
     observer?.batchClaimed?.(claimed);
 
-    // An event whose earlier attempts all died with their publisher (attempts are counted at
-    // claim) is a poison pill: fail it instead of trying again.
-    const [poisoned, sendable] = partition(claimed, (row) => row.attempts > options.maxAttempts);
-    const failures: FailedPublish[] = poisoned.map((row) => ({
-      id: row.id,
-      retryInMs: null,
-      error: `abandoned: ${options.maxAttempts} attempts ended without a confirmed publish`,
-    }));
-
-    const results = await bus.publish(sendable.map(toChatEventFromRow)).catch((error: unknown) => sendable.map(() => error as Error));
-    const published: OutboxRow[] = [];
-    const unattempted: string[] = [];
-    // Once an event of an aggregate fails, later events of that aggregate in this batch must not
-    // count as delivered, or a subscriber could see them before it: they go back to pending.
-    const stopped = new Set<string>(poisoned.map((row) => row.aggregate_id));
-    sendable.forEach((row, i) => {
-      const error = results[i];
-      if (stopped.has(row.aggregate_id)) {
-        unattempted.push(row.id);
-      } else if (error) {
-        stopped.add(row.aggregate_id);
-        const message = describeError(error);
-        const giveUp = row.attempts >= options.maxAttempts;
-        failures.push({ id: row.id, retryInMs: giveUp ? null : retryDelayMs(row.attempts, options, this.#random), error: message });
-      } else {
-        published.push(row);
-      }
-    });
+    // Runs of different aggregates are independent: publish them side by side, each in order.
+    const outcomes = await Promise.all(groupByAggregate(claimed).map((run) => this.#publishRun(run)));
+    const published = outcomes.flatMap((o) => o.published);
+    const failures = outcomes.flatMap((o) => o.failures);
+    const unattempted = outcomes.flatMap((o) => o.unattempted);
 
     const db = forkEm(this.#deps.orm).getKysely();
     const marked = await markPublished(db, published.map((row) => row.id), token);
@@ -230,11 +207,54 @@ export class OutboxPublisher {
       else observer?.retryScheduled?.(row, failure.retryInMs, failure.error);
     }
   }
+
+  /**
+   * Publishes one aggregate's run in sequence order and stops at the first event that cannot go
+   * out: nothing after it is sent, so no subscriber sees an event before its predecessor.
+   */
+  async #publishRun(run: OutboxRow[]) {
+    const { bus, options } = this.#deps;
+    const published: OutboxRow[] = [];
+    const failures: FailedPublish[] = [];
+    const unattempted: string[] = [];
+
+    // Attempts are counted at claim, so an event claimed more than maxAttempts times was never
+    // confirmed even once: its publishers died with it (a poison pill). Fail it, do not send it.
+    const poisonAt = run.findIndex((row) => row.attempts > options.maxAttempts);
+    const sendable = poisonAt === -1 ? run : run.slice(0, poisonAt);
+    const results = sendable.length
+      ? await bus.publish(sendable.map(toChatEventFromRow)).catch((error: unknown) => sendable.map(() => error as Error))
+      : [];
+    const firstError = results.findIndex((result) => result !== null);
+
+    if (firstError === -1) {
+      published.push(...sendable);
+      if (poisonAt !== -1) {
+        failures.push({ id: run[poisonAt]!.id, retryInMs: null, error: `abandoned: ${options.maxAttempts} attempts ended without a confirmed publish` });
+        unattempted.push(...run.slice(poisonAt + 1).map((row) => row.id));
+      }
+    } else {
+      published.push(...sendable.slice(0, firstError));
+      const failed = sendable[firstError]!;
+      const giveUp = failed.attempts >= options.maxAttempts;
+      failures.push({
+        id: failed.id,
+        retryInMs: giveUp ? null : retryDelayMs(failed.attempts, options, this.#random),
+        error: describeError(results[firstError]),
+      });
+      unattempted.push(...run.slice(firstError + 1).map((row) => row.id));
+    }
+    return { published, failures, unattempted };
+  }
 }
 
-function partition<T>(items: T[], predicate: (item: T) => boolean): [T[], T[]] {
-  const yes: T[] = [];
-  const no: T[] = [];
-  for (const item of items) (predicate(item) ? yes : no).push(item);
-  return [yes, no];
+/** Claimed rows grouped by aggregate, each group in sequence order, groups in claim order. */
+function groupByAggregate(rows: OutboxRow[]): OutboxRow[][] {
+  const runs = new Map<string, OutboxRow[]>();
+  for (const row of rows) {
+    const run = runs.get(row.aggregate_id);
+    if (run) run.push(row);
+    else runs.set(row.aggregate_id, [row]);
+  }
+  return [...runs.values()].map((run) => run.sort((a, b) => a.sequence - b.sequence));
 }

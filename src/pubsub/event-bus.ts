@@ -13,8 +13,11 @@ import type { ChatEvent } from '../events/chat-event.ts';
 export interface EventBus {
   /**
    * Publishes events in the given order. Resolves with one entry per event: null when the bus
-   * accepted it, or the error when it did not. Never resolves "accepted" for an event the bus
-   * could not take (a Redis bus that is down fails fast instead of queueing in memory).
+   * accepted it, or the error when it did not. Results are prefix-closed: after the first event
+   * the bus refuses, no later event of the call goes out (each is reported failed), so a caller
+   * that passes one aggregate's events in sequence order never has a later one overtake an
+   * earlier one. Never reports "accepted" for an event the bus could not take (a Redis bus that
+   * is down fails fast instead of queueing in memory).
    */
   publish(events: readonly ChatEvent[]): Promise<(Error | null)[]>;
   /** Calls `listener` for every event of the project; resolves once the subscription is live. */
@@ -72,11 +75,13 @@ export function createRedisBus(url: string): EventBus {
         const down = new Error(`Redis bus unavailable (${publishClient.status})`);
         return events.map(() => down);
       }
-      const pipeline = publishClient.pipeline();
-      for (const event of events) pipeline.publish(projectTopic(event.projectId), JSON.stringify(event));
+      // MULTI/EXEC: Redis runs the publishes all or none, which keeps the results prefix-closed.
+      const transaction = publishClient.multi();
+      for (const event of events) transaction.publish(projectTopic(event.projectId), JSON.stringify(event));
       try {
-        const results = (await pipeline.exec()) ?? [];
-        return events.map((_, i) => results[i]?.[0] ?? (results[i] ? null : new Error('no reply from Redis')));
+        const results = await transaction.exec();
+        const failure = !results ? new Error('Redis aborted the publish') : results.find(([error]) => error)?.[0];
+        return events.map(() => failure ?? null);
       } catch (error) {
         const failure = error instanceof Error ? error : new Error(String(error));
         return events.map(() => failure);

@@ -15,17 +15,33 @@ export function createFlakyBus(inner: EventBus = createMemoryBus()) {
     accepted: [] as ChatEvent[],
     /** How many publish attempts each event id saw. */
     attempts: new Map<string, number>(),
+    /** Bus listeners currently registered: subscriptions that ended must have released theirs. */
+    activeListeners: 0,
+    /** Delay every publish by this long (a slow bus), to catch a batch in flight. */
+    delayMs: 0,
   };
   const bus: EventBus = {
     async publish(events) {
+      if (state.delayMs) await new Promise((resolve) => setTimeout(resolve, state.delayMs));
       for (const event of events) state.attempts.set(event.eventId, (state.attempts.get(event.eventId) ?? 0) + 1);
-      const refused = events.map((event) => state.down || state.rejects(event));
+      // Prefix-closed, as the EventBus contract says: nothing after the first refusal goes out.
+      const firstRefused = events.findIndex((event) => state.down || state.rejects(event));
+      const refused = events.map((_, i) => firstRefused !== -1 && i >= firstRefused);
       const passed = events.filter((_, i) => !refused[i]);
       await inner.publish(passed);
       state.accepted.push(...passed);
       return refused.map((no) => (no ? new Error('bus unavailable (injected)') : null));
     },
-    subscribeProject: (projectId, listener) => inner.subscribeProject(projectId, listener),
+    async subscribeProject(projectId, listener) {
+      const unsubscribe = await inner.subscribeProject(projectId, listener);
+      state.activeListeners += 1;
+      let released = false;
+      return () => {
+        if (!released) state.activeListeners -= 1;
+        released = true;
+        unsubscribe();
+      };
+    },
     close: () => inner.close(),
   };
   return Object.assign(state, { bus });
