@@ -107,8 +107,9 @@ describe('delivery of committed events', () => {
     expect(await statusOf(behind)).toMatchObject({ status: 'pending' });
     expect(flaky.accepted.filter((e) => e.sessionId === sessionId)).toEqual([]);
 
-    const status = await t.gql('query($p: ID!) { outboxStatus(projectId: $p) { pending failed failedEvents { eventId attempts lastError } } }', { p: projectId }, { as: 'alice' });
-    expect(status.data.outboxStatus).toMatchObject({ failed: 1, pending: 1, failedEvents: [{ eventId: poison, attempts: 3, lastError: 'bus unavailable (injected)' }] });
+    const status = await t.gql('query($p: ID!) { outboxStatus(projectId: $p) { pending failed oldestPendingAt failedEvents { eventId attempts lastError createdAt } } }', { p: projectId }, { as: 'alice' });
+    expect(status.errors).toBeUndefined();
+    expect(status.data.outboxStatus).toMatchObject({ failed: 1, pending: 1, oldestPendingAt: expect.any(String), failedEvents: [{ eventId: poison, attempts: 3, lastError: 'bus unavailable (injected)' }] });
 
     flaky.rejects = () => false;
     const forbidden = await t.gql('mutation($p: ID!) { reprocessFailedEvents(projectId: $p) { count } }', { p: projectId }, { as: 'bob' });
@@ -202,5 +203,65 @@ describe('subscriptions', () => {
     await send(sessionId, 'after expiry');
     await new Promise((r) => setTimeout(r, 200));
     expect(sub.events).toHaveLength(1);
+  });
+});
+
+describe('transports and lifecycle', () => {
+  it('serves subscriptions over SSE with the Authorization header', async () => {
+    const { sessionId } = await createProjectFixture(t, 'alice');
+    const controller = new AbortController();
+    const response = await fetch(t.app.graphqlUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'text/event-stream', authorization: `Bearer ${await t.token('alice')}` },
+      body: JSON.stringify({ query: 'subscription($s: ID!) { sessionEvents(sessionId: $s) { eventId sequence ... on MessageCreatedEvent { message { body } } } }', variables: { s: sessionId } }),
+      signal: controller.signal,
+    });
+    expect(response.headers.get('content-type')).toMatch(/text\/event-stream/);
+    const reader = response.body!.getReader();
+    await new Promise((r) => setTimeout(r, 200));
+    const sent = await send(sessionId, 'over sse');
+    let text = '';
+    while (!text.includes('over sse')) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += new TextDecoder().decode(value);
+    }
+    controller.abort();
+    const data = text.split('\n').find((line) => line.startsWith('data:') && line.includes('over sse'))!;
+    expect(JSON.parse(data.slice(5)).data.sessionEvents).toEqual({ eventId: sent.data.sendMessage.eventId, sequence: 1, message: { body: 'over sse' } });
+  });
+
+  it('releases the bus listener of every subscription that ends', async () => {
+    const { projectId, sessionId } = await createProjectFixture(t, 'alice');
+    const before = flaky.activeListeners;
+    const subs = [await listen(SESSION_EVENTS, { sessionId }), await listen(PROJECT_EVENTS, { projectId })];
+    expect(flaky.activeListeners).toBe(before + 2);
+    for (const s of subs) await s.stop();
+    await until(async () => flaky.activeListeners === before);
+  });
+});
+
+describe('graceful shutdown', () => {
+  it('ends subscriptions, finishes or releases the batch in flight, and leaves no event claimed', async () => {
+    const bus = createFlakyBus();
+    const app = await startTestApp(FAST, { bus: bus.bus });
+    const client = await connect(app.db.url);
+    try {
+      const { sessionId } = await createProjectFixture(app, 'alice');
+      const sub = await subscribe(app.app.graphqlUrl, await app.token('alice'), SESSION_EVENTS, { sessionId });
+      bus.delayMs = 300; // a slow bus, so a batch is in flight when stop is called
+      await Promise.all(Array.from({ length: 20 }, (_, i) => app.gql(SEND_MESSAGE, { sessionId, body: `m${i}` }, { as: 'alice' })));
+      await until(async () => Number((await client.query('select count(*) from event_outbox where claim_token is not null')).rows[0].count) > 0);
+      await app.app.stop();
+      await sub.waitFor((s) => s.completed);
+      const rows = (await client.query('select status, claim_token from event_outbox')).rows;
+      expect(rows.filter((r) => r.claim_token !== null)).toEqual([]);
+      expect(rows.every((r) => r.status === 'published' || r.status === 'pending')).toBe(true);
+      expect(app.app.publisher!.status().running).toBe(false);
+      await sub.stop();
+    } finally {
+      await client.end();
+      await app.stop();
+    }
   });
 });

@@ -32,12 +32,12 @@ export async function getOutboxStatus(em: Em, userId: string, projectIdInput: st
   const projectId = requireId('projectId', projectIdInput);
   await requireMembership(em, userId, projectId);
   const db = em.getKysely();
-  const counts = await sql<{ pending: string; failed: string; oldest: Date | null }>`
+  const counts = await sql<{ pending: string; failed: string; oldest: string | null }>`
     select count(*) filter (where status = 'pending') as pending,
            count(*) filter (where status = 'failed') as failed,
            min(created_at) as oldest
     from event_outbox where project_id = ${projectId} and status <> 'published'`.execute(db);
-  const failed = await sql<{ id: string; event_type: string; sequence: number; session_id: string | null; attempts: number; last_error: string | null; created_at: Date }>`
+  const failed = await sql<{ id: string; event_type: string; sequence: number; session_id: string | null; attempts: number; last_error: string | null; created_at: string }>`
     select id, event_type, sequence, session_id, attempts, last_error, created_at
     from event_outbox where project_id = ${projectId} and status = 'failed'
     order by created_at limit ${MAX_FAILED_EVENTS_LISTED}`.execute(db);
@@ -46,7 +46,8 @@ export async function getOutboxStatus(em: Em, userId: string, projectIdInput: st
     projectId,
     pending: Number(row?.pending ?? 0),
     failed: Number(row?.failed ?? 0),
-    oldestPendingAt: row?.oldest ?? null,
+    // Raw SQL returns timestamps as strings; the DateTime scalar wants Dates.
+    oldestPendingAt: row?.oldest ? new Date(row.oldest) : null,
     failedEvents: failed.rows.map((f) => ({
       eventId: f.id,
       type: f.event_type,
@@ -54,7 +55,7 @@ export async function getOutboxStatus(em: Em, userId: string, projectIdInput: st
       sessionId: f.session_id,
       attempts: f.attempts,
       lastError: f.last_error,
-      createdAt: f.created_at,
+      createdAt: new Date(f.created_at),
     })),
   };
 }

@@ -20,7 +20,8 @@ export interface OutboxRow {
   payload: Record<string, unknown>;
   status: OutboxStatus;
   attempts: number;
-  created_at: Date;
+  /** A string from raw SQL; normalise with `new Date()`. */
+  created_at: Date | string;
 }
 
 export interface ClaimCandidate {

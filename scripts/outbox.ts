@@ -1,0 +1,58 @@
+// npm run outbox -- <command>: operator commands for the outbox, against DATABASE_URL (or the
+// embedded database). Failed events are put back with their original eventId.
+//   npm run outbox -- status [--project <id>]
+//   npm run outbox -- reprocess [--event <id> ...] [--project <id>]
+import { parseArgs } from 'node:util';
+import { sql } from 'kysely';
+import { ConfigError, loadConfig } from '../src/config.ts';
+import { createOrm, forkEm } from '../src/db/orm.ts';
+import { isUuid } from '../src/db/ids.ts';
+import { reprocessFailed } from '../src/outbox/outbox.sql.ts';
+
+const usage = 'usage: npm run outbox -- status [--project <id>] | reprocess [--event <id> ...] [--project <id>]';
+const { positionals, values } = parseArgs({
+  allowPositionals: true,
+  options: { project: { type: 'string' }, event: { type: 'string', multiple: true } },
+});
+const [command] = positionals;
+for (const id of [values.project, ...(values.event ?? [])]) {
+  if (id !== undefined && !isUuid(id)) {
+    console.error(`not an id: ${id}\n${usage}`);
+    process.exit(2);
+  }
+}
+if (command !== 'status' && command !== 'reprocess') {
+  console.error(usage);
+  process.exit(2);
+}
+
+let config;
+try {
+  config = loadConfig();
+} catch (error) {
+  if (error instanceof ConfigError) {
+    console.error(`Configuration error: ${error.message}`);
+    process.exit(1);
+  }
+  throw error;
+}
+const orm = await createOrm(config.database);
+try {
+  const db = forkEm(orm).getKysely();
+  if (command === 'status') {
+    const { rows } = await sql<{ status: string; count: string; oldest: string | null }>`
+      select status, count(*) as count, min(created_at) as oldest from event_outbox
+      where status <> 'published' ${values.project ? sql`and project_id = ${values.project}` : sql``}
+      group by status order by status`.execute(db);
+    if (rows.length === 0) console.log('no pending or failed events');
+    for (const row of rows) console.log(`${row.status}: ${row.count} (oldest ${row.oldest ? new Date(row.oldest).toISOString() : '-'})`);
+  } else {
+    const ids = await reprocessFailed(db, {
+      ...(values.project ? { projectId: values.project } : {}),
+      ...(values.event?.length ? { eventIds: values.event } : {}),
+    });
+    console.log(`requeued ${ids.length} failed event(s)${ids.length ? `:\n${ids.join('\n')}` : ''}`);
+  }
+} finally {
+  await orm.close();
+}

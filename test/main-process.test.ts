@@ -1,0 +1,63 @@
+import { execFile, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from './support/app.ts';
+import { connect } from './support/database.ts';
+import { SESSION_EVENTS, subscribe } from './support/subscriber.ts';
+import { seedPendingEvents } from './support/outbox-seed.ts';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+afterAll(() => db?.drop());
+
+describe('the server process (src/main.ts) on PostgreSQL and Redis', () => {
+  it('starts, serves a subscription, and on SIGTERM closes everything and exits 0', async () => {
+    const child = spawn(process.execPath, ['src/main.ts'], {
+      cwd: root,
+      env: { ...process.env, DATABASE_URL: db.url, REDIS_URL: 'redis://127.0.0.1:6379', PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', NODE_ENV: 'test' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (chunk) => (output += chunk));
+    child.stderr.on('data', (chunk) => (output += chunk));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    const deadline = Date.now() + 20_000;
+    while (!/is listening/.test(output) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    const url = JSON.parse(output.split('\n').find((line) => line.includes('is listening'))!).url as string;
+
+    // A subscription is open while the process is asked to stop.
+    const token = (await promisify(execFile)(process.execPath, ['scripts/token.ts', 'alice'], { cwd: root, env: process.env })).stdout.trim();
+    const sub = await subscribe(url, token, SESSION_EVENTS, { sessionId: '01900000-0000-7000-8000-000000000000' });
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    await sub.waitFor((s) => s.completed);
+    await sub.stop();
+    expect(output).toMatch(/outbox publisher stopped/);
+  });
+});
+
+describe('npm run outbox', () => {
+  it('requeues failed events with their ids and reports counts', async () => {
+    const client = await connect(db.url);
+    try {
+      const { projectId } = await seedPendingEvents(client, { sessions: 1, perSession: 2 });
+      await client.query(`update event_outbox set status = 'failed', attempts = 10, last_error = 'x' where project_id = $1`, [projectId]);
+      const ids = (await client.query('select id from event_outbox where project_id = $1 order by sequence', [projectId])).rows.map((r) => r.id);
+      const run = (...args: string[]) =>
+        promisify(execFile)(process.execPath, ['scripts/outbox.ts', ...args], { cwd: root, env: { ...process.env, DATABASE_URL: db.url } });
+
+      expect((await run('status', '--project', projectId)).stdout).toMatch(/failed: 2/);
+      const out = (await run('reprocess', '--event', ids[0])).stdout;
+      expect(out).toContain(`requeued 1 failed event(s):\n${ids[0]}`);
+      const rows = (await client.query('select id, status, attempts from event_outbox where project_id = $1 order by sequence', [projectId])).rows;
+      expect(rows).toEqual([{ id: ids[0], status: 'pending', attempts: 0 }, { id: ids[1], status: 'failed', attempts: 10 }]);
+      await expect(run('reprocess', '--event', 'nope')).rejects.toMatchObject({ code: 2 });
+    } finally {
+      await client.end();
+    }
+  });
+});

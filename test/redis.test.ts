@@ -1,0 +1,48 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRedisBus } from '../src/pubsub/event-bus.ts';
+import type { ChatEvent } from '../src/events/chat-event.ts';
+import { startTestApp, type TestApp } from './support/app.ts';
+import { createProjectFixture, SEND_MESSAGE } from './support/fixtures.ts';
+import { SESSION_EVENTS, subscribe } from './support/subscriber.ts';
+
+const REDIS_URL = process.env.TEST_REDIS_URL || 'redis://127.0.0.1:6379';
+
+describe('two API instances sharing a database and Redis', () => {
+  let a: TestApp;
+  let b: TestApp;
+
+  beforeAll(async () => {
+    a = await startTestApp({ REDIS_URL });
+    // B publishes nothing itself: whatever its subscribers get came through Redis from A.
+    b = await startTestApp({ REDIS_URL, OUTBOX_PUBLISHER_ENABLED: 'false' }, { db: a.db });
+  });
+  afterAll(async () => {
+    await b?.stop();
+    await a?.stop();
+  });
+
+  it('delivers an event written and published through A to a subscriber connected to B', async () => {
+    const { sessionId } = await createProjectFixture(a, 'alice');
+    const sub = await subscribe(b.app.graphqlUrl, await b.token('alice'), SESSION_EVENTS, { sessionId });
+    try {
+      const sent = await a.gql(SEND_MESSAGE, { sessionId, body: 'across instances' }, { as: 'alice' });
+      await sub.waitForCount(1);
+      expect(sub.events[0]).toMatchObject({ eventId: sent.data.sendMessage.eventId, message: { body: 'across instances' } });
+    } finally {
+      await sub.stop();
+    }
+  });
+});
+
+describe('Redis bus', () => {
+  it('fails fast, without queueing, when Redis is unreachable', async () => {
+    const bus = createRedisBus('redis://127.0.0.1:1');
+    try {
+      const event = { eventId: 'e', projectId: 'p' } as ChatEvent;
+      const results = await bus.publish([event, event]);
+      expect(results.map((r) => r instanceof Error)).toEqual([true, true]);
+    } finally {
+      await bus.close();
+    }
+  });
+});
