@@ -43,10 +43,18 @@ export async function startApp(config: AppConfig, logger: Logger, overrides: App
     let publisher: OutboxPublisher | null = null;
     let listener: ReturnType<typeof listenForCommits> | null = null;
     if (config.outbox.enabled) {
-      const started = new OutboxPublisher({ orm, bus, logger: logger.child({ component: 'outbox' }), options: config.outbox });
-      publisher = started;
-      wakeOnLocalCommit(orm, () => started.nudge());
+      // On PostgreSQL the publisher gets a small pool of its own, so a burst of requests waiting
+      // for connections cannot delay delivery. PGlite has one connection for everything.
+      let publisherOrm = orm;
       if (config.database.kind === 'postgresql') {
+        const own = await createOrm(config.database, { pool: { min: 1, max: 2 } });
+        closers.push(() => own.close());
+        publisherOrm = own;
+      }
+      const started = new OutboxPublisher({ orm: publisherOrm, bus, logger: logger.child({ component: 'outbox' }), options: config.outbox });
+      publisher = started;
+      if (config.outbox.wakeOnCommit) wakeOnLocalCommit(orm, () => started.nudge());
+      if (config.outbox.wakeOnCommit && config.database.kind === 'postgresql') {
         // Other processes' commits arrive by NOTIFY. PGlite is one in-process backend: the local
         // commit hook sees every commit there, and the poll covers the rest.
         listener = listenForCommits({

@@ -39,6 +39,12 @@ export interface AppConfig {
 export interface OutboxPublisherOptions {
   /** Run a publisher in this process (`OUTBOX_PUBLISHER_ENABLED`, default true). Any number may run against one database. */
   enabled: boolean;
+  /**
+   * Wake the publisher right after a commit: in-process, and by LISTEN/NOTIFY across processes
+   * (`OUTBOX_WAKE_ON_COMMIT`, default true). Set false where LISTEN cannot work, such as behind
+   * PgBouncer in transaction mode; the publisher then finds events by polling alone.
+   */
+  wakeOnCommit: boolean;
   /** Most events claimed per batch (`OUTBOX_BATCH_SIZE`, default 500). One claim and one "published" update per batch. */
   batchSize: number;
   /** Sweep for due events at least this often, whatever wake-ups arrive (`OUTBOX_POLL_INTERVAL_MS`, default 1000). */
@@ -127,6 +133,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     redisUrl: readRedisUrl(env),
     outbox: {
       enabled: readBoolean(env, 'OUTBOX_PUBLISHER_ENABLED', true),
+      wakeOnCommit: readBoolean(env, 'OUTBOX_WAKE_ON_COMMIT', true),
       batchSize: readInteger(env, 'OUTBOX_BATCH_SIZE', 500, 1, 10_000),
       pollIntervalMs: readInteger(env, 'OUTBOX_POLL_INTERVAL_MS', 1_000, 10, 3_600_000),
       maxAttempts: readInteger(env, 'OUTBOX_MAX_ATTEMPTS', 10, 1, 1_000),

@@ -13,13 +13,9 @@ export const MAX_SESSION_TITLE_LENGTH = 200;
 
 /** A session in a project the viewer is a member of, or NOT_FOUND. */
 export async function requireSession(em: Em, userId: string, sessionId: string): Promise<IChatSession> {
-  const session = await em.findOne(ChatSessionSchema, { id: sessionId });
+  // One query: the session, only if the viewer is a member of its project.
+  const session = await em.findOne(ChatSessionSchema, { id: sessionId, project: { members: { userId } } });
   if (!session) throw notFound('ChatSession', sessionId);
-  try {
-    await requireMembership(em, userId, session.project.id);
-  } catch {
-    throw notFound('ChatSession', sessionId);
-  }
   return session;
 }
 

@@ -35,6 +35,8 @@ const sharedOptions = {
 export interface OrmOverrides {
   debug?: boolean | ('query' | 'query-params')[];
   logger?: (message: string) => void;
+  /** Connection pool bounds (PostgreSQL only; PGlite always has one connection). */
+  pool?: { min?: number; max?: number };
 }
 
 export function ormOptions(database: DatabaseConfig, overrides: OrmOverrides = {}) {
@@ -44,8 +46,8 @@ export function ormOptions(database: DatabaseConfig, overrides: OrmOverrides = {
   return definePgliteConfig({
     ...sharedOptions,
     ...overrides,
-    dbName: database.dataDir,
     // PGlite is a single backend: one connection, or concurrent transactions deadlock.
+    dbName: database.dataDir,
     pool: { min: 1, max: 1 },
   });
 }

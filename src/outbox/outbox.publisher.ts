@@ -36,7 +36,7 @@ export interface OutboxPublisherDeps {
   orm: Orm;
   bus: EventBus;
   logger: Logger;
-  options: Omit<OutboxPublisherOptions, 'enabled'>;
+  options: Omit<OutboxPublisherOptions, 'enabled' | 'wakeOnCommit'>;
   observer?: PublisherObserver;
   /** Source of randomness for backoff jitter (tests pin it). */
   random?: () => number;
@@ -182,14 +182,47 @@ export class OutboxPublisher {
   }
 
   async #publish(claimed: OutboxRow[], token: string): Promise<void> {
-    const { logger, observer } = this.#deps;
+    const { logger, observer, bus, options } = this.#deps;
     observer?.batchClaimed?.(claimed);
+    const failures: FailedPublish[] = [];
+    const unattempted: string[] = [];
 
-    // Runs of different aggregates are independent: publish them side by side, each in order.
-    const outcomes = await Promise.all(groupByAggregate(claimed).map((run) => this.#publishRun(run)));
-    const published = outcomes.flatMap((o) => o.published);
-    const failures = outcomes.flatMap((o) => o.failures);
-    const unattempted = outcomes.flatMap((o) => o.unattempted);
+    // Attempts are counted at claim, so an event claimed more than maxAttempts times was never
+    // confirmed even once: its publishers died with it (a poison pill). Fail it unsent, and hold
+    // back the rest of its aggregate behind it.
+    const blocked = new Set<string>();
+    const sendable: OutboxRow[] = [];
+    for (const row of claimed) {
+      if (blocked.has(row.aggregate_id)) {
+        unattempted.push(row.id);
+      } else if (row.attempts > options.maxAttempts) {
+        blocked.add(row.aggregate_id);
+        failures.push({ id: row.id, retryInMs: null, error: `abandoned: ${options.maxAttempts} attempts ended without a confirmed publish` });
+      } else {
+        sendable.push(row);
+      }
+    }
+
+    // One call, in commit order within each project: subscribers of a project then receive its
+    // events in order and need no database read to fill gaps. The bus stops at the first event it
+    // refuses (prefix-closed), so nothing overtakes an event that did not go out.
+    sendable.sort((a, b) => (a.project_id === b.project_id ? a.project_sequence - b.project_sequence : a.project_id < b.project_id ? -1 : 1));
+    const results = sendable.length
+      ? await bus.publish(sendable.map(toChatEventFromRow)).catch((error: unknown) => sendable.map(() => error as Error))
+      : [];
+    const firstError = results.findIndex((result) => result !== null);
+    const published = firstError === -1 ? sendable : sendable.slice(0, firstError);
+    if (firstError !== -1) {
+      const failed = sendable[firstError]!;
+      const giveUp = failed.attempts >= options.maxAttempts;
+      failures.push({
+        id: failed.id,
+        retryInMs: giveUp ? null : retryDelayMs(failed.attempts, options, this.#random),
+        error: describeError(results[firstError]),
+      });
+      // Not attempted: events queued behind the refusal; they go back without using an attempt.
+      unattempted.push(...sendable.slice(firstError + 1).map((row) => row.id));
+    }
 
     const db = forkEm(this.#deps.orm).getKysely();
     const marked = await markPublished(db, published.map((row) => row.id), token);
@@ -207,54 +240,4 @@ export class OutboxPublisher {
       else observer?.retryScheduled?.(row, failure.retryInMs, failure.error);
     }
   }
-
-  /**
-   * Publishes one aggregate's run in sequence order and stops at the first event that cannot go
-   * out: nothing after it is sent, so no subscriber sees an event before its predecessor.
-   */
-  async #publishRun(run: OutboxRow[]) {
-    const { bus, options } = this.#deps;
-    const published: OutboxRow[] = [];
-    const failures: FailedPublish[] = [];
-    const unattempted: string[] = [];
-
-    // Attempts are counted at claim, so an event claimed more than maxAttempts times was never
-    // confirmed even once: its publishers died with it (a poison pill). Fail it, do not send it.
-    const poisonAt = run.findIndex((row) => row.attempts > options.maxAttempts);
-    const sendable = poisonAt === -1 ? run : run.slice(0, poisonAt);
-    const results = sendable.length
-      ? await bus.publish(sendable.map(toChatEventFromRow)).catch((error: unknown) => sendable.map(() => error as Error))
-      : [];
-    const firstError = results.findIndex((result) => result !== null);
-
-    if (firstError === -1) {
-      published.push(...sendable);
-      if (poisonAt !== -1) {
-        failures.push({ id: run[poisonAt]!.id, retryInMs: null, error: `abandoned: ${options.maxAttempts} attempts ended without a confirmed publish` });
-        unattempted.push(...run.slice(poisonAt + 1).map((row) => row.id));
-      }
-    } else {
-      published.push(...sendable.slice(0, firstError));
-      const failed = sendable[firstError]!;
-      const giveUp = failed.attempts >= options.maxAttempts;
-      failures.push({
-        id: failed.id,
-        retryInMs: giveUp ? null : retryDelayMs(failed.attempts, options, this.#random),
-        error: describeError(results[firstError]),
-      });
-      unattempted.push(...run.slice(firstError + 1).map((row) => row.id));
-    }
-    return { published, failures, unattempted };
-  }
-}
-
-/** Claimed rows grouped by aggregate, each group in sequence order, groups in claim order. */
-function groupByAggregate(rows: OutboxRow[]): OutboxRow[][] {
-  const runs = new Map<string, OutboxRow[]>();
-  for (const row of rows) {
-    const run = runs.get(row.aggregate_id);
-    if (run) run.push(row);
-    else runs.set(row.aggregate_id, [row]);
-  }
-  return [...runs.values()].map((run) => run.sort((a, b) => a.sequence - b.sequence));
 }

@@ -48,9 +48,8 @@ export interface ClaimCandidate {
  */
 export async function lockClaimRuns(db: Db, limit: number): Promise<ClaimCandidate[]> {
   const { rows } = await sql<ClaimCandidate>`
-    with heads as (
-      select e.aggregate_id, e.sequence as head_sequence,
-             row_number() over (order by e.next_retry_at, e.created_at) as turn
+    with due_heads as (
+      select e.aggregate_id, e.sequence as head_sequence, e.next_retry_at, e.created_at
       from event_outbox e
       where ${claimableAs('e')}
         and not exists (
@@ -59,6 +58,10 @@ export async function lockClaimRuns(db: Db, limit: number): Promise<ClaimCandida
         )
       order by e.next_retry_at, e.created_at
       limit ${limit}
+    ),
+    -- Numbered after the limit: a window over the scan itself would read every pending row.
+    heads as (
+      select *, row_number() over (order by next_retry_at, created_at) as turn from due_heads
     )
     select run.id, run.aggregate_id, run.sequence, heads.head_sequence
     from heads

@@ -37,17 +37,22 @@ export async function recordEvent(em: Em, event: NewEvent): Promise<IOutboxEvent
   if (!em.isInTransaction()) {
     throw new Error('recordEvent must run inside the transaction of the change it describes');
   }
-  const db = em.getKysely();
-  const project = await sql<{ event_sequence: number }>`
-    update project set event_sequence = event_sequence + 1
-    where id = ${event.projectId}
-    returning event_sequence`.execute(db);
-  const aggregate = await sql<{ event_sequence: number }>`
-    update ${sql.table(SEQUENCE_TABLES[event.aggregate.type])} set event_sequence = event_sequence + 1
-    where id = ${event.aggregate.id} and project_id = ${event.projectId}
-    returning event_sequence`.execute(db);
-  const projectSequence = project.rows[0]?.event_sequence;
-  const sequence = aggregate.rows[0]?.event_sequence;
+  // One round trip for both numbers. The aggregate's update reads the project's result, so
+  // PostgreSQL must lock the project row before the aggregate row.
+  const { rows } = await sql<{ project_sequence: number; sequence: number }>`
+    with project_number as (
+      update project set event_sequence = event_sequence + 1
+      where id = ${event.projectId}
+      returning event_sequence
+    ), aggregate_number as (
+      update ${sql.table(SEQUENCE_TABLES[event.aggregate.type])} set event_sequence = event_sequence + 1
+      where id = ${event.aggregate.id} and project_id = (select ${event.projectId}::uuid from project_number)
+      returning event_sequence
+    )
+    select project_number.event_sequence as project_sequence, aggregate_number.event_sequence as sequence
+    from project_number, aggregate_number`.execute(em.getKysely());
+  const projectSequence = rows[0]?.project_sequence;
+  const sequence = rows[0]?.sequence;
   if (projectSequence === undefined || sequence === undefined) {
     throw new Error(`cannot record ${event.type}: ${event.aggregate.type} ${event.aggregate.id} is not in project ${event.projectId}`);
   }

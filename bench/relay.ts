@@ -1,0 +1,228 @@
+// npm run bench:relay — the OutboxPublisher on this machine. Prints:
+//  1. drain rate of a 100k-event backlog (events/s), against a naive SKIP LOCKED relay that
+//     ignores per-aggregate order, measured in the same run;
+//  2. commit → graphql-ws client latency p50/p99 at a fixed 500 events/s, against the same
+//     pipeline with wake-ups turned off (poll only);
+//  3. the claim query's time with 1M published rows in the table, against an empty table.
+import { sql } from 'kysely';
+import pg from 'pg';
+import { startApp } from '../src/app.ts';
+import { createChatSession, sendMessage } from '../src/chat/chat.service.ts';
+import { loadConfig } from '../src/config.ts';
+import { createOrm, forkEm } from '../src/db/orm.ts';
+import { createLogger } from '../src/logger.ts';
+import { OutboxPublisher } from '../src/outbox/outbox.publisher.ts';
+import { lockClaimRuns } from '../src/outbox/outbox.sql.ts';
+import { createProject } from '../src/projects/project.service.ts';
+import { createMemoryBus } from '../src/pubsub/event-bus.ts';
+import { PROJECT_EVENTS, subscribe } from '../test/support/subscriber.ts';
+import { createBenchDatabase, fmt, percentile, timed } from './support.ts';
+
+const silent = createLogger({ level: 'silent', pretty: false });
+const BACKLOG = Number(process.env.BENCH_BACKLOG ?? 100_000);
+const SESSIONS = 1_000;
+const RATE = 500;
+const LATENCY_EVENTS = Number(process.env.BENCH_LATENCY_EVENTS ?? 5_000);
+const PUBLISHED_ROWS = Number(process.env.BENCH_PUBLISHED_ROWS ?? 1_000_000);
+
+async function seed(client: pg.Client, count: number, status: 'pending' | 'published') {
+  // `count` events over SESSIONS sessions of one project, numbered as the write path would.
+  await client.query(
+    `insert into event_outbox (id, event_type, aggregate_type, aggregate_id, sequence, project_sequence, project_id, user_id,
+                               session_id, payload, status, published_at, created_at, next_retry_at)
+     select gen_random_uuid(), 'message_created', 'chat_session', s.id, n.seq, (n.seq - 1) * $2 + s.ord, $3, 'bench',
+            s.id, jsonb_build_object('messageId', gen_random_uuid(), 'body', 'benchmark message', 'role', 'user'),
+            $4::text, case when $4::text = 'published' then now() end, now() - interval '1 hour' + n.seq * interval '1 millisecond', now()
+     from (select gen_random_uuid() as id, ord from generate_series(1, $2::int) ord) s
+     cross join generate_series(1, ceil($1::numeric / $2)::int) n(seq)`,
+    [count, SESSIONS, crypto.randomUUID(), status],
+  );
+  await client.query('analyze event_outbox');
+}
+
+async function drain(label: string, url: string, run: (orm: Awaited<ReturnType<typeof createOrm>>) => Promise<number>) {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  await client.query('truncate event_outbox');
+  await seed(client, BACKLOG, 'pending');
+  const orm = await createOrm({ kind: 'postgresql', url });
+  const [published, ms] = await timed(() => run(orm));
+  const left = Number((await client.query(`select count(*) from event_outbox where status = 'pending'`)).rows[0].count);
+  await orm.close();
+  await client.end();
+  const rate = (published / ms) * 1000;
+  console.log(`  ${label.padEnd(34)} ${String(published).padStart(7)} events in ${fmt(ms / 1000)} s = ${fmt(rate, 0).padStart(7)} events/s (left pending: ${left})`);
+  return rate;
+}
+
+async function drainBenchmark(url: string) {
+  console.log(`\n1. Drain a ${BACKLOG.toLocaleString('en')}-event backlog (${SESSIONS} sessions, in-memory bus, batch 500)`);
+  const ours = await drain('OutboxPublisher (ordered)', url, async (orm) => {
+    let published = 0;
+    const bus = createMemoryBus();
+    const counting = { ...bus, publish: async (events: Parameters<typeof bus.publish>[0]) => ((published += events.length), bus.publish(events)) };
+    const publisher = new OutboxPublisher({
+      orm,
+      bus: counting,
+      logger: silent,
+      options: { batchSize: 500, pollIntervalMs: 1000, maxAttempts: 10, backoffBaseMs: 500, backoffMaxMs: 300_000, claimLeaseMs: 30_000 },
+    });
+    while ((await publisher.runOnce()) > 0);
+    return published;
+  });
+  const naive = await drain('baseline: naive SKIP LOCKED relay', url, async (orm) => {
+    // Claims the oldest pending rows with no regard for per-aggregate order, publishes, marks.
+    const bus = createMemoryBus();
+    let published = 0;
+    for (;;) {
+      const db = forkEm(orm).getKysely();
+      const rows = await db.transaction().execute(async (trx) => {
+        const { rows } = await sql<{ id: string; project_id: string }>`
+          select id, project_id from event_outbox where status = 'pending' order by next_retry_at, created_at
+          limit 500 for update skip locked`.execute(trx);
+        return rows;
+      });
+      if (rows.length === 0) return published;
+      await bus.publish(rows.map((r) => ({ eventId: r.id, projectId: r.project_id }) as never));
+      await sql`update event_outbox set status = 'published', published_at = now() where id = any(${rows.map((r) => r.id)}::uuid[])`.execute(db);
+      published += rows.length;
+    }
+  });
+  console.log(`  ratio ordered / naive: ${fmt(ours / naive)}  (target: >= 10,000 events/s)`);
+}
+
+const PROJECTS = 10;
+
+async function latencyRun(url: string, label: string, env: Record<string, string>, events: number) {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  await client.query('truncate event_outbox, project cascade');
+  await client.end();
+  const config = loadConfig({ DATABASE_URL: url, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', ...env });
+  const app = await startApp(config, silent);
+  try {
+    // Writes spread over several projects (each project's writes are serialised by design; see
+    // the single-project throughput figure), one graphql-ws subscriber per project.
+    const sessions: { id: string }[] = [];
+    const subscribers = [];
+    const receivedAt = new Map<string, number>();
+    const token = await app.tokens.sign('bench');
+    for (let p = 0; p < PROJECTS; p++) {
+      const project = await createProject(forkEm(app.orm), 'bench', { name: `latency ${p}` });
+      for (let i = 0; i < 5; i++) sessions.push(await createChatSession(forkEm(app.orm), 'bench', { projectId: project.id, title: `s${i}` }));
+      const sub = await subscribe(app.graphqlUrl, token, PROJECT_EVENTS, { projectId: project.id });
+      // Record when each event reaches the client.
+      const push = sub.events.push.bind(sub.events);
+      sub.events.push = (...items) => {
+        for (const item of items) receivedAt.set(item.eventId, performance.now());
+        return push(...items);
+      };
+      subscribers.push(sub);
+    }
+    const committedAt = new Map<string, number>();
+    const interval = 1000 / RATE;
+    const start = performance.now();
+    const writes: Promise<void>[] = [];
+    for (let i = 0; i < events; i++) {
+      const wait = start + i * interval - performance.now();
+      if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+      // Round-robin over projects first, so consecutive writes hit different projects.
+      const session = sessions[(i % PROJECTS) * 5 + (Math.floor(i / PROJECTS) % 5)]!;
+      writes.push(
+        sendMessage(forkEm(app.orm), 'bench', { sessionId: session.id, body: `m${i}` }).then((result) => {
+          committedAt.set(result.event.id, performance.now());
+        }),
+      );
+    }
+    await Promise.all(writes);
+    const elapsed = (performance.now() - start) / 1000;
+    const deadline = Date.now() + 120_000;
+    while (receivedAt.size < events && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const latencies = [...committedAt].map(([eventId, at]) => receivedAt.get(eventId)! - at);
+    for (const sub of subscribers) await sub.stop();
+    console.log(
+      `  ${label.padEnd(34)} ${events} events at ${fmt(events / elapsed, 0)}/s: p50 ${fmt(percentile(latencies, 50))} ms, p99 ${fmt(percentile(latencies, 99))} ms, max ${fmt(Math.max(...latencies))} ms`,
+    );
+    return percentile(latencies, 99);
+  } finally {
+    await app.stop();
+  }
+}
+
+/** sendMessage throughput into one project vs spread over ten: the cost of the project-wide sequence. */
+async function writeThroughput(url: string) {
+  console.log('\n4. sendMessage throughput, 32 concurrent writers, 2,000 messages');
+  const orm = await createOrm({ kind: 'postgresql', url });
+  const rates: number[] = [];
+  for (const projects of [1, 10]) {
+    const sessions: string[] = [];
+    for (let p = 0; p < projects; p++) {
+      const project = await createProject(forkEm(orm), 'bench', { name: `throughput ${p}` });
+      for (let i = 0; i < 20 / projects; i++) sessions.push((await createChatSession(forkEm(orm), 'bench', { projectId: project.id, title: `s${i}` })).id);
+    }
+    let next = 0;
+    const [, ms] = await timed(() =>
+      Promise.all(
+        Array.from({ length: 32 }, async () => {
+          while (next < 2_000) {
+            const i = next++;
+            await sendMessage(forkEm(orm), 'bench', { sessionId: sessions[i % sessions.length]!, body: `m${i}` });
+          }
+        }),
+      ),
+    );
+    const rate = (2_000 / ms) * 1000;
+    rates.push(rate);
+    console.log(`  ${(projects === 1 ? 'one project, 20 sessions' : 'baseline: 10 projects, 2 sessions each').padEnd(40)} ${fmt(rate, 0)} messages/s`);
+  }
+  console.log(`  ratio one project / ten: ${fmt(rates[0]! / rates[1]!)}`);
+  await orm.close();
+}
+
+async function latencyBenchmark(url: string) {
+  console.log(`\n2. Commit → graphql-ws client latency at ${RATE} events/s (projectEvents subscription)`);
+  const p99 = await latencyRun(url, 'wake on commit (default)', {}, LATENCY_EVENTS);
+  // Baseline: wake-ups off, so only polling (every 100 ms) finds new events.
+  const baseline = await latencyRun(url, 'baseline: poll only, every 100 ms', { OUTBOX_WAKE_ON_COMMIT: 'false', OUTBOX_POLL_INTERVAL_MS: '100' }, Math.min(LATENCY_EVENTS, 1500));
+  console.log(`  ratio p99 wake / poll: ${fmt(p99 / baseline)}  (target: p99 <= 15 ms)`);
+}
+
+async function claimBenchmark(url: string) {
+  console.log(`\n3. Claim query time (batch 500) with published rows accumulating`);
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  const orm = await createOrm({ kind: 'postgresql', url });
+  async function measure(label: string) {
+    const times: number[] = [];
+    for (let i = 0; i < 60; i++) {
+      const em = forkEm(orm);
+      await em.begin();
+      const [, ms] = await timed(() => lockClaimRuns(em.getKysely(), 500));
+      await em.rollback();
+      if (i >= 10) times.push(ms);
+    }
+    console.log(`  ${label.padEnd(34)} p50 ${fmt(percentile(times, 50))} ms, p99 ${fmt(percentile(times, 99))} ms`);
+    return percentile(times, 50);
+  }
+  await client.query('truncate event_outbox');
+  await seed(client, 5_000, 'pending');
+  const empty = await measure('5k pending, 0 published');
+  const [, seedMs] = await timed(() => seed(client, PUBLISHED_ROWS, 'published'));
+  await client.query('vacuum analyze event_outbox');
+  const full = await measure(`5k pending, ${(PUBLISHED_ROWS / 1e6).toLocaleString('en')}M published`);
+  console.log(`  (seeded ${PUBLISHED_ROWS.toLocaleString('en')} published rows in ${fmt(seedMs / 1000, 1)} s)`);
+  console.log(`  ratio with / without published rows: ${fmt(full / empty)}`);
+  await orm.close();
+  await client.end();
+}
+
+const database = await createBenchDatabase('chat_outbox_bench_relay');
+try {
+  console.log(`bench:relay on ${new URL(database.url).host} (${process.version})`);
+  await drainBenchmark(database.url);
+  await latencyBenchmark(database.url);
+  await claimBenchmark(database.url);
+  await writeThroughput(database.url);
+} finally {
+  await database.drop();
+}
