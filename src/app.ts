@@ -3,7 +3,10 @@ import type { AppConfig } from './config.ts';
 import { createOrm, forkEm, migrateToLatest, type Orm } from './db/orm.ts';
 import { seedDemo } from './db/demo-seed.ts';
 import { schema } from './graphql/schema.ts';
+import { createHealthChecks } from './health/health-checks.ts';
 import type { Logger } from './logger.ts';
+import { createMetrics } from './observability/metrics.ts';
+import { createOutboxBacklogReader } from './observability/outbox-backlog.ts';
 import { buildServer, type RunningServer } from './server.ts';
 
 /**
@@ -27,7 +30,11 @@ export async function startApp(config: AppConfig, logger: Logger) {
   }
 
   const tokens = createTokenService({ secret: config.jwtSecret, issuer: config.jwtIssuer });
-  const server = buildServer({ orm, schema, tokens, logger });
+  // The publisher, once it runs here, reports to both: metrics.setPublisherStatusSource(publisher)
+  // and health.setPublisherStatusSource(publisher).
+  const metrics = createMetrics({ readOutboxBacklog: createOutboxBacklogReader(orm), logger });
+  const health = createHealthChecks({ orm, timeoutMs: config.healthCheckTimeoutMs, logger });
+  const server = buildServer({ orm, schema, tokens, logger, metrics, health, serveMetrics: config.metricsEnabled });
   let running: RunningServer;
   try {
     running = await server.start(config.port, config.host);
@@ -41,11 +48,18 @@ export async function startApp(config: AppConfig, logger: Logger) {
     orm,
     tokens,
     server,
+    metrics,
+    health,
     url: running.url,
     graphqlUrl: `${running.url}/graphql`,
-    /** Idempotent: stops accepting work, closes connections, then the database. */
+    /**
+     * Idempotent: reports unready at once, keeps serving for `shutdownDrainMs` so load balancers
+     * stop routing here, then stops accepting work, closes connections, then the database.
+     */
     stop(): Promise<void> {
       stopping ??= (async () => {
+        health.markShuttingDown();
+        if (config.shutdownDrainMs > 0) await new Promise((resolve) => setTimeout(resolve, config.shutdownDrainMs));
         await server.stop();
         await orm.close();
       })();

@@ -30,6 +30,16 @@ export interface AppConfig {
   jwtIssuer: string;
   /** Pino level (`LOG_LEVEL`, default `info`). */
   logLevel: string;
+  /** Serve Prometheus metrics at `GET /metrics` (`METRICS_ENABLED`, default true); unauthenticated, so
+   * turn it off where the port is public and nothing scrapes it. */
+  metricsEnabled: boolean;
+  /** Longest `GET /health/ready` waits for each database check before calling it failed
+   * (`HEALTH_CHECK_TIMEOUT_MS`, default 2000). Keep it below the probe's own timeout. */
+  healthCheckTimeoutMs: number;
+  /** On SIGTERM, how long to keep serving while `/health/ready` already answers 503, so load balancers
+   * stop sending new work before connections close (`SHUTDOWN_DRAIN_MS`, default 0; in Kubernetes
+   * use at least the readiness probe's period × failure threshold). */
+  shutdownDrainMs: number;
 }
 
 /** Only for local development; production refuses to start with it. */
@@ -91,5 +101,8 @@ export function loadConfig(env: Env = process.env): AppConfig {
     jwtSecret,
     jwtIssuer: env.JWT_ISSUER || 'chat-outbox',
     logLevel,
+    metricsEnabled: readBoolean(env, 'METRICS_ENABLED', true),
+    healthCheckTimeoutMs: readInteger(env, 'HEALTH_CHECK_TIMEOUT_MS', 2_000, 100, 60_000),
+    shutdownDrainMs: readInteger(env, 'SHUTDOWN_DRAIN_MS', 0, 0, 60_000),
   };
 }

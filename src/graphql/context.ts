@@ -1,6 +1,7 @@
 import { bearerToken, type TokenService, type Viewer } from '../auth/token.ts';
 import { forkEm, type Em, type Orm } from '../db/orm.ts';
 import { DomainError, unauthenticated } from '../errors.ts';
+import type { Logger } from '../logger.ts';
 import { createLoaders, type Loaders } from './loaders.ts';
 
 export interface GraphQLContext {
@@ -9,6 +10,8 @@ export interface GraphQLContext {
   loaders: Loaders;
   /** The authenticated user, or UNAUTHENTICATED. Resolvers that need a user call it. */
   viewer(): Viewer;
+  /** The service logger bound to this request's `requestId`. Log ids and counts, never bodies or tokens. */
+  log: Logger;
 }
 
 export interface ContextDeps {
@@ -22,7 +25,7 @@ export interface ContextDeps {
  * itself; it becomes UNAUTHENTICATED when a resolver asks for the viewer.
  */
 export function createContextFactory(deps: ContextDeps) {
-  return async (authorization: string | null | undefined): Promise<GraphQLContext> => {
+  return async (authorization: string | null | undefined, log: Logger): Promise<GraphQLContext> => {
     let viewer: Viewer | null = null;
     let authError: DomainError | null = null;
     try {
@@ -36,6 +39,7 @@ export function createContextFactory(deps: ContextDeps) {
     return {
       em,
       loaders: createLoaders(em),
+      log,
       viewer() {
         if (viewer) return viewer;
         throw authError ?? unauthenticated();
