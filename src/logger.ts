@@ -28,21 +28,37 @@ const REDACTED_PATHS = [
 /**
  * Errors keep their class, message, code, GraphQL path and stack, and their cause chain, and lose
  * every other field: PostgreSQL errors carry `detail` and `where` (e.g. "Failing row contains
- * (…the message body…)"), which pino's default error serializer would print in full.
+ * (…the message body…)"), which pino's default error serializer would print in full. MikroORM also
+ * appends the detail and hint to the message itself (" - detail: …"), so those texts are cut out of
+ * every message and stack in the chain, wherever in the chain they came from.
  */
-export function serializeError(error: unknown, depth = 0): unknown {
+export function serializeError(error: unknown): unknown {
   if (!(error instanceof Error)) return error;
-  const withExtras = error as Error & { code?: unknown; path?: unknown; originalError?: unknown };
-  const cause = error.cause ?? withExtras.originalError;
-  return {
-    type: error.name,
-    message: error.message,
-    ...(typeof withExtras.code === 'string' || typeof withExtras.code === 'number' ? { code: withExtras.code } : {}),
-    ...(Array.isArray(withExtras.path) ? { path: withExtras.path.join('.') } : {}),
-    stack: error.stack,
-    ...(cause instanceof Error && depth < 3 ? { cause: serializeError(cause, depth + 1) } : {}),
+  const chain: Error[] = [];
+  for (let link: unknown = error; link instanceof Error && chain.length < 4 && !chain.includes(link); link = causeOf(link)) chain.push(link);
+  const secrets = chain.flatMap((link) => {
+    const { detail, hint } = link as { detail?: unknown; hint?: unknown };
+    return [detail, hint].filter((text): text is string => typeof text === 'string' && text.trim() !== '');
+  });
+  const scrub = (text: string | undefined) => (text === undefined ? undefined : secrets.reduce((out, secret) => out.split(secret).join('[redacted]'), text));
+  const serialize = (index: number): unknown => {
+    const link = chain[index];
+    if (!link) return undefined;
+    const extras = link as Error & { code?: unknown; path?: unknown };
+    const cause = serialize(index + 1);
+    return {
+      type: link.name,
+      message: scrub(link.message),
+      ...(typeof extras.code === 'string' || typeof extras.code === 'number' ? { code: extras.code } : {}),
+      ...(Array.isArray(extras.path) ? { path: extras.path.join('.') } : {}),
+      stack: scrub(link.stack),
+      ...(cause ? { cause } : {}),
+    };
   };
+  return serialize(0);
 }
+
+const causeOf = (error: Error): unknown => error.cause ?? (error as { originalError?: unknown }).originalError;
 
 export interface LoggerOptions {
   level: string;

@@ -144,6 +144,20 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     }
   };
 
+  // One backlog query per scrape, shared by the gauges below and the scrape error counter.
+  const backlogTimeoutMs = options.backlogTimeoutMs ?? BACKLOG_SCRAPE_TIMEOUT_MS;
+  const readBacklog = options.readOutboxBacklog;
+  const sampleBacklog = singleFlight(async (): Promise<OutboxBacklog | null> => {
+    if (!readBacklog) return null;
+    try {
+      return await withTimeout(readBacklog(), backlogTimeoutMs, 'outbox backlog query');
+    } catch (error) {
+      scrapeErrors.inc();
+      options.logger?.warn({ err: error }, 'outbox backlog could not be read for metrics');
+      return null;
+    }
+  });
+
   // --- outbox: counters and histograms the publisher records -----------------------------------
   const publishAttempts = new Counter({
     name: 'outbox_publish_attempts_total',
@@ -169,10 +183,15 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     help: 'Failed outbox events put back to pending by reprocessing (mutation or CLI).',
     registers,
   });
-  const scrapeErrors = new Counter({
+  const scrapeErrors: Counter = new Counter({
     name: 'outbox_metrics_scrape_errors_total',
     help: 'Scrapes whose outbox backlog query failed or timed out; the backlog gauges were left out of those scrapes.',
     registers,
+    // Registered before the backlog gauges, so it starts the scrape's one backlog query (they
+    // share it) and reports the error of this very scrape, not only the previous one's.
+    async collect() {
+      await sampleBacklog();
+    },
   });
   for (const eventType of EVENT_TYPES) {
     // Every series exists from the start, so rate() and ratios work before the first failure.
@@ -181,18 +200,6 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   }
 
   // --- outbox: gauges read from the database at scrape time, one query per scrape --------------
-  const backlogTimeoutMs = options.backlogTimeoutMs ?? BACKLOG_SCRAPE_TIMEOUT_MS;
-  const readBacklog = options.readOutboxBacklog;
-  const sampleBacklog = singleFlight(async (): Promise<OutboxBacklog | null> => {
-    if (!readBacklog) return null;
-    try {
-      return await withTimeout(readBacklog(), backlogTimeoutMs, 'outbox backlog query');
-    } catch (error) {
-      scrapeErrors.inc();
-      options.logger?.warn({ err: error }, 'outbox backlog could not be read for metrics');
-      return null;
-    }
-  });
   new SampledGauge({
     name: 'outbox_pending_events',
     help: 'Outbox events waiting to be published (database-wide: aggregate instances with max, not sum).',

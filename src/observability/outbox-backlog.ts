@@ -22,12 +22,12 @@ export interface OutboxBacklog {
 export const BACKLOG_COUNT_CAP = 100_000;
 
 /**
- * The one query a metrics scrape makes. `order by next_retry_at, created_at` matches the pending
+ * The one query a metrics scrape makes (exported for the test that checks its plan). `order by next_retry_at, created_at` matches the pending
  * index, so the capped scan reads it in order (events that never failed have next_retry_at =
  * created_at, so the oldest are first) instead of letting the planner pick arbitrary rows.
  */
-export async function readOutboxBacklog(em: Em, cap: number = BACKLOG_COUNT_CAP): Promise<OutboxBacklog> {
-  const { rows } = await sql<{ pending: number; failed: number; oldest_pending_age_seconds: number | null }>`
+export function outboxBacklogQuery(cap: number = BACKLOG_COUNT_CAP) {
+  return sql<{ pending: number; failed: number; oldest_pending_age_seconds: number | null }>`
     select
       count(*)::int as pending,
       extract(epoch from now() - min(pending.created_at))::float8 as oldest_pending_age_seconds,
@@ -38,7 +38,11 @@ export async function readOutboxBacklog(em: Em, cap: number = BACKLOG_COUNT_CAP)
       select created_at from event_outbox where status = 'pending'
       order by next_retry_at, created_at
       limit ${cap}
-    ) as pending`.execute(em.getKysely());
+    ) as pending`;
+}
+
+export async function readOutboxBacklog(em: Em, cap: number = BACKLOG_COUNT_CAP): Promise<OutboxBacklog> {
+  const { rows } = await outboxBacklogQuery(cap).execute(em.getKysely());
   const row = rows[0]!;
   return {
     pending: row.pending,

@@ -1,7 +1,7 @@
 import { inject } from 'vitest';
 import { startApp, type App } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
-import { createLogger } from '../../src/logger.ts';
+import { createLogger, type Logger } from '../../src/logger.ts';
 import { databaseUrl, quoteIdent, uniqueDatabaseName, withAdminClient } from './database.ts';
 
 export interface TestDatabase {
@@ -39,10 +39,10 @@ export interface GqlResult<T> {
 }
 
 /** Starts the whole app (as `npm start` does, against PostgreSQL) on a free port, on its own database. */
-export async function startTestApp(env: Record<string, string> = {}): Promise<TestApp> {
+export async function startTestApp(env: Record<string, string> = {}, options: { logger?: Logger } = {}): Promise<TestApp> {
   const db = await createTestDatabase();
   const config = loadConfig({ DATABASE_URL: db.url, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', ...env });
-  const app = await startApp(config, createLogger({ level: config.logLevel, pretty: false }));
+  const app = await startApp(config, options.logger ?? createLogger({ level: config.logLevel, pretty: false }));
   return {
     app,
     db,
