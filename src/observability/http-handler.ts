@@ -42,7 +42,9 @@ function logRequest(record: RequestRecord, req: IncomingMessage, res: ServerResp
     ...(res.writableFinished ? {} : { aborted: true }),
     ...(operation ? { operationName: operation.name, operationType: operation.type, outcome: operation.outcome } : {}),
   };
-  if (QUIET_PATHS.has(path) && res.statusCode < 500) record.log.debug(fields, 'request completed');
+  // A 503 from /health/ready is an answer, not a failure (readiness changes are logged once, by the
+  // health checks); only an endpoint that broke (500) is worth more than debug.
+  if (QUIET_PATHS.has(path) && res.statusCode !== 500) record.log.debug(fields, 'request completed');
   else if (res.statusCode >= 500 || operation?.outcome === 'server_error') record.log.warn(fields, 'request failed');
   else record.log.info(fields, 'request completed');
 }
