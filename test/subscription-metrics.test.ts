@@ -25,7 +25,7 @@ const gauges = async () => {
 };
 
 function wsClient(): Client {
-  return createClient({ url: s.wsUrl, webSocketImpl: WebSocket, lazy: false, retryAttempts: 0, connectionParams: { 'x-request-id': 'ignored' } });
+  return createClient({ url: s.wsUrl, webSocketImpl: WebSocket, lazy: false, retryAttempts: 0 });
 }
 
 describe('graphql-ws connections and subscriptions', () => {
