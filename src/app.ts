@@ -4,7 +4,11 @@ import { createOrm, forkEm, migrateToLatest, type Orm } from './db/orm.ts';
 import { seedDemo } from './db/demo-seed.ts';
 import { createEventStreams } from './events/event-subscription.service.ts';
 import { schema } from './graphql/schema.ts';
+import { createHealthChecks } from './health/health-checks.ts';
 import type { Logger } from './logger.ts';
+import { createMetrics } from './observability/metrics.ts';
+import { createOutboxBacklogReader } from './observability/outbox-backlog.ts';
+import { createPublisherObserver } from './outbox/outbox.observer.ts';
 import { OutboxPublisher } from './outbox/outbox.publisher.ts';
 import { listenForCommits, wakeOnLocalCommit } from './outbox/outbox.wakeups.ts';
 import { createMemoryBus, createRedisBus, type EventBus } from './pubsub/event-bus.ts';
@@ -17,8 +21,8 @@ export interface AppOverrides {
 
 /**
  * Everything that runs in one API process, wired from config: database and migrations, the bus,
- * the OutboxPublisher with its wake-ups, and the HTTP/WebSocket server. `main.ts` adds signals and
- * printing; tests start it on port 0 and stop it.
+ * the OutboxPublisher with its wake-ups, metrics and health, and the HTTP/WebSocket server.
+ * `main.ts` adds signals and printing; tests start it on port 0 and stop it.
  */
 export async function startApp(config: AppConfig, logger: Logger, overrides: AppOverrides = {}) {
   const orm: Orm = await createOrm(config.database);
@@ -37,6 +41,9 @@ export async function startApp(config: AppConfig, logger: Logger, overrides: App
       if (seeded) logger.info('demo project seeded');
     }
 
+    const metrics = createMetrics({ readOutboxBacklog: createOutboxBacklogReader(orm), logger });
+    const health = createHealthChecks({ orm, timeoutMs: config.healthCheckTimeoutMs, logger });
+
     const bus = overrides.bus ?? (config.redisUrl ? createRedisBus(config.redisUrl) : createMemoryBus());
     closers.push(() => bus.close());
 
@@ -51,7 +58,14 @@ export async function startApp(config: AppConfig, logger: Logger, overrides: App
         closers.push(() => own.close());
         publisherOrm = own;
       }
-      const started = new OutboxPublisher({ orm: publisherOrm, bus, logger: logger.child({ component: 'outbox' }), options: config.outbox });
+      const outboxLogger = logger.child({ component: 'outbox' });
+      const started = new OutboxPublisher({
+        orm: publisherOrm,
+        bus,
+        logger: outboxLogger,
+        options: config.outbox,
+        observer: createPublisherObserver({ metrics, logger: outboxLogger }),
+      });
       publisher = started;
       if (config.outbox.wakeOnCommit) wakeOnLocalCommit(orm, () => started.nudge());
       if (config.outbox.wakeOnCommit && config.database.kind === 'postgresql') {
@@ -59,12 +73,14 @@ export async function startApp(config: AppConfig, logger: Logger, overrides: App
         // commit hook sees every commit there, and the poll covers the rest.
         listener = listenForCommits({
           url: config.database.url,
-          logger,
+          logger: outboxLogger,
           wake: () => started.nudge(),
           onStateChange: (listening) => started.setListening(listening),
         });
       }
       started.start();
+      metrics.setPublisherStatusSource(started);
+      health.setPublisherStatusSource(started);
       closers.push(async () => {
         await listener?.stop();
         await started.stop();
@@ -72,8 +88,26 @@ export async function startApp(config: AppConfig, logger: Logger, overrides: App
     }
 
     const tokens = createTokenService({ secret: config.jwtSecret, issuer: config.jwtIssuer });
-    const events = createEventStreams({ orm, bus, options: config.subscriptions });
-    const server = buildServer({ orm, schema, tokens, events, logger, keepAliveMs: config.subscriptions.keepAliveMs });
+    const events = createEventStreams({
+      orm,
+      bus,
+      options: config.subscriptions,
+      onDelivered: (event) => metrics.subscriptions.recordDelivered(event.type),
+      onEnd: (reason) => {
+        if (reason === 'slow-consumer') metrics.subscriptions.recordEndedSlowConsumer();
+      },
+    });
+    const server = buildServer({
+      orm,
+      schema,
+      tokens,
+      events,
+      logger,
+      metrics,
+      health,
+      serveMetrics: config.metricsEnabled,
+      keepAliveMs: config.subscriptions.keepAliveMs,
+    });
     const running: RunningServer = await server.start(config.port, config.host);
     closers.push(() => server.stop());
 
@@ -85,15 +119,22 @@ export async function startApp(config: AppConfig, logger: Logger, overrides: App
       server,
       publisher,
       listener,
+      metrics,
+      health,
       url: running.url,
       graphqlUrl: `${running.url}/graphql`,
       /**
-       * Idempotent. Stops in reverse order of start: the server (subscriptions end, clients are
-       * told to go away), then the publisher (the batch in flight is finished or released, so no
-       * event is left claimed), the bus, and last the database.
+       * Idempotent. Reports unready at once and keeps serving for `shutdownDrainMs` so load
+       * balancers stop routing here; then stops in reverse order of start: the server
+       * (subscriptions end, clients are told to go away), the publisher (the batch in flight is
+       * finished or released, so no event is left claimed), the bus, and last the database.
        */
       stop(): Promise<void> {
-        stopping ??= closeAll();
+        stopping ??= (async () => {
+          health.markShuttingDown();
+          if (config.shutdownDrainMs > 0) await new Promise((resolve) => setTimeout(resolve, config.shutdownDrainMs));
+          await closeAll();
+        })();
         return stopping;
       },
     };

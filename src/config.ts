@@ -32,6 +32,16 @@ export interface AppConfig {
   logLevel: string;
   /** Redis for the pub/sub bus (`REDIS_URL`); unset: in-process bus, fine for a single instance. */
   redisUrl: string | null;
+  /** Serve Prometheus metrics at `GET /metrics` (`METRICS_ENABLED`, default true); unauthenticated, so
+   * turn it off where the port is public and nothing scrapes it. */
+  metricsEnabled: boolean;
+  /** Longest `GET /health/ready` waits for each database check before calling it failed
+   * (`HEALTH_CHECK_TIMEOUT_MS`, default 2000). Keep it below the probe's own timeout. */
+  healthCheckTimeoutMs: number;
+  /** On SIGTERM, how long to keep serving while `/health/ready` already answers 503, so load balancers
+   * stop sending new work before connections close (`SHUTDOWN_DRAIN_MS`, default 0; in Kubernetes
+   * use at least the readiness probe's period × failure threshold). */
+  shutdownDrainMs: number;
   outbox: OutboxPublisherOptions;
   subscriptions: SubscriptionOptions;
 }
@@ -146,6 +156,9 @@ export function loadConfig(env: Env = process.env): AppConfig {
       authRecheckMs: readInteger(env, 'SUBSCRIPTION_AUTH_RECHECK_MS', 5_000, 0, 3_600_000),
       keepAliveMs: readInteger(env, 'WS_KEEPALIVE_MS', 12_000, 0, 3_600_000),
     },
+    metricsEnabled: readBoolean(env, 'METRICS_ENABLED', true),
+    healthCheckTimeoutMs: readInteger(env, 'HEALTH_CHECK_TIMEOUT_MS', 2_000, 100, 60_000),
+    shutdownDrainMs: readInteger(env, 'SHUTDOWN_DRAIN_MS', 0, 0, 60_000),
   };
 }
 

@@ -3,7 +3,7 @@ import { DEMO_USERS } from './db/demo-seed.ts';
 import { createLogger } from './logger.ts';
 import { startApp } from './app.ts';
 
-/** Longest a graceful stop may take before the process exits anyway. */
+/** Longest a graceful stop may take, after the drain period, before the process exits anyway. */
 const SHUTDOWN_TIMEOUT_MS = 10_000;
 
 let config: AppConfig;
@@ -38,7 +38,7 @@ async function shutdown(signal: string) {
   const timer = setTimeout(() => {
     logger.error('graceful shutdown timed out');
     process.exit(1);
-  }, SHUTDOWN_TIMEOUT_MS);
+  }, config.shutdownDrainMs + SHUTDOWN_TIMEOUT_MS);
   timer.unref();
   try {
     await app.stop();

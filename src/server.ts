@@ -1,7 +1,7 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
-import type { execute, ExecutionArgs, GraphQLSchema, subscribe } from 'graphql';
+import { GraphQLError, type DocumentNode, type execute, type ExecutionArgs, type GraphQLSchema, type subscribe } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { createYoga } from 'graphql-yoga';
 import { WebSocketServer } from 'ws';
@@ -10,7 +10,15 @@ import type { Orm } from './db/orm.ts';
 import type { EventStreams } from './events/event-subscription.service.ts';
 import { createContextFactory, type GraphQLContext } from './graphql/context.ts';
 import { maskError, useRequestErrorCodes } from './graphql/errors.ts';
+import { createHealthChecks, type HealthChecks } from './health/health-checks.ts';
 import type { Logger } from './logger.ts';
+import { useOperationObservability } from './observability/graphql-operations.plugin.ts';
+import { graphqlWsMetricsHooks } from './observability/graphql-ws.metrics.ts';
+import { createHttpHandler } from './observability/http-handler.ts';
+import { createMetrics, type Metrics } from './observability/metrics.ts';
+import { createOpsEndpoints } from './observability/ops-endpoints.ts';
+import { requestRecordFor } from './observability/request-context.ts';
+import { yogaLogging } from './observability/yoga-logging.ts';
 
 export const GRAPHQL_PATH = '/graphql';
 
@@ -30,6 +38,12 @@ export interface ServerDeps {
   logger: Logger;
   /** graphql-ws ping interval in ms (0: off). Transport keep-alive; never an outbox event. */
   keepAliveMs: number;
+  /** Instruments the server records into (a fresh registry when absent). */
+  metrics?: Metrics;
+  /** Serve them at GET /metrics (`METRICS_ENABLED`, default true). */
+  serveMetrics?: boolean;
+  /** What /health/ready reports (database and migrations only when absent). */
+  health?: HealthChecks;
 }
 
 export interface RunningServer {
@@ -45,32 +59,32 @@ export interface RunningServer {
  */
 export function buildServer(deps: ServerDeps) {
   const createContext = createContextFactory({ orm: deps.orm, tokens: deps.tokens, events: deps.events });
+  const metrics = deps.metrics ?? createMetrics({ logger: deps.logger });
+  const health = deps.health ?? createHealthChecks({ orm: deps.orm, timeoutMs: 2_000, logger: deps.logger });
 
   const yoga = createYoga<Record<string, unknown>, GraphQLContext>({
     schema: deps.schema,
     graphqlEndpoint: GRAPHQL_PATH,
-    context: async ({ request, connectionParams }: { request?: Request; connectionParams?: Record<string, unknown> }) => {
+    context: async ({ request, connectionParams, req }: { request?: Request; connectionParams?: Record<string, unknown>; req?: IncomingMessage }) => {
       const fromSocket = connectionParams?.authorization ?? connectionParams?.Authorization;
-      return createContext(typeof fromSocket === 'string' ? fromSocket : request?.headers.get('authorization'));
+      const log = req ? requestRecordFor(req, deps.logger).log : deps.logger;
+      return createContext(typeof fromSocket === 'string' ? fromSocket : request?.headers.get('authorization'), log);
     },
     maskedErrors: { maskError },
-    plugins: [useRequestErrorCodes()],
+    plugins: [useRequestErrorCodes(), useOperationObservability({ metrics, logger: deps.logger })],
     // Served from the npm package: GraphiQL works without internet access.
     renderGraphiQL,
     graphiql: { title: 'chat-outbox', subscriptionsProtocol: 'WS' },
     landingPage: false,
-    logging: {
-      debug: (...args) => deps.logger.debug({ args }, 'yoga'),
-      info: (...args) => deps.logger.info({ args }, 'yoga'),
-      warn: (...args) => deps.logger.warn({ args }, 'yoga'),
-      error: (...args) => deps.logger.error({ args }, 'yoga'),
-    },
+    logging: yogaLogging(deps.logger),
   });
 
-  const httpServer: Server = createServer(yoga);
+  const ops = createOpsEndpoints({ metrics: deps.serveMetrics === false ? null : metrics, health, logger: deps.logger });
+  const httpServer: Server = createServer(createHttpHandler({ logger: deps.logger, ops, next: yoga }));
   const wsServer = new WebSocketServer({ server: httpServer, path: GRAPHQL_PATH });
   const wsDisposable = useServer(
     {
+      ...graphqlWsMetricsHooks(metrics),
       // The envelop-wrapped execute/subscribe of this operation travel in rootValue (yoga's recipe).
       execute: (args) => (args.rootValue as EnvelopedRoot).execute(args),
       subscribe: (args) => (args.rootValue as EnvelopedRoot).subscribe(args),
@@ -82,10 +96,18 @@ export function buildServer(deps: ServerDeps) {
           params: payload,
           connectionParams: ctx.connectionParams,
         });
+        let document: DocumentNode;
+        try {
+          document = parse(payload.query);
+        } catch (error) {
+          // A syntax error is this operation's problem: answer it, keep the socket open.
+          if (error instanceof GraphQLError) return [error];
+          throw error;
+        }
         const args = {
           schema,
           operationName: payload.operationName,
-          document: parse(payload.query),
+          document,
           variableValues: payload.variables,
           contextValue: await contextFactory(),
           rootValue: { execute, subscribe },
@@ -104,6 +126,8 @@ export function buildServer(deps: ServerDeps) {
   return {
     yoga,
     httpServer,
+    metrics,
+    health,
     async start(port: number, host: string): Promise<RunningServer> {
       await new Promise<void>((resolve, reject) => {
         httpServer.once('error', reject);

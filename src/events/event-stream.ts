@@ -34,6 +34,8 @@ export interface OrderedStreamOptions {
   /** Page size for reading history and filling gaps. */
   pageSize?: number;
   onLiveEvent?(): void;
+  /** Called for every event handed to the client. */
+  onDelivered?(event: ChatEvent): void;
   onEnd?(reason: 'client' | 'error' | 'slow-consumer'): void;
 }
 
@@ -166,6 +168,7 @@ export function orderedEventStream(source: OrderedStreamSource, options: Ordered
       }
       last = source.positionOf(event);
       lastEventId = event.eventId;
+      options.onDelivered?.(event);
       return { done: false, value: event };
     },
     async return() {

@@ -24,6 +24,7 @@ export interface EventStreamsDeps {
   bus: EventBus;
   options: SubscriptionOptions;
   onLiveEvent?(): void;
+  onDelivered?(event: ChatEvent): void;
   onEnd?(reason: 'client' | 'error' | 'slow-consumer'): void;
 }
 
@@ -74,6 +75,7 @@ export function createEventStreams(deps: EventStreamsDeps) {
       bufferSize: deps.options.bufferSize,
       endAt: viewer.tokenExpiresAt,
       ...(deps.onLiveEvent ? { onLiveEvent: deps.onLiveEvent } : {}),
+      ...(deps.onDelivered ? { onDelivered: deps.onDelivered } : {}),
       ...(deps.onEnd ? { onEnd: deps.onEnd } : {}),
     });
   }

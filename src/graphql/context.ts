@@ -2,6 +2,7 @@ import { bearerToken, type TokenService, type Viewer } from '../auth/token.ts';
 import { forkEm, type Em, type Orm } from '../db/orm.ts';
 import { DomainError, unauthenticated } from '../errors.ts';
 import type { EventStreams } from '../events/event-subscription.service.ts';
+import type { Logger } from '../logger.ts';
 import { createLoaders, type Loaders } from './loaders.ts';
 
 export interface GraphQLContext {
@@ -18,6 +19,8 @@ export interface GraphQLContext {
    * or loader cache (TRAPS.md #6).
    */
   renew(): void;
+  /** The service logger bound to this request's `requestId`. Log ids and counts, never bodies or tokens. */
+  log: Logger;
 }
 
 export interface ContextDeps {
@@ -32,7 +35,7 @@ export interface ContextDeps {
  * itself; it becomes UNAUTHENTICATED when a resolver asks for the viewer.
  */
 export function createContextFactory(deps: ContextDeps) {
-  return async (authorization: string | null | undefined): Promise<GraphQLContext> => {
+  return async (authorization: string | null | undefined, log: Logger): Promise<GraphQLContext> => {
     let viewer: Viewer | null = null;
     let authError: DomainError | null = null;
     try {
@@ -47,6 +50,7 @@ export function createContextFactory(deps: ContextDeps) {
       em,
       loaders: createLoaders(em),
       events: deps.events,
+      log,
       viewer() {
         if (viewer) return viewer;
         throw authError ?? unauthenticated();

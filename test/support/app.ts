@@ -1,7 +1,7 @@
 import { inject } from 'vitest';
 import { startApp, type App, type AppOverrides } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
-import { createLogger } from '../../src/logger.ts';
+import { createLogger, type Logger } from '../../src/logger.ts';
 import { databaseUrl, quoteIdent, uniqueDatabaseName, withAdminClient } from './database.ts';
 
 export interface TestDatabase {
@@ -44,12 +44,12 @@ export interface GqlResult<T> {
  */
 export async function startTestApp(
   env: Record<string, string> = {},
-  options: AppOverrides & { db?: TestDatabase } = {},
+  options: AppOverrides & { db?: TestDatabase; logger?: Logger } = {},
 ): Promise<TestApp> {
-  const { db: shared, ...overrides } = options;
+  const { db: shared, logger, ...overrides } = options;
   const db = shared ?? (await createTestDatabase());
   const config = loadConfig({ DATABASE_URL: db.url, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', ...env });
-  const app = await startApp(config, createLogger({ level: config.logLevel, pretty: false }), overrides);
+  const app = await startApp(config, logger ?? createLogger({ level: config.logLevel, pretty: false }), overrides);
   return {
     app,
     db,
