@@ -7,7 +7,9 @@ import { sql } from 'kysely';
 import { ConfigError, loadConfig } from '../src/config.ts';
 import { createOrm, forkEm } from '../src/db/orm.ts';
 import { isUuid } from '../src/db/ids.ts';
-import { reprocessFailed } from '../src/outbox/outbox.sql.ts';
+import { createLogger } from '../src/logger.ts';
+import { logReprocessed } from '../src/outbox/outbox.log.ts';
+import { reprocessFailed, reprocessedLogEvent } from '../src/outbox/outbox.sql.ts';
 
 const usage = 'usage: npm run outbox -- status [--project <id>] | reprocess [--event <id> ...] [--project <id>]';
 const { positionals, values } = parseArgs({
@@ -47,10 +49,13 @@ try {
     if (rows.length === 0) console.log('no pending or failed events');
     for (const row of rows) console.log(`${row.status}: ${row.count} (oldest ${row.oldest ? new Date(row.oldest).toISOString() : '-'})`);
   } else {
-    const ids = await reprocessFailed(db, {
+    const rows = await reprocessFailed(db, {
       ...(values.project ? { projectId: values.project } : {}),
       ...(values.event?.length ? { eventIds: values.event } : {}),
     });
+    const logger = createLogger({ level: config.logLevel, pretty: false, destination: process.stderr });
+    for (const row of rows) logReprocessed(logger, reprocessedLogEvent(row), { by: 'cli' });
+    const ids = rows.map((row) => row.id);
     console.log(`requeued ${ids.length} failed event(s)${ids.length ? `:\n${ids.join('\n')}` : ''}`);
   }
 } finally {

@@ -58,8 +58,8 @@ export interface RunningServer {
  * their context with the same factory.
  */
 export function buildServer(deps: ServerDeps) {
-  const createContext = createContextFactory({ orm: deps.orm, tokens: deps.tokens, events: deps.events });
   const metrics = deps.metrics ?? createMetrics({ logger: deps.logger });
+  const createContext = createContextFactory({ orm: deps.orm, tokens: deps.tokens, events: deps.events, metrics });
   const health = deps.health ?? createHealthChecks({ orm: deps.orm, timeoutMs: 2_000, logger: deps.logger });
 
   const yoga = createYoga<Record<string, unknown>, GraphQLContext>({

@@ -67,6 +67,15 @@ describe('metrics and logs of the outbox lifecycle', () => {
       expect(retry).toMatchObject({ eventType: 'message_created', attempts: 1, delayMs: expect.any(Number) });
       expect(forEvent(doomed).find((r) => r.level === 50)).toMatchObject({ attempts: 2 });
       expect(logs.text()).not.toContain('secret body text');
+
+      // Reprocessing is counted, logged with the eventId, and the event is delivered after all.
+      flaky.down = false;
+      const projectId = (await db.query('select project_id from event_outbox where id = $1', [doomed])).rows[0].project_id;
+      await t.gql('mutation($p: ID!) { reprocessFailedEvents(projectId: $p) { count } }', { p: projectId }, { as: 'alice' });
+      await sub.waitForCount(2);
+      expect(sub.events[1]!.eventId).toBe(doomed);
+      expect((await scrape(t.app.url)).value('outbox_reprocessed_total')).toBe(1);
+      expect(logs.records().find((r) => r.outbox === 'reprocessed')).toMatchObject({ eventId: doomed, by: 'mutation', userId: 'alice' });
     } finally {
       flaky.down = false;
       await sub.stop();

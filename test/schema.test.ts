@@ -6,6 +6,7 @@ import { sendMessage } from '../src/chat/chat.service.ts';
 import { createOrm, forkEm, type Orm } from '../src/db/orm.ts';
 import { createContextFactory } from '../src/graphql/context.ts';
 import { createLogger } from '../src/logger.ts';
+import { createMetrics } from '../src/observability/metrics.ts';
 import { createEventStreams } from '../src/events/event-subscription.service.ts';
 import { createMemoryBus } from '../src/pubsub/event-bus.ts';
 import { schema } from '../src/graphql/schema.ts';
@@ -44,7 +45,7 @@ describe('DataLoader batching', () => {
 
     const tokens = createTokenService({ secret: 'x'.repeat(32), issuer: 'test' });
     const events = createEventStreams({ orm, bus: createMemoryBus(), options: { bufferSize: 10, authRecheckMs: 0, keepAliveMs: 0 } });
-    const contextValue = await createContextFactory({ orm, tokens, events })(`Bearer ${await tokens.sign('alice')}`, createLogger({ level: 'silent', pretty: false }));
+    const contextValue = await createContextFactory({ orm, tokens, events, metrics: createMetrics() })(`Bearer ${await tokens.sign('alice')}`, createLogger({ level: 'silent', pretty: false }));
     queries = [];
     const result = await execute({
       schema,

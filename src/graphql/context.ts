@@ -3,6 +3,7 @@ import { forkEm, type Em, type Orm } from '../db/orm.ts';
 import { DomainError, unauthenticated } from '../errors.ts';
 import type { EventStreams } from '../events/event-subscription.service.ts';
 import type { Logger } from '../logger.ts';
+import type { Metrics } from '../observability/metrics.ts';
 import { createLoaders, type Loaders } from './loaders.ts';
 
 export interface GraphQLContext {
@@ -19,6 +20,8 @@ export interface GraphQLContext {
    * or loader cache (TRAPS.md #6).
    */
   renew(): void;
+  /** The process's instruments, for the few operator actions resolvers record (reprocessing). */
+  metrics: Metrics;
   /** The service logger bound to this request's `requestId`. Log ids and counts, never bodies or tokens. */
   log: Logger;
 }
@@ -27,6 +30,7 @@ export interface ContextDeps {
   orm: Orm;
   tokens: TokenService;
   events: EventStreams;
+  metrics: Metrics;
 }
 
 /**
@@ -50,6 +54,7 @@ export function createContextFactory(deps: ContextDeps) {
       em,
       loaders: createLoaders(em),
       events: deps.events,
+      metrics: deps.metrics,
       log,
       viewer() {
         if (viewer) return viewer;

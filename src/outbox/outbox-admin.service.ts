@@ -3,7 +3,7 @@ import type { Em } from '../db/orm.ts';
 import { badInput } from '../errors.ts';
 import { requireMembership, requireOwner } from '../projects/project.service.ts';
 import { requireId } from '../validation.ts';
-import { reprocessFailed } from './outbox.sql.ts';
+import { reprocessFailed, type ReprocessedRow } from './outbox.sql.ts';
 
 export const MAX_FAILED_EVENTS_LISTED = 100;
 export const MAX_REPROCESS_IDS = 1_000;
@@ -68,7 +68,7 @@ export async function reprocessFailedEvents(
   em: Em,
   userId: string,
   input: { projectId: string; eventIds?: readonly string[] | null },
-): Promise<string[]> {
+): Promise<ReprocessedRow[]> {
   const projectId = requireId('projectId', input.projectId);
   if (input.eventIds && input.eventIds.length > MAX_REPROCESS_IDS) {
     throw badInput('eventIds', `At most ${MAX_REPROCESS_IDS} eventIds at a time`);

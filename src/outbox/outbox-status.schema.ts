@@ -1,4 +1,6 @@
 import { builder } from '../graphql/builder.ts';
+import { logReprocessed } from './outbox.log.ts';
+import { reprocessedLogEvent } from './outbox.sql.ts';
 import { getOutboxStatus, reprocessFailedEvents, type FailedEventInfo, type OutboxStatusReport } from './outbox-admin.service.ts';
 
 const FailedEventRef = builder.objectRef<FailedEventInfo>('FailedEvent').implement({
@@ -50,8 +52,12 @@ builder.mutationField('reprocessFailedEvents', (t) =>
     type: ReprocessFailedEventsPayload,
     description: "Owners only. Puts the project's failed events (all, or those listed) back to pending, keeping their eventId.",
     args: { projectId: t.arg.id({ required: true }), eventIds: t.arg.idList({ required: false }) },
-    resolve: async (_root, args, ctx) => ({
-      eventIds: await reprocessFailedEvents(ctx.em, ctx.viewer().userId, { projectId: args.projectId, eventIds: args.eventIds ?? null }),
-    }),
+    resolve: async (_root, args, ctx) => {
+      const userId = ctx.viewer().userId;
+      const rows = await reprocessFailedEvents(ctx.em, userId, { projectId: args.projectId, eventIds: args.eventIds ?? null });
+      for (const row of rows) logReprocessed(ctx.log, reprocessedLogEvent(row), { by: 'mutation', userId });
+      ctx.metrics.outbox.recordReprocessed(rows.length);
+      return { eventIds: rows.map((row) => row.id) };
+    },
   }),
 );

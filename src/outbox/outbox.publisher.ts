@@ -4,6 +4,7 @@ import { forkEm, type Orm } from '../db/orm.ts';
 import type { ChatEvent } from '../events/chat-event.ts';
 import type { Logger } from '../logger.ts';
 import type { EventBus } from '../pubsub/event-bus.ts';
+import { logPublisherStarted, logPublisherStopped } from './outbox.log.ts';
 import {
   keepRunPrefixes,
   lockClaimRuns,
@@ -94,7 +95,8 @@ export class OutboxPublisher {
     if (this.#running) return;
     this.#running = true;
     this.#loop = this.#run();
-    this.#deps.logger.info({ batchSize: this.#deps.options.batchSize }, 'outbox publisher started');
+    const { batchSize, pollIntervalMs, maxAttempts, claimLeaseMs } = this.#deps.options;
+    logPublisherStarted(this.#deps.logger, { batchSize, pollIntervalMs, maxAttempts, claimLeaseMs });
   }
 
   /** Stops claiming, lets the batch in flight finish (published or released), then resolves. */
@@ -104,7 +106,7 @@ export class OutboxPublisher {
     this.#wake?.();
     await this.#loop;
     this.#loop = null;
-    this.#deps.logger.info('outbox publisher stopped');
+    logPublisherStopped(this.#deps.logger, { reason: 'stop requested' });
   }
 
   /** Run a cycle as soon as possible (after a commit, a NOTIFY, a reconnect, a reprocess). */

@@ -155,15 +155,35 @@ export async function releaseUnattempted(db: Db, ids: string[], token: string): 
     where id = any(${ids}::uuid[]) and claim_token = ${token}`.execute(db);
 }
 
+export interface ReprocessedRow {
+  id: string;
+  event_type: EventType;
+  project_id: string;
+  aggregate_type: AggregateType;
+  aggregate_id: string;
+  sequence: number;
+}
+
 /** Failed events back to pending, with their original id and a fresh set of attempts. */
-export async function reprocessFailed(db: Db, filter: { projectId?: string; eventIds?: string[] }): Promise<string[]> {
-  const { rows } = await sql<{ id: string }>`
+export async function reprocessFailed(db: Db, filter: { projectId?: string; eventIds?: string[] }): Promise<ReprocessedRow[]> {
+  const { rows } = await sql<ReprocessedRow>`
     update event_outbox
     set status = 'pending', attempts = 0, next_retry_at = now()
     where status = 'failed'
       ${filter.projectId ? sql`and project_id = ${filter.projectId}` : sql``}
       ${filter.eventIds ? sql`and id = any(${filter.eventIds}::uuid[])` : sql``}
-    returning id`.execute(db);
+    returning id, event_type, project_id, aggregate_type, aggregate_id, sequence`.execute(db);
   if (rows.length > 0) await sql`select pg_notify('chat_outbox_pending', '')`.execute(db);
-  return rows.map((row) => row.id);
+  return rows;
 }
+
+/** The log fields of a reprocessed row. */
+export const reprocessedLogEvent = (row: ReprocessedRow) => ({
+  id: row.id,
+  eventType: row.event_type,
+  projectId: row.project_id,
+  attempts: 0,
+  aggregateType: row.aggregate_type,
+  aggregateId: row.aggregate_id,
+  sequence: row.sequence,
+});
