@@ -7,7 +7,7 @@ import { createFlakyBus } from './support/flaky-bus.ts';
 import { PROJECT_EVENTS, SESSION_EVENTS, subscribe, type TestSubscriber } from './support/subscriber.ts';
 
 // Fast retries so the retry paths run in a test's time. Values are config, not assertions.
-const FAST = { OUTBOX_POLL_INTERVAL_MS: '50', OUTBOX_BACKOFF_BASE_MS: '20', OUTBOX_BACKOFF_MAX_MS: '100', OUTBOX_MAX_ATTEMPTS: '3' };
+const FAST = { OUTBOX_POLL_INTERVAL_MS: '50', OUTBOX_BACKOFF_BASE_MS: '20', OUTBOX_BACKOFF_MAX_MS: '100', OUTBOX_MAX_ATTEMPTS: '3', SUBSCRIPTION_AUTH_RECHECK_MS: '0' };
 
 let t: TestApp;
 let db: pg.Client;
@@ -180,6 +180,18 @@ describe('subscriptions', () => {
     expect(outsiderProject.errors[0]?.extensions?.code).toBe('NOT_FOUND');
     expect(anonymous.errors[0]?.extensions?.code).toBe('UNAUTHENTICATED');
     for (const s of [outsider, outsiderProject, anonymous]) expect(s.events).toEqual([]);
+  });
+
+  it('ends the subscription of a member removed from the project, before sending them the next event', async () => {
+    const { projectId, sessionId } = await createProjectFixture(t, 'alice', ['bob']);
+    const bob = await listen(PROJECT_EVENTS, { projectId }, 'bob');
+    await send(sessionId, 'before removal');
+    await bob.waitForCount(1);
+    await db.query('delete from project_member where project_id = $1 and user_id = $2', [projectId, 'bob']);
+    await send(sessionId, 'after removal');
+    await bob.waitFor((s) => s.completed);
+    expect(bob.errors[0]?.extensions?.code).toBe('NOT_FOUND');
+    expect(bob.events.map((e) => e.message?.body)).toEqual(['before removal']);
   });
 
   it('rejects an `after` from another session with BAD_USER_INPUT', async () => {
