@@ -6,9 +6,7 @@ import type { Logger } from '../logger.ts';
 import type { EventBus } from '../pubsub/event-bus.ts';
 import { logPublisherStarted, logPublisherStopped } from './outbox.log.ts';
 import {
-  keepRunPrefixes,
-  lockClaimRuns,
-  markClaimed,
+  claimBatch,
   markFailedAttempts,
   markPublished,
   releaseUnattempted,
@@ -170,17 +168,9 @@ export class OutboxPublisher {
     });
   }
 
-  async #claim(token: string): Promise<OutboxRow[]> {
+  #claim(token: string): Promise<OutboxRow[]> {
     const { batchSize, claimLeaseMs } = this.#deps.options;
-    const em = forkEm(this.#deps.orm);
-    return em.transactional(async (tx) => {
-      const db = tx.getKysely();
-      const ids = keepRunPrefixes(await lockClaimRuns(db, batchSize));
-      if (ids.length === 0) return [];
-      const rows = await markClaimed(db, ids, token, claimLeaseMs);
-      const order = new Map(ids.map((id, i) => [id, i]));
-      return rows.sort((a, b) => order.get(a.id)! - order.get(b.id)!);
-    });
+    return claimBatch(forkEm(this.#deps.orm).getKysely(), { limit: batchSize, token, leaseMs: claimLeaseMs });
   }
 
   async #publish(claimed: OutboxRow[], token: string): Promise<void> {

@@ -24,18 +24,11 @@ export interface OutboxRow {
   created_at: Date | string;
 }
 
-export interface ClaimCandidate {
-  id: string;
-  aggregate_id: string;
-  sequence: number;
-  head_sequence: number;
-}
-
 /**
- * Finds and locks due events in runs that start at the head of their aggregate: the oldest event
- * of the aggregate that is not yet published. An aggregate whose head is waiting for a retry, is
- * failed, or is held by another publisher contributes nothing, so a stuck event holds back its own
- * aggregate only.
+ * Claims the next batch in one statement: finds due events in runs that start at the head of
+ * their aggregate (the oldest event of the aggregate not yet published), locks them, and marks
+ * them claimed. An aggregate whose head is waiting for a retry, is failed, or is held by another
+ * publisher contributes nothing, so a stuck event holds back its own aggregate only.
  *
  * - Heads come from the partial pending index; "is there an earlier unpublished event?" is one
  *   probe of the partial unpublished index, however many published rows the table keeps.
@@ -43,11 +36,17 @@ export interface ClaimCandidate {
  *   in full batches and a backlog over many sessions still gives each one a turn.
  * - Rows are locked with SKIP LOCKED, and the claimable condition is re-checked on the latest row
  *   version: a row another publisher claimed or finished since this statement's snapshot is left
- *   out. Because rows can be left out, the caller keeps only the gapless prefix of each run that
- *   starts at its head (see keepRunPrefixes).
+ *   out. Only the gapless prefix of each run from its head is kept, so a run never skips a row
+ *   someone else holds.
+ * - The claim counts the attempt and sets a lease, and commits before anything is published: a
+ *   publisher that dies mid-publish has still used an attempt (a poison pill cannot loop
+ *   forever), and its rows become claimable again when the lease lapses.
+ *
+ * Returns the claimed rows in publishing order: by head, then by sequence.
  */
-export async function lockClaimRuns(db: Db, limit: number): Promise<ClaimCandidate[]> {
-  const { rows } = await sql<ClaimCandidate>`
+export async function claimBatch(db: Db, options: { limit: number; token: string; leaseMs: number }): Promise<OutboxRow[]> {
+  const { limit, token, leaseMs } = options;
+  const { rows } = await sql<OutboxRow & { turn: string }>`
     with due_heads as (
       select e.aggregate_id, e.sequence as head_sequence, e.next_retry_at, e.created_at
       from event_outbox e
@@ -62,53 +61,43 @@ export async function lockClaimRuns(db: Db, limit: number): Promise<ClaimCandida
     -- Numbered after the limit: a window over the scan itself would read every pending row.
     heads as (
       select *, row_number() over (order by next_retry_at, created_at) as turn from due_heads
+    ),
+    locked as (
+      select run.id, run.aggregate_id, run.sequence, heads.head_sequence, heads.turn
+      from heads
+      cross join lateral (
+        select f.id, f.aggregate_id, f.sequence
+        from event_outbox f
+        where f.aggregate_id = heads.aggregate_id and f.sequence >= heads.head_sequence and ${claimableAs('f')}
+        order by f.sequence
+        limit greatest(1, ${limit} / (select count(*) from heads))
+        for update of f skip locked
+      ) run
+    ),
+    -- Sequences are distinct, so a run is gapless from its head exactly while sequence - head
+    -- equals the row's rank within the run.
+    kept as (
+      select id, turn from (
+        select locked.*, row_number() over (partition by aggregate_id order by sequence) as rank from locked
+      ) ranked
+      where sequence - head_sequence = rank - 1
     )
-    select run.id, run.aggregate_id, run.sequence, heads.head_sequence
-    from heads
-    cross join lateral (
-      select f.id, f.aggregate_id, f.sequence
-      from event_outbox f
-      where f.aggregate_id = heads.aggregate_id and f.sequence >= heads.head_sequence and ${claimableAs('f')}
-      order by f.sequence
-      limit greatest(1, ${limit} / (select count(*) from heads))
-      for update of f skip locked
-    ) run
-    order by heads.turn, run.sequence`.execute(db);
-  return rows;
+    update event_outbox e
+    set attempts = e.attempts + 1,
+        claimed_until = now() + make_interval(secs => ${leaseMs / 1000}),
+        claim_token = ${token}
+    from kept
+    where e.id = kept.id
+    returning e.id, e.event_type, e.aggregate_type, e.aggregate_id, e.sequence, e.project_sequence, e.project_id,
+              e.user_id, e.session_id, e.payload, e.status, e.attempts, e.created_at, kept.turn`.execute(db);
+  return rows
+    .sort((a, b) => Number(a.turn) - Number(b.turn) || a.sequence - b.sequence)
+    .map(({ turn: _turn, ...row }) => row);
 }
 
 function claimableAs(alias: string) {
   const t = sql.ref(alias);
   return sql`${t}.status = 'pending' and ${t}.next_retry_at <= now() and (${t}.claimed_until is null or ${t}.claimed_until <= now())`;
-}
-
-/** Per aggregate, the events from its head on with no sequence number missing. */
-export function keepRunPrefixes(candidates: ClaimCandidate[]): string[] {
-  const expected = new Map<string, number>();
-  const kept: string[] = [];
-  for (const candidate of candidates) {
-    const next = expected.get(candidate.aggregate_id) ?? candidate.head_sequence;
-    if (candidate.sequence !== next) {
-      expected.set(candidate.aggregate_id, -1); // a gap ends this run for this batch
-      continue;
-    }
-    expected.set(candidate.aggregate_id, next + 1);
-    kept.push(candidate.id);
-  }
-  return kept;
-}
-
-/** Counts the attempt when it starts, so a publisher that dies mid-publish still used one. */
-export async function markClaimed(db: Db, ids: string[], token: string, leaseMs: number): Promise<OutboxRow[]> {
-  const { rows } = await sql<OutboxRow>`
-    update event_outbox
-    set attempts = attempts + 1,
-        claimed_until = now() + make_interval(secs => ${leaseMs / 1000}),
-        claim_token = ${token}
-    where id = any(${ids}::uuid[])
-    returning id, event_type, aggregate_type, aggregate_id, sequence, project_sequence, project_id, user_id,
-              session_id, payload, status, attempts, created_at`.execute(db);
-  return rows;
 }
 
 /** One round trip for the whole batch. Only rows still held under this claim are touched. */
