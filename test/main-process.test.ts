@@ -61,3 +61,26 @@ describe('npm run outbox', () => {
     }
   });
 });
+
+describe('npm run db:migrate', () => {
+  it('applies every migration to an empty database through the MikroORM CLI', async () => {
+    const name = `chat_outbox_cli_${Date.now().toString(36)}`;
+    const { withAdminClient, databaseUrl } = await import('./support/database.ts');
+    await withAdminClient((c) => c.query(`create database ${name}`));
+    try {
+      const url = databaseUrl(name);
+      await promisify(execFile)('npm', ['run', '-s', 'db:migrate'], { cwd: root, env: { ...process.env, DATABASE_URL: url } });
+      const client = await connect(url);
+      try {
+        const applied = (await client.query('select name from mikro_orm_migrations order by id')).rows.map((r) => r.name);
+        const { readdirSync } = await import('node:fs');
+        const files = readdirSync(new URL('../migrations', import.meta.url)).filter((f) => f.endsWith('.ts')).map((f) => f.replace(/\.ts$/, '')).sort();
+        expect(applied).toEqual(files);
+      } finally {
+        await client.end();
+      }
+    } finally {
+      await withAdminClient((c) => c.query(`drop database if exists ${name} with (force)`));
+    }
+  });
+});

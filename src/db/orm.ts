@@ -19,8 +19,10 @@ const sharedOptions = {
   migrations: {
     path: migrationsPath,
     glob: '!(*.d).ts',
-    // One snapshot file for the project instead of one per database every `migration:up` touches.
-    snapshotName: '.snapshot',
+    // Migrations are hand-written SQL and are the source of truth for the schema (checks, partial
+    // indexes, triggers the entity metadata does not describe), so no schema snapshot is kept and
+    // `npm run db:migration:create` scaffolds a blank migration instead of diffing entities.
+    snapshot: false,
     snapshotOnMigrate: false,
   },
   // The global EntityManager is off: requests and background batches each work on their own fork.
