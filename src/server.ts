@@ -30,6 +30,23 @@ type EnvelopedRoot = {
   subscribe: (args: ExecutionArgs) => ReturnType<typeof subscribe>;
 };
 
+/**
+ * The bearer credential of a graphql-ws operation. Browsers cannot set headers on a WebSocket, so
+ * clients send it in `connectionParams` (`authorization`, or a `headers` object, as some clients
+ * nest it); GraphiQL sends its Headers tab in the operation's `extensions.headers`.
+ */
+function socketAuthorization(connectionParams: unknown, extensions: unknown): string | null {
+  const pick = (bag: unknown): string | null => {
+    if (!bag || typeof bag !== 'object') return null;
+    const record = bag as Record<string, unknown>;
+    const value = record.authorization ?? record.Authorization;
+    return typeof value === 'string' ? value : null;
+  };
+  const params = connectionParams as Record<string, unknown> | undefined;
+  const ext = extensions as Record<string, unknown> | undefined;
+  return pick(params) ?? pick(params?.headers) ?? pick(ext?.headers) ?? null;
+}
+
 export interface ServerDeps {
   orm: Orm;
   schema: GraphQLSchema;
@@ -65,10 +82,9 @@ export function buildServer(deps: ServerDeps) {
   const yoga = createYoga<Record<string, unknown>, GraphQLContext>({
     schema: deps.schema,
     graphqlEndpoint: GRAPHQL_PATH,
-    context: async ({ request, connectionParams, req }: { request?: Request; connectionParams?: Record<string, unknown>; req?: IncomingMessage }) => {
-      const fromSocket = connectionParams?.authorization ?? connectionParams?.Authorization;
+    context: async ({ request, socketAuthorization, req }: { request?: Request; socketAuthorization?: string | null; req?: IncomingMessage }) => {
       const log = req ? requestRecordFor(req, deps.logger).log : deps.logger;
-      return createContext(typeof fromSocket === 'string' ? fromSocket : request?.headers.get('authorization'), log);
+      return createContext(socketAuthorization !== undefined ? socketAuthorization : request?.headers.get('authorization'), log);
     },
     maskedErrors: { maskError },
     plugins: [useRequestErrorCodes(), useOperationObservability({ metrics, logger: deps.logger })],
@@ -94,7 +110,7 @@ export function buildServer(deps: ServerDeps) {
           req: ctx.extra.request,
           socket: ctx.extra.socket,
           params: payload,
-          connectionParams: ctx.connectionParams,
+          socketAuthorization: socketAuthorization(ctx.connectionParams, payload.extensions),
         });
         let document: DocumentNode;
         try {

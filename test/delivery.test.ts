@@ -1,4 +1,6 @@
+import { createClient } from 'graphql-ws';
 import type pg from 'pg';
+import WebSocket from 'ws';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { errorCode, startTestApp, type TestApp } from './support/app.ts';
 import { connect, failInsertsInto } from './support/database.ts';
@@ -241,6 +243,32 @@ describe('transports and lifecycle', () => {
     controller.abort();
     const data = text.split('\n').find((line) => line.startsWith('data:') && line.includes('over sse'))!;
     expect(JSON.parse(data.slice(5)).data.sessionEvents).toEqual({ eventId: sent.data.sendMessage.eventId, sequence: 1, message: { body: 'over sse' } });
+  });
+
+  it('takes the token from connectionParams.headers or from the operation\'s extensions.headers (GraphiQL)', async () => {
+    const { sessionId } = await createProjectFixture(t, 'alice');
+    const token = `Bearer ${await t.token('alice')}`;
+    const received: string[][] = [[], []];
+    const clients = [
+      createClient({ url: t.app.graphqlUrl.replace('http', 'ws'), webSocketImpl: WebSocket, connectionParams: { headers: { Authorization: token } } }),
+      createClient({ url: t.app.graphqlUrl.replace('http', 'ws'), webSocketImpl: WebSocket }),
+    ];
+    const extensions = [undefined, { headers: { Authorization: token } }];
+    const stops = clients.map((client, i) =>
+      client.subscribe(
+        { query: SESSION_EVENTS, variables: { sessionId }, ...(extensions[i] ? { extensions: extensions[i] } : {}) },
+        { next: (r) => received[i]!.push(JSON.stringify(r)), error: (e) => received[i]!.push(`error ${JSON.stringify(e)}`), complete: () => {} },
+      ),
+    );
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      await send(sessionId, 'with header token');
+      await until(async () => received.every((r) => r.length > 0));
+      for (const r of received) expect(r[0]).toContain('with header token');
+    } finally {
+      stops.forEach((stop) => stop());
+      for (const client of clients) await client.dispose();
+    }
   });
 
   it('releases the bus listener of every subscription that ends', async () => {
