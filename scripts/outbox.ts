@@ -4,7 +4,7 @@
 //   npm run outbox -- reprocess [--event <id> ...] [--project <id>]
 import { parseArgs } from 'node:util';
 import { sql } from 'kysely';
-import { ConfigError, loadConfig } from '../src/config.ts';
+import { loadConfigOrExit } from '../src/config.ts';
 import { createOrm, forkEm } from '../src/db/orm.ts';
 import { isUuid } from '../src/db/ids.ts';
 import { createLogger } from '../src/logger.ts';
@@ -28,16 +28,7 @@ if (command !== 'status' && command !== 'reprocess') {
   process.exit(2);
 }
 
-let config;
-try {
-  config = loadConfig();
-} catch (error) {
-  if (error instanceof ConfigError) {
-    console.error(`Configuration error: ${error.message}`);
-    process.exit(1);
-  }
-  throw error;
-}
+const config = loadConfigOrExit();
 const orm = await createOrm(config.database);
 try {
   const db = forkEm(orm).getKysely();

@@ -1,12 +1,12 @@
 // npm run token -- <userId> [expiresIn]: prints a bearer token for that user, signed with JWT_SECRET.
 import { createTokenService } from '../src/auth/token.ts';
-import { loadConfig } from '../src/config.ts';
+import { loadConfigOrExit } from '../src/config.ts';
 
 const [userId, expiresIn = '12h'] = process.argv.slice(2);
 if (!userId) {
   console.error('usage: npm run token -- <userId> [expiresIn, e.g. 12h or 30d]');
   process.exit(2);
 }
-const config = loadConfig();
+const config = loadConfigOrExit();
 const tokens = createTokenService({ secret: config.jwtSecret, issuer: config.jwtIssuer });
 console.log(await tokens.sign(userId, { expiresIn }));

@@ -168,3 +168,14 @@ function readRedisUrl(env: Env): string | null {
   if (!/^rediss?:\/\//.test(url)) throw new ConfigError('REDIS_URL must be a redis:// or rediss:// URL');
   return url;
 }
+
+/** For entry points (server, CLI scripts): a wrong setting prints one line naming it and exits 1. */
+export function loadConfigOrExit(env: Env = process.env): AppConfig {
+  try {
+    return loadConfig(env);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    console.error(`Configuration error: ${error.message}`);
+    process.exit(1);
+  }
+}

@@ -1,4 +1,4 @@
-import { ConfigError, loadConfig, type AppConfig } from './config.ts';
+import { loadConfigOrExit } from './config.ts';
 import { DEMO_USERS } from './db/demo-seed.ts';
 import { createLogger } from './logger.ts';
 import { startApp } from './app.ts';
@@ -6,16 +6,7 @@ import { startApp } from './app.ts';
 /** Longest a graceful stop may take, after the drain period, before the process exits anyway. */
 const SHUTDOWN_TIMEOUT_MS = 10_000;
 
-let config: AppConfig;
-try {
-  config = loadConfig();
-} catch (error) {
-  if (error instanceof ConfigError) {
-    console.error(`Configuration error: ${error.message}`);
-    process.exit(1);
-  }
-  throw error;
-}
+const config = loadConfigOrExit();
 
 const logger = createLogger({ level: config.logLevel, pretty: process.stdout.isTTY && config.nodeEnv !== 'production' });
 const app = await startApp(config, logger);

@@ -19,6 +19,23 @@ export interface ResumePoint {
   afterSequence?: number | null;
 }
 
+/**
+ * A stream over one gapless position column of event_outbox: `sequence` within an aggregate,
+ * or `project_sequence` within a project. Column and table names come from the two callers
+ * below, never from input.
+ */
+interface StreamShape {
+  id: string;
+  projectId: string;
+  /** The column that scopes the stream, and the one that orders it. */
+  scope: 'aggregate_id' | 'project_id';
+  position: 'sequence' | 'project_sequence';
+  /** Where the newest committed position is kept. */
+  counterTable: 'chat_session' | 'project';
+  accepts(event: ChatEvent): boolean;
+  positionOf(event: ChatEvent): number;
+}
+
 export interface EventStreamsDeps {
   orm: Orm;
   bus: EventBus;
@@ -52,24 +69,44 @@ export function createEventStreams(deps: EventStreamsDeps) {
     };
   }
 
-  async function resolveStart(
-    resume: ResumePoint,
-    locate: (eventId: string) => Promise<number | undefined>,
-  ): Promise<number | null> {
+  async function resolveStart(resume: ResumePoint, stream: StreamShape): Promise<number | null> {
     if (resume.after != null && resume.afterSequence != null) throw badInput('after', 'Give either after or afterSequence, not both');
     if (resume.afterSequence != null) {
       if (!Number.isInteger(resume.afterSequence) || resume.afterSequence < 0) throw badInput('afterSequence', 'afterSequence must be 0 or more');
       return resume.afterSequence;
     }
     if (resume.after != null) {
-      const position = await locate(requireId('after', resume.after));
-      if (position === undefined) throw badInput('after', 'after is not an event of this stream');
-      return position;
+      const eventId = requireId('after', resume.after);
+      const { rows } = await sql<{ position: number }>`
+        select ${sql.ref(stream.position)} as position from event_outbox
+        where id = ${eventId} and ${sql.ref(stream.scope)} = ${stream.id}`.execute(db());
+      if (!rows[0]) throw badInput('after', 'after is not an event of this stream');
+      return rows[0].position;
     }
     return null;
   }
 
-  function open(source: OrderedStreamSource, startAfter: number | null, viewer: Viewer): AsyncIterableIterator<ChatEvent | StreamEnd> {
+  async function open(viewer: Viewer, stream: StreamShape, resume: ResumePoint): Promise<AsyncIterableIterator<ChatEvent | StreamEnd>> {
+    const startAfter = await resolveStart(resume, stream);
+    const source: OrderedStreamSource = {
+      subscribeLive: (listener) => deps.bus.subscribeProject(stream.projectId, listener),
+      accepts: stream.accepts,
+      positionOf: stream.positionOf,
+      async loadAfter(position, limit) {
+        const { rows } = await sql<OutboxRow>`
+          select ${EVENT_COLUMNS} from event_outbox
+          where ${sql.ref(stream.scope)} = ${stream.id} and ${sql.ref(stream.position)} > ${position}
+          order by ${sql.ref(stream.position)} limit ${limit}`.execute(db());
+        return rows.map(toChatEventFromRow);
+      },
+      async currentPosition() {
+        const { rows } = await sql<{ event_sequence: number }>`
+          select event_sequence from ${sql.table(stream.counterTable)} where id = ${stream.id}`.execute(db());
+        if (!rows[0]) throw notFound(stream.counterTable === 'project' ? 'Project' : 'ChatSession', stream.id);
+        return rows[0].event_sequence;
+      },
+      authorize: authorizer(viewer, stream.projectId),
+    };
     return orderedEventStream(source, {
       startAfter,
       bufferSize: deps.options.bufferSize,
@@ -85,67 +122,30 @@ export function createEventStreams(deps: EventStreamsDeps) {
     async session(viewer: Viewer, sessionIdInput: string, resume: ResumePoint) {
       const sessionId = requireId('sessionId', sessionIdInput);
       const session = await requireSession(forkEm(deps.orm), viewer.userId, sessionId);
-      const projectId = session.project.id;
-      const startAfter = await resolveStart(resume, async (eventId) => {
-        const { rows } = await sql<{ sequence: number }>`
-          select sequence from event_outbox where id = ${eventId} and aggregate_id = ${sessionId}`.execute(db());
-        return rows[0]?.sequence;
-      });
-      return open(
-        {
-          subscribeLive: (listener) => deps.bus.subscribeProject(projectId, listener),
-          accepts: (event) => event.aggregateId === sessionId,
-          positionOf: (event) => event.sequence,
-          async loadAfter(position, limit) {
-            const { rows } = await sql<OutboxRow>`
-              select ${EVENT_COLUMNS} from event_outbox
-              where aggregate_id = ${sessionId} and sequence > ${position}
-              order by sequence limit ${limit}`.execute(db());
-            return rows.map(toChatEventFromRow);
-          },
-          async currentPosition() {
-            const { rows } = await sql<{ event_sequence: number }>`select event_sequence from chat_session where id = ${sessionId}`.execute(db());
-            if (!rows[0]) throw notFound('ChatSession', sessionId);
-            return rows[0].event_sequence;
-          },
-          authorize: authorizer(viewer, projectId),
-        },
-        startAfter,
-        viewer,
-      );
+      return open(viewer, {
+        id: sessionId,
+        projectId: session.project.id,
+        scope: 'aggregate_id',
+        position: 'sequence',
+        counterTable: 'chat_session',
+        accepts: (event) => event.aggregateId === sessionId,
+        positionOf: (event) => event.sequence,
+      }, resume);
     },
 
     /** Every event of a project (all sessions, agent switches), in `projectSequence` order. */
     async project(viewer: Viewer, projectIdInput: string, resume: ResumePoint) {
       const projectId = requireId('projectId', projectIdInput);
       await requireMembership(forkEm(deps.orm), viewer.userId, projectId);
-      const startAfter = await resolveStart(resume, async (eventId) => {
-        const { rows } = await sql<{ project_sequence: number }>`
-          select project_sequence from event_outbox where id = ${eventId} and project_id = ${projectId}`.execute(db());
-        return rows[0]?.project_sequence;
-      });
-      return open(
-        {
-          subscribeLive: (listener) => deps.bus.subscribeProject(projectId, listener),
-          accepts: () => true,
-          positionOf: (event) => event.projectSequence,
-          async loadAfter(position, limit) {
-            const { rows } = await sql<OutboxRow>`
-              select ${EVENT_COLUMNS} from event_outbox
-              where project_id = ${projectId} and project_sequence > ${position}
-              order by project_sequence limit ${limit}`.execute(db());
-            return rows.map(toChatEventFromRow);
-          },
-          async currentPosition() {
-            const { rows } = await sql<{ event_sequence: number }>`select event_sequence from project where id = ${projectId}`.execute(db());
-            if (!rows[0]) throw notFound('Project', projectId);
-            return rows[0].event_sequence;
-          },
-          authorize: authorizer(viewer, projectId),
-        },
-        startAfter,
-        viewer,
-      );
+      return open(viewer, {
+        id: projectId,
+        projectId,
+        scope: 'project_id',
+        position: 'project_sequence',
+        counterTable: 'project',
+        accepts: () => true,
+        positionOf: (event) => event.projectSequence,
+      }, resume);
     },
   };
 }
