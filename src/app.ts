@@ -33,8 +33,8 @@ export async function startApp(config: AppConfig, logger: Logger, overrides: App
 
   try {
     if (config.migrateOnStart) {
-      await migrateToLatest(orm);
-      logger.info({ database: config.database.kind }, 'migrations applied');
+      const applied = await migrateToLatest(orm);
+      logger.info({ database: config.database.kind, applied }, applied.length ? 'migrations applied' : 'database schema is up to date');
     }
     if (config.seedDemo) {
       const { seeded } = await seedDemo(forkEm(orm));

@@ -24,6 +24,8 @@ const sharedOptions = {
     // `npm run db:migration:create` scaffolds a blank migration instead of diffing entities.
     snapshot: false,
     snapshotOnMigrate: false,
+    // Applied migrations are reported through our structured log (app.ts), not printed raw.
+    silent: true,
   },
   // The global EntityManager is off: requests and background batches each work on their own fork.
   allowGlobalContext: false,
@@ -70,6 +72,8 @@ export function forkEm(orm: Orm): Em {
   return orm.em.fork();
 }
 
-export async function migrateToLatest(orm: Orm): Promise<void> {
-  await orm.migrator.up();
+/** Applies pending migrations; returns the names of those it applied. */
+export async function migrateToLatest(orm: Orm): Promise<string[]> {
+  const applied = await orm.migrator.up();
+  return applied.map((migration) => migration.name);
 }
