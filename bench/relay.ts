@@ -67,7 +67,9 @@ async function drainBenchmark(url: string) {
       logger: silent,
       options: { batchSize: 500, pollIntervalMs: 1000, maxAttempts: 10, backoffBaseMs: 500, backoffMaxMs: 300_000, claimLeaseMs: 30_000 },
     });
-    while ((await publisher.runOnce()) > 0);
+    publisher.start();
+    while (published < BACKLOG) await new Promise((r) => setTimeout(r, 5));
+    await publisher.stop(); // includes recording the last batch
     return published;
   });
   const naive = await drain('baseline: naive SKIP LOCKED relay', url, async (orm) => {

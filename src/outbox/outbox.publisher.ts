@@ -31,6 +31,13 @@ export interface PublisherObserver {
   cycleFailed?(error: unknown): void;
 }
 
+interface PublishOutcome {
+  published: OutboxRow[];
+  failures: FailedPublish[];
+  /** Claimed but not sent: they queue behind a refused event of the batch. */
+  unattempted: string[];
+}
+
 export interface OutboxPublisherDeps {
   orm: Orm;
   bus: EventBus;
@@ -83,6 +90,7 @@ export class OutboxPublisher {
   #nudged = false;
   #lastCycleAt: Date | null = null;
   #listening = false;
+  #recording: Promise<void> | null = null;
 
   constructor(deps: OutboxPublisherDeps) {
     this.#deps = deps;
@@ -121,16 +129,47 @@ export class OutboxPublisher {
     return { running: this.#running, lastCycleAt: this.#lastCycleAt, listening: this.#listening };
   }
 
-  /** One claim-publish-mark cycle; returns how many events it claimed. Exposed for tests and benchmarks. */
+  /** One claim-publish-record cycle; returns how many events it claimed. Exposed for tests and benchmarks. */
   async runOnce(): Promise<number> {
-    const token = newId();
-    const claimed = await this.#claim(token);
+    const claimed = await this.#cycle();
+    await this.#settle();
+    return claimed;
+  }
+
+  /**
+   * Claims and publishes a batch. Its bookkeeping (marking published, scheduling retries) is left
+   * running while the loop claims the next batch, so the two statements overlap instead of
+   * queueing; at most one batch's bookkeeping is ever in flight.
+   */
+  async #cycle(): Promise<number> {
+    let token = newId();
+    let claimed = await this.#claim(token);
+    if (claimed.length === 0 && this.#recording) {
+      // The previous batch still counts as unpublished and holds back the next events of its
+      // aggregates: let its bookkeeping land, then look again.
+      await this.#settle();
+      token = newId();
+      claimed = await this.#claim(token);
+    }
     try {
-      if (claimed.length > 0) await this.#publish(claimed, token);
+      if (claimed.length > 0) {
+        const outcome = await this.#publish(claimed);
+        await this.#settle();
+        const recording = this.#record(claimed, outcome, token);
+        recording.catch(() => {}); // surfaced by #settle; never an unhandled rejection meanwhile
+        this.#recording = recording;
+      }
     } finally {
       this.#lastCycleAt = new Date();
     }
     return claimed.length;
+  }
+
+  /** Waits for the previous batch's bookkeeping, rethrowing its failure. */
+  async #settle(): Promise<void> {
+    const recording = this.#recording;
+    this.#recording = null;
+    if (recording) await recording;
   }
 
   async #run(): Promise<void> {
@@ -139,7 +178,7 @@ export class OutboxPublisher {
       this.#nudged = false;
       let claimed = 0;
       try {
-        claimed = await this.runOnce();
+        claimed = await this.#cycle();
         idleDelay = 0;
       } catch (error) {
         // The database is unreachable or a statement failed: nothing was marked, leases lapse on
@@ -153,6 +192,11 @@ export class OutboxPublisher {
       if (this.#nudged && idleDelay === 0) continue;
       await this.#sleep(idleDelay || this.#deps.options.pollIntervalMs);
     }
+    // The last batch's bookkeeping lands before stop resolves: no event is left claimed.
+    await this.#settle().catch((error: unknown) => {
+      this.#deps.observer?.cycleFailed?.(error);
+      this.#deps.logger.error({ err: describeError(error) }, 'outbox publisher could not record its last batch');
+    });
   }
 
   #sleep(ms: number): Promise<void> {
@@ -173,8 +217,9 @@ export class OutboxPublisher {
     return claimBatch(forkEm(this.#deps.orm).getKysely(), { limit: batchSize, token, leaseMs: claimLeaseMs });
   }
 
-  async #publish(claimed: OutboxRow[], token: string): Promise<void> {
-    const { logger, observer, bus, options } = this.#deps;
+  /** Publishes a claimed batch and decides each event's fate; records nothing yet. */
+  async #publish(claimed: OutboxRow[]): Promise<PublishOutcome> {
+    const { observer, bus, options } = this.#deps;
     observer?.batchClaimed?.(claimed);
     const failures: FailedPublish[] = [];
     const unattempted: string[] = [];
@@ -215,7 +260,13 @@ export class OutboxPublisher {
       // Not attempted: events queued behind the refusal; they go back without using an attempt.
       unattempted.push(...sendable.slice(firstError + 1).map((row) => row.id));
     }
+    return { published, failures, unattempted };
+  }
 
+  /** Writes a batch's outcome: published in one update, then retries/failures, then releases. */
+  async #record(claimed: OutboxRow[], outcome: PublishOutcome, token: string): Promise<void> {
+    const { logger, observer } = this.#deps;
+    const { published, failures, unattempted } = outcome;
     const db = forkEm(this.#deps.orm).getKysely();
     const marked = await markPublished(db, published.map((row) => row.id), token);
     if (marked < published.length) {
