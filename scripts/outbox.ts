@@ -1,7 +1,7 @@
 // npm run outbox -- <command>: operator commands for the outbox, against DATABASE_URL (or the
 // embedded database). Failed events are put back with their original eventId.
 //   npm run outbox -- status [--project <id>]
-//   npm run outbox -- reprocess [--event <id> ...] [--project <id>]
+//   npm run outbox -- reprocess (--event <id> ... | --project <id> | --all)
 import { parseArgs } from 'node:util';
 import { sql } from 'kysely';
 import { loadConfigOrExit } from '../src/config.ts';
@@ -11,10 +11,10 @@ import { createLogger } from '../src/logger.ts';
 import { logReprocessed } from '../src/outbox/outbox.log.ts';
 import { reprocessFailed, reprocessedLogEvent } from '../src/outbox/outbox.sql.ts';
 
-const usage = 'usage: npm run outbox -- status [--project <id>] | reprocess [--event <id> ...] [--project <id>]';
+const usage = 'usage: npm run outbox -- status [--project <id>] | reprocess (--event <id> ... | --project <id> | --all)';
 const { positionals, values } = parseArgs({
   allowPositionals: true,
-  options: { project: { type: 'string' }, event: { type: 'string', multiple: true } },
+  options: { project: { type: 'string' }, event: { type: 'string', multiple: true }, all: { type: 'boolean' } },
 });
 const [command] = positionals;
 for (const id of [values.project, ...(values.event ?? [])]) {
@@ -25,6 +25,11 @@ for (const id of [values.project, ...(values.event ?? [])]) {
 }
 if (command !== 'status' && command !== 'reprocess') {
   console.error(usage);
+  process.exit(2);
+}
+// Requeueing every failed event of every project is a big step: it has to be asked for by name.
+if (command === 'reprocess' && !values.project && !values.event?.length && !values.all) {
+  console.error(`reprocess needs --event, --project, or --all to requeue every failed event\n${usage}`);
   process.exit(2);
 }
 

@@ -59,18 +59,20 @@ export async function startApp(config: AppConfig, logger: Logger, overrides: App
         publisherOrm = own;
       }
       const outboxLogger = logger.child({ component: 'outbox' });
+      // Other processes' commits arrive by NOTIFY. PGlite is one in-process backend: the local
+      // commit hook sees every commit there, and the poll covers the rest.
+      const listen = config.outbox.wake === 'all' && config.database.kind === 'postgresql';
       const started = new OutboxPublisher({
         orm: publisherOrm,
         bus,
         logger: outboxLogger,
         options: config.outbox,
+        listenEnabled: listen,
         observer: createPublisherObserver({ metrics, logger: outboxLogger }),
       });
       publisher = started;
-      if (config.outbox.wakeOnCommit) wakeOnLocalCommit(orm, () => started.nudge());
-      if (config.outbox.wakeOnCommit && config.database.kind === 'postgresql') {
-        // Other processes' commits arrive by NOTIFY. PGlite is one in-process backend: the local
-        // commit hook sees every commit there, and the poll covers the rest.
+      if (config.outbox.wake !== 'poll') wakeOnLocalCommit(orm, () => started.nudge());
+      if (listen && config.database.kind === 'postgresql') {
         listener = listenForCommits({
           url: config.database.url,
           logger: outboxLogger,

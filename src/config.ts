@@ -46,15 +46,20 @@ export interface AppConfig {
   subscriptions: SubscriptionOptions;
 }
 
+export const OUTBOX_WAKE_MODES = ['all', 'in-process', 'poll'] as const;
+export type OutboxWake = (typeof OUTBOX_WAKE_MODES)[number];
+
 export interface OutboxPublisherOptions {
   /** Run a publisher in this process (`OUTBOX_PUBLISHER_ENABLED`, default true). Any number may run against one database. */
   enabled: boolean;
   /**
-   * Wake the publisher right after a commit: in-process, and by LISTEN/NOTIFY across processes
-   * (`OUTBOX_WAKE_ON_COMMIT`, default true). Set false where LISTEN cannot work, such as behind
-   * PgBouncer in transaction mode; the publisher then finds events by polling alone.
+   * How the publisher learns of new events besides polling (`OUTBOX_WAKE`, default `all`):
+   * `all`: right after a commit in this process, and by LISTEN/NOTIFY from other processes;
+   * `in-process`: only this process's commits (where LISTEN cannot work, such as behind PgBouncer
+   * in transaction mode: other processes' events then wait for the poll);
+   * `poll`: polling alone (for measuring the difference).
    */
-  wakeOnCommit: boolean;
+  wake: OutboxWake;
   /** Most events claimed per batch (`OUTBOX_BATCH_SIZE`, default 500). One claim and one "published" update per batch. */
   batchSize: number;
   /** Sweep for due events at least this often, whatever wake-ups arrive (`OUTBOX_POLL_INTERVAL_MS`, default 1000). */
@@ -104,6 +109,13 @@ function readInteger(env: Env, name: string, fallback: number, min: number, max:
   return value;
 }
 
+function readChoice<T extends string>(env: Env, name: string, choices: readonly T[], fallback: T): T {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!(choices as readonly string[]).includes(raw)) throw new ConfigError(`${name} must be one of ${choices.join(', ')}, got "${raw}"`);
+  return raw as T;
+}
+
 function readDatabase(env: Env): DatabaseConfig {
   const url = env.DATABASE_URL;
   if (url) {
@@ -143,7 +155,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     redisUrl: readRedisUrl(env),
     outbox: {
       enabled: readBoolean(env, 'OUTBOX_PUBLISHER_ENABLED', true),
-      wakeOnCommit: readBoolean(env, 'OUTBOX_WAKE_ON_COMMIT', true),
+      wake: readChoice(env, 'OUTBOX_WAKE', OUTBOX_WAKE_MODES, 'all'),
       batchSize: readInteger(env, 'OUTBOX_BATCH_SIZE', 500, 1, 10_000),
       pollIntervalMs: readInteger(env, 'OUTBOX_POLL_INTERVAL_MS', 1_000, 10, 3_600_000),
       maxAttempts: readInteger(env, 'OUTBOX_MAX_ATTEMPTS', 10, 1, 1_000),

@@ -109,9 +109,9 @@ describe('delivery of committed events', () => {
     expect(await statusOf(behind)).toMatchObject({ status: 'pending' });
     expect(flaky.accepted.filter((e) => e.sessionId === sessionId)).toEqual([]);
 
-    const status = await t.gql('query($p: ID!) { outboxStatus(projectId: $p) { pending failed oldestPendingAt failedEvents { eventId attempts lastError createdAt } } }', { p: projectId }, { as: 'alice' });
+    const status = await t.gql('query($p: ID!) { outboxStatus(projectId: $p) { pending failed oldestPendingAt failedEvents { eventId type attempts lastError createdAt } } }', { p: projectId }, { as: 'alice' });
     expect(status.errors).toBeUndefined();
-    expect(status.data.outboxStatus).toMatchObject({ failed: 1, pending: 1, oldestPendingAt: expect.any(String), failedEvents: [{ eventId: poison, attempts: 3, lastError: 'bus unavailable (injected)' }] });
+    expect(status.data.outboxStatus).toMatchObject({ failed: 1, pending: 1, oldestPendingAt: expect.any(String), failedEvents: [{ eventId: poison, type: 'MESSAGE_CREATED', attempts: 3, lastError: 'bus unavailable (injected)' }] });
 
     flaky.rejects = () => false;
     const forbidden = await t.gql('mutation($p: ID!) { reprocessFailedEvents(projectId: $p) { count } }', { p: projectId }, { as: 'bob' });
@@ -205,6 +205,14 @@ describe('subscriptions', () => {
     expect(sub.errors[0]?.extensions?.code).toBe('BAD_USER_INPUT');
   });
 
+  it('rejects an afterSequence beyond the newest event, which would skip events silently', async () => {
+    const { sessionId } = await createProjectFixture(t, 'alice');
+    await send(sessionId, 'only one');
+    const sub = await listen(SESSION_EVENTS, { sessionId, afterSequence: 5 });
+    await sub.waitFor((s) => s.errors.length > 0);
+    expect(sub.errors[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'afterSequence' });
+  });
+
   it('ends a subscription when its token expires, with UNAUTHENTICATED', async () => {
     const { sessionId } = await createProjectFixture(t, 'alice');
     const shortLived = await t.app.tokens.sign('alice', { expiresIn: '2s' });
@@ -278,6 +286,34 @@ describe('transports and lifecycle', () => {
     expect(flaky.activeListeners).toBe(before + 2);
     for (const s of subs) await s.stop();
     await until(async () => flaky.activeListeners === before);
+  });
+});
+
+describe('wake-ups inside one process (OUTBOX_WAKE=in-process, as behind PgBouncer)', () => {
+  it('publishes right after a commit and right after a reprocess, with no LISTEN and no poll in between', async () => {
+    const bus = createFlakyBus();
+    const app = await startTestApp({ OUTBOX_WAKE: 'in-process', OUTBOX_POLL_INTERVAL_MS: '600000', OUTBOX_MAX_ATTEMPTS: '1' }, { bus: bus.bus });
+    try {
+      const { projectId, sessionId } = await createProjectFixture(app, 'alice');
+      const sub = await subscribe(app.app.graphqlUrl, await app.token('alice'), SESSION_EVENTS, { sessionId });
+      try {
+        expect(app.app.publisher!.status()).toMatchObject({ listening: false, listenEnabled: false });
+        await app.gql(SEND_MESSAGE, { sessionId, body: 'woken by the commit' }, { as: 'alice' });
+        await sub.waitForCount(1);
+
+        bus.down = true;
+        await app.gql(SEND_MESSAGE, { sessionId, body: 'fails once' }, { as: 'alice' });
+        await until(async () => (await app.gql('query($p: ID!) { outboxStatus(projectId: $p) { failed } }', { p: projectId }, { as: 'alice' })).data.outboxStatus.failed === 1);
+        bus.down = false;
+        await app.gql('mutation($p: ID!) { reprocessFailedEvents(projectId: $p) { count } }', { p: projectId }, { as: 'alice' });
+        await sub.waitForCount(2);
+        expect(sub.events.map((e) => e.message?.body)).toEqual(['woken by the commit', 'fails once']);
+      } finally {
+        await sub.stop();
+      }
+    } finally {
+      await app.stop();
+    }
   });
 });
 

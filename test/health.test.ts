@@ -54,7 +54,7 @@ describe('health endpoints', () => {
 
   it('ready requires a running publisher once one is attached', async () => {
     let running = true;
-    t.app.health.setPublisherStatusSource({ status: () => ({ running, lastCycleAt: new Date('2026-11-23T10:00:00Z'), listening: true }) });
+    t.app.health.setPublisherStatusSource({ status: () => ({ running, lastCycleAt: new Date('2026-11-23T10:00:00Z'), listening: true, listenEnabled: true }) });
     try {
       let ready = await getJson(`${t.app.url}/health/ready`);
       expect(ready.status).toBe(200);

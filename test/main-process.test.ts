@@ -56,6 +56,7 @@ describe('npm run outbox', () => {
       const rows = (await client.query('select id, status, attempts from event_outbox where project_id = $1 order by sequence', [projectId])).rows;
       expect(rows).toEqual([{ id: ids[0], status: 'pending', attempts: 0 }, { id: ids[1], status: 'failed', attempts: 10 }]);
       await expect(run('reprocess', '--event', 'nope')).rejects.toMatchObject({ code: 2 });
+      await expect(run('reprocess')).rejects.toMatchObject({ code: 2 });
     } finally {
       await client.end();
     }

@@ -101,22 +101,24 @@ describe('publisher gauges', () => {
     expect(metrics.value('outbox_listen_connected')).toBe(0);
     expect(metrics.value('outbox_publisher_last_cycle_timestamp_seconds')).toBeUndefined();
 
-    // The publisher is not built yet; this stands in for `publisher.status()`.
+    // Stands in for `publisher.status()`, to drive every state (the real one: outbox-observability.test.ts).
     const lastCycleAt = new Date('2026-11-23T10:00:00.000Z');
-    let status = { running: true, lastCycleAt: null as Date | null, listening: false };
+    let status = { running: true, lastCycleAt: null as Date | null, listening: false, listenEnabled: true };
     t.app.metrics.setPublisherStatusSource({ status: () => status });
     try {
       metrics = await scrape(t.app.url);
       expect(metrics.value('outbox_publisher_up')).toBe(1);
       expect(metrics.value('outbox_publisher_last_cycle_timestamp_seconds')).toBeUndefined();
-      status = { running: true, lastCycleAt, listening: true };
+      status = { running: true, lastCycleAt, listening: true, listenEnabled: true };
       metrics = await scrape(t.app.url);
       expect(metrics.value('outbox_publisher_last_cycle_timestamp_seconds')).toBe(lastCycleAt.getTime() / 1000);
       expect(metrics.value('outbox_listen_connected')).toBe(1);
-      status = { running: false, lastCycleAt, listening: false };
+      expect(metrics.value('outbox_listen_enabled')).toBe(1);
+      status = { running: false, lastCycleAt, listening: false, listenEnabled: false };
       metrics = await scrape(t.app.url);
       expect(metrics.value('outbox_publisher_up')).toBe(0);
       expect(metrics.value('outbox_listen_connected')).toBe(0);
+      expect(metrics.value('outbox_listen_enabled')).toBe(0);
     } finally {
       t.app.metrics.setPublisherStatusSource(null);
     }

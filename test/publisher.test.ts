@@ -183,6 +183,6 @@ describe('retryDelayMs', () => {
 
 describe('config', () => {
   it('documents publisher defaults', () => {
-    expect(loadConfig({}).outbox).toEqual({ enabled: true, wakeOnCommit: true, batchSize: 500, pollIntervalMs: 1000, maxAttempts: 10, backoffBaseMs: 500, backoffMaxMs: 300_000, claimLeaseMs: 30_000 });
+    expect(loadConfig({}).outbox).toEqual({ enabled: true, wake: 'all', batchSize: 500, pollIntervalMs: 1000, maxAttempts: 10, backoffBaseMs: 500, backoffMaxMs: 300_000, claimLeaseMs: 30_000 });
   });
 });

@@ -1,5 +1,7 @@
 import type pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { sendMessage } from '../src/chat/chat.service.ts';
+import { forkEm } from '../src/db/orm.ts';
 import { errorCode, startTestApp, type TestApp } from './support/app.ts';
 import { connect, failInsertsInto } from './support/database.ts';
 import { createProjectFixture, SEND_MESSAGE, SWITCH_AGENT } from './support/fixtures.ts';
@@ -89,6 +91,21 @@ describe('sendMessage', () => {
     expect(rows.map((row) => row.sequence)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
     expect(results.map((r) => r.data.sendMessage.sequence).sort((a: number, b: number) => a - b)).toEqual(rows.map((r) => r.sequence));
     expect(await count('message', 'session_id = $1', [sessionId])).toBe(50);
+  });
+});
+
+describe('event timestamps', () => {
+  it('come from the database clock, so an API host whose clock runs ahead cannot delay its events', async () => {
+    const { sessionId } = await createProjectFixture(t, 'alice');
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(Date.now() + 3_600_000); // this host is an hour fast
+    try {
+      const sent = await sendMessage(forkEm(t.app.orm), 'alice', { sessionId, body: 'from the future' });
+      const { rows } = await db.query('select next_retry_at <= now() as due, created_at <= now() as past from event_outbox where id = $1', [sent.event.id]);
+      expect(rows[0]).toEqual({ due: true, past: true });
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
 

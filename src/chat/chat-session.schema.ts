@@ -15,7 +15,8 @@ ChatSessionRef.implement({
     createdByUserId: t.exposeID('createdByUserId'),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     lastEventSequence: t.exposeInt('eventSequence', {
-      description: 'Sequence number of the newest event in this session (0 when none).',
+      description:
+        '`sequence` of the newest committed event of this session (0 when none). Load the messages, then subscribe to `sessionEvents` with `afterSequence` set to this value: nothing is missed in between.',
     }),
     project: t.field({
       type: ProjectRef,

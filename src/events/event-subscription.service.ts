@@ -69,10 +69,22 @@ export function createEventStreams(deps: EventStreamsDeps) {
     };
   }
 
+  /** The newest committed position of a stream, kept on its project or session row. */
+  async function currentPosition(stream: StreamShape): Promise<number> {
+    const { rows } = await sql<{ event_sequence: number }>`
+      select event_sequence from ${sql.table(stream.counterTable)} where id = ${stream.id}`.execute(db());
+    if (!rows[0]) throw notFound(stream.counterTable === 'project' ? 'Project' : 'ChatSession', stream.id);
+    return rows[0].event_sequence;
+  }
+
   async function resolveStart(resume: ResumePoint, stream: StreamShape): Promise<number | null> {
     if (resume.after != null && resume.afterSequence != null) throw badInput('after', 'Give either after or afterSequence, not both');
     if (resume.afterSequence != null) {
       if (!Number.isInteger(resume.afterSequence) || resume.afterSequence < 0) throw badInput('afterSequence', 'afterSequence must be 0 or more');
+      // A position nobody has reached yet would silently skip the events up to it.
+      if (resume.afterSequence > (await currentPosition(stream))) {
+        throw badInput('afterSequence', 'afterSequence is beyond the newest event of this stream');
+      }
       return resume.afterSequence;
     }
     if (resume.after != null) {
@@ -99,12 +111,7 @@ export function createEventStreams(deps: EventStreamsDeps) {
           order by ${sql.ref(stream.position)} limit ${limit}`.execute(db());
         return rows.map(toChatEventFromRow);
       },
-      async currentPosition() {
-        const { rows } = await sql<{ event_sequence: number }>`
-          select event_sequence from ${sql.table(stream.counterTable)} where id = ${stream.id}`.execute(db());
-        if (!rows[0]) throw notFound(stream.counterTable === 'project' ? 'Project' : 'ChatSession', stream.id);
-        return rows[0].event_sequence;
-      },
+      currentPosition: () => currentPosition(stream),
       authorize: authorizer(viewer, stream.projectId),
     };
     return orderedEventStream(source, {

@@ -21,6 +21,8 @@ export interface PublisherStatus {
   lastCycleAt: Date | null;
   /** The LISTEN connection that wakes the publisher on commit is up. */
   listening: boolean;
+  /** This publisher is meant to hold a LISTEN connection (false on PGlite or with LISTEN turned off). */
+  listenEnabled: boolean;
 }
 
 export interface PublisherStatusSource {
@@ -235,6 +237,14 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     sample: () => {
       const at = publisherStatus()?.lastCycleAt;
       return at ? at.getTime() / 1000 : null;
+    },
+  });
+  new Gauge({
+    name: 'outbox_listen_enabled',
+    help: "1 when this instance's publisher is configured to LISTEN for commits, else 0 (PGlite, OUTBOX_WAKE other than all).",
+    registers,
+    collect() {
+      this.set(publisherStatus()?.listenEnabled ? 1 : 0);
     },
   });
   new Gauge({

@@ -3,14 +3,16 @@ import type { Em } from '../db/orm.ts';
 import { badInput } from '../errors.ts';
 import { requireMembership, requireOwner } from '../projects/project.service.ts';
 import { requireId } from '../validation.ts';
+import type { EventType } from './outbox-event.entity.ts';
 import { reprocessFailed, type ReprocessedRow } from './outbox.sql.ts';
+import { wakePublisherAfterCommit } from './outbox.wakeups.ts';
 
 export const MAX_FAILED_EVENTS_LISTED = 100;
 export const MAX_REPROCESS_IDS = 1_000;
 
 export interface FailedEventInfo {
   eventId: string;
-  type: string;
+  type: EventType;
   sequence: number;
   sessionId: string | null;
   attempts: number;
@@ -22,7 +24,7 @@ export interface OutboxStatusReport {
   projectId: string;
   pending: number;
   failed: number;
-  /** Age of the oldest event of the project not yet published, or null when there is none. */
+  /** When the oldest pending (not failed) event of the project was committed, or null when none is. */
   oldestPendingAt: Date | null;
   failedEvents: FailedEventInfo[];
 }
@@ -35,9 +37,9 @@ export async function getOutboxStatus(em: Em, userId: string, projectIdInput: st
   const counts = await sql<{ pending: string; failed: string; oldest: string | null }>`
     select count(*) filter (where status = 'pending') as pending,
            count(*) filter (where status = 'failed') as failed,
-           min(created_at) as oldest
+           min(created_at) filter (where status = 'pending') as oldest
     from event_outbox where project_id = ${projectId} and status <> 'published'`.execute(db);
-  const failed = await sql<{ id: string; event_type: string; sequence: number; session_id: string | null; attempts: number; last_error: string | null; created_at: string }>`
+  const failed = await sql<{ id: string; event_type: EventType; sequence: number; session_id: string | null; attempts: number; last_error: string | null; created_at: string }>`
     select id, event_type, sequence, session_id, attempts, last_error, created_at
     from event_outbox where project_id = ${projectId} and status = 'failed'
     order by created_at limit ${MAX_FAILED_EVENTS_LISTED}`.execute(db);
@@ -76,6 +78,7 @@ export async function reprocessFailedEvents(
   const eventIds = input.eventIds?.map((id) => requireId('eventIds', id));
   return em.transactional(async (tx) => {
     await requireOwner(tx, userId, projectId);
+    wakePublisherAfterCommit(tx);
     return reprocessFailed(tx.getKysely(), { projectId, ...(eventIds ? { eventIds } : {}) });
   });
 }

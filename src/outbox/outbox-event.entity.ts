@@ -36,12 +36,14 @@ export const OutboxEventSchema = defineEntity({
     payload: p.json<Record<string, unknown>>(),
     status: p.string().length(16).$type<OutboxStatus>().default('pending'),
     attempts: p.integer().default(0),
-    nextRetryAt: p.datetime().onCreate(() => new Date()),
+    // Both timestamps come from the database clock, the same clock the claim compares them with
+    // (`next_retry_at <= now()`): an API host whose clock runs ahead cannot delay its events.
+    nextRetryAt: p.datetime().defaultRaw('now()'),
     lastError: p.text().nullable(),
     /** Set while a publisher holds the event; a dead publisher's claim lapses at this time. */
     claimedUntil: p.datetime().nullable(),
     claimToken: p.uuid().nullable(),
-    createdAt: p.datetime().onCreate(() => new Date()),
+    createdAt: p.datetime().defaultRaw('now()'),
     publishedAt: p.datetime().nullable(),
   },
 });

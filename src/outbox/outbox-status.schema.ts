@@ -1,3 +1,4 @@
+import { EventTypeEnum } from '../events/chat-event.schema.ts';
 import { builder } from '../graphql/builder.ts';
 import { logReprocessed } from './outbox.log.ts';
 import { reprocessedLogEvent } from './outbox.sql.ts';
@@ -7,7 +8,7 @@ const FailedEventRef = builder.objectRef<FailedEventInfo>('FailedEvent').impleme
   description: 'An event the publisher gave up on. Later events of its session wait behind it until it is reprocessed.',
   fields: (t) => ({
     eventId: t.exposeID('eventId'),
-    type: t.exposeString('type'),
+    type: t.field({ type: EventTypeEnum, resolve: (event) => event.type }),
     sequence: t.exposeInt('sequence'),
     sessionId: t.exposeID('sessionId', { nullable: true }),
     attempts: t.exposeInt('attempts'),
@@ -22,7 +23,11 @@ const OutboxStatusRef = builder.objectRef<OutboxStatusReport>('OutboxStatus').im
     projectId: t.exposeID('projectId'),
     pending: t.exposeInt('pending', { description: 'Committed events not yet published (including ones waiting for a retry).' }),
     failed: t.exposeInt('failed'),
-    oldestPendingAt: t.expose('oldestPendingAt', { type: 'DateTime', nullable: true }),
+    oldestPendingAt: t.expose('oldestPendingAt', {
+      type: 'DateTime',
+      nullable: true,
+      description: 'When the oldest pending (not failed) event was committed; null when none is pending.',
+    }),
     failedEvents: t.field({
       type: [FailedEventRef],
       description: 'The oldest failed events (at most 100), with their last error.',

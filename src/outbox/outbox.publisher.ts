@@ -20,6 +20,8 @@ export interface PublisherStatus {
   lastCycleAt: Date | null;
   /** Whether a LISTEN connection is up (always false where wake-ups are in-process only). */
   listening: boolean;
+  /** Whether this publisher is meant to LISTEN at all (false on PGlite and unless OUTBOX_WAKE=all). */
+  listenEnabled: boolean;
 }
 
 /** What the publisher reports as it works; metrics and logs hang off this. All optional. */
@@ -42,7 +44,9 @@ export interface OutboxPublisherDeps {
   orm: Orm;
   bus: EventBus;
   logger: Logger;
-  options: Omit<OutboxPublisherOptions, 'enabled' | 'wakeOnCommit'>;
+  options: Omit<OutboxPublisherOptions, 'enabled' | 'wake'>;
+  /** Whether a LISTEN connection is meant to wake this publisher (reported in status). */
+  listenEnabled?: boolean;
   observer?: PublisherObserver;
   /** Source of randomness for backoff jitter (tests pin it). */
   random?: () => number;
@@ -126,7 +130,12 @@ export class OutboxPublisher {
   }
 
   status(): PublisherStatus {
-    return { running: this.#running, lastCycleAt: this.#lastCycleAt, listening: this.#listening };
+    return {
+      running: this.#running,
+      lastCycleAt: this.#lastCycleAt,
+      listening: this.#listening,
+      listenEnabled: this.#deps.listenEnabled ?? false,
+    };
   }
 
   /** One claim-publish-record cycle; returns how many events it claimed. Exposed for tests and benchmarks. */

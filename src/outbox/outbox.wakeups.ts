@@ -1,11 +1,23 @@
 import type { EventSubscriber, FlushEventArgs, TransactionEventArgs } from '@mikro-orm/core';
 import pg from 'pg';
-import type { Orm } from '../db/orm.ts';
+import type { Em, Orm } from '../db/orm.ts';
 import type { Logger } from '../logger.ts';
 import { OutboxEventSchema } from './outbox-event.entity.ts';
 
 /** The channel the event_outbox insert trigger notifies (one notification per writing transaction). */
 export const OUTBOX_CHANNEL = 'chat_outbox_pending';
+
+/** Transactions that made outbox events due; a publisher in this process wakes when one commits. */
+const transactionsWithEvents = new WeakSet<object>();
+
+/**
+ * For writes that make events due without inserting them through the unit of work (reprocessing
+ * with raw SQL): wake this process's publisher when `em`'s transaction commits.
+ */
+export function wakePublisherAfterCommit(em: Em): void {
+  const transaction = em.getTransactionContext();
+  if (transaction) transactionsWithEvents.add(transaction);
+}
 
 /**
  * Wakes this process's publisher right after a transaction that recorded an event commits. It
@@ -13,7 +25,6 @@ export const OUTBOX_CHANNEL = 'chat_outbox_pending';
  * write wakes nobody and the request path does no extra work.
  */
 export function wakeOnLocalCommit(orm: Orm, wake: () => void): void {
-  const transactionsWithEvents = new WeakSet<object>();
   const subscriber: EventSubscriber = {
     afterFlush(args: FlushEventArgs) {
       const recorded = args.uow.getChangeSets().some((changeSet) => changeSet.meta.className === OutboxEventSchema.meta.className);

@@ -23,6 +23,10 @@ ProjectRef.implement({
     id: t.exposeID('id'),
     name: t.exposeString('name'),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    lastEventSequence: t.exposeInt('eventSequence', {
+      description:
+        '`projectSequence` of the newest committed event of the project (0 when none). Load what you need, then subscribe to `projectEvents` with `afterSequence` set to this value: nothing is missed in between.',
+    }),
     viewerRole: t.field({
       type: ProjectRoleEnum,
       description: "The viewer's role in this project.",
