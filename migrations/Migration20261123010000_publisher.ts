@@ -9,7 +9,10 @@ import { Migration } from '@mikro-orm/migrations';
  *   has a commit-ordered position that a reconnecting client can resume from;
  * - a small index over unpublished rows, for "is there an earlier undelivered event in this
  *   aggregate?" — the probe that keeps per-aggregate order;
- * - a NOTIFY per writing transaction, to wake publishers in other processes.
+ *
+ * There is deliberately no NOTIFY trigger: a NOTIFY inside the writing transaction takes a global
+ * lock at commit that serialises all committing writers (TRAPS.md #4; measured by bench:relay).
+ * The application sends a coalesced NOTIFY after commit instead (src/outbox/outbox.wakeups.ts).
  */
 export class Migration20261123010000_publisher extends Migration {
   override up(): void {
@@ -32,23 +35,9 @@ export class Migration20261123010000_publisher extends Migration {
     this.addSql(`alter table event_outbox add constraint event_outbox_project_sequence_key unique (project_id, project_sequence)`);
 
     this.addSql(`create index event_outbox_unpublished_idx on event_outbox (aggregate_id, sequence) where status <> 'published'`);
-
-    // One small notification per writing transaction: PostgreSQL folds identical notifications
-    // raised in one transaction into one, and a statement-level trigger raises one per insert.
-    this.addSql(`
-      create function event_outbox_notify() returns trigger language plpgsql as $$
-      begin
-        perform pg_notify('chat_outbox_pending', '');
-        return null;
-      end $$`);
-    this.addSql(`
-      create trigger event_outbox_notify after insert on event_outbox
-      for each statement execute function event_outbox_notify()`);
   }
 
   override down(): void {
-    this.addSql('drop trigger if exists event_outbox_notify on event_outbox');
-    this.addSql('drop function if exists event_outbox_notify()');
     this.addSql('drop index if exists event_outbox_unpublished_idx');
     this.addSql('alter table event_outbox drop constraint if exists event_outbox_project_sequence_key');
     this.addSql('alter table event_outbox drop column if exists project_sequence');

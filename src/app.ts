@@ -10,7 +10,7 @@ import { createMetrics } from './observability/metrics.ts';
 import { createOutboxBacklogReader } from './observability/outbox-backlog.ts';
 import { createPublisherObserver } from './outbox/outbox.observer.ts';
 import { OutboxPublisher } from './outbox/outbox.publisher.ts';
-import { listenForCommits, wakeOnLocalCommit } from './outbox/outbox.wakeups.ts';
+import { createCommitNotifier, listenForCommits, wakeOnLocalCommit } from './outbox/outbox.wakeups.ts';
 import { createMemoryBus, createRedisBus, type EventBus } from './pubsub/event-bus.ts';
 import { buildServer, type RunningServer } from './server.ts';
 
@@ -49,6 +49,7 @@ export async function startApp(config: AppConfig, logger: Logger, overrides: App
 
     let publisher: OutboxPublisher | null = null;
     let listener: ReturnType<typeof listenForCommits> | null = null;
+    const outboxLogger = logger.child({ component: 'outbox' });
     if (config.outbox.enabled) {
       // On PostgreSQL the publisher gets a small pool of its own, so a burst of requests waiting
       // for connections cannot delay delivery. PGlite has one connection for everything.
@@ -58,9 +59,8 @@ export async function startApp(config: AppConfig, logger: Logger, overrides: App
         closers.push(() => own.close());
         publisherOrm = own;
       }
-      const outboxLogger = logger.child({ component: 'outbox' });
-      // Other processes' commits arrive by NOTIFY. PGlite is one in-process backend: the local
-      // commit hook sees every commit there, and the poll covers the rest.
+      // API-only processes NOTIFY after their commits; LISTEN is how this publisher hears them.
+      // PGlite is one in-process backend: the local commit hook sees every commit there.
       const listen = config.outbox.wake === 'all' && config.database.kind === 'postgresql';
       const started = new OutboxPublisher({
         orm: publisherOrm,
@@ -87,6 +87,10 @@ export async function startApp(config: AppConfig, logger: Logger, overrides: App
         await listener?.stop();
         await started.stop();
       });
+    } else if (config.outbox.wake === 'all' && config.database.kind === 'postgresql') {
+      // No publisher here: tell the ones in other processes, after commit, that events are due.
+      const notifier = createCommitNotifier(orm, outboxLogger);
+      wakeOnLocalCommit(orm, () => notifier.signal());
     }
 
     const tokens = createTokenService({ secret: config.jwtSecret, issuer: config.jwtIssuer });

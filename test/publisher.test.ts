@@ -7,7 +7,7 @@ import { createOrm, type Orm } from '../src/db/orm.ts';
 import type { ChatEvent } from '../src/events/chat-event.ts';
 import { createLogger } from '../src/logger.ts';
 import { OutboxPublisher, retryDelayMs } from '../src/outbox/outbox.publisher.ts';
-import { listenForCommits } from '../src/outbox/outbox.wakeups.ts';
+import { createCommitNotifier, listenForCommits, wakeOnLocalCommit } from '../src/outbox/outbox.wakeups.ts';
 import { sendMessage, createChatSession } from '../src/chat/chat.service.ts';
 import { createProject } from '../src/projects/project.service.ts';
 import { forkEm } from '../src/db/orm.ts';
@@ -152,8 +152,11 @@ describe('OutboxPublisher', () => {
     publisher.start();
     try {
       await until(async () => publisher.status().listening);
-      // Another process's write (its own ORM, so only NOTIFY can wake this publisher).
+      // An API-only process's write: its own ORM and no publisher, so it NOTIFYs after commit,
+      // and only that NOTIFY can wake this publisher (which polls every ten minutes).
       const writer = await newOrm();
+      const notifier = createCommitNotifier(writer, silent);
+      wakeOnLocalCommit(writer, () => notifier.signal());
       const project = await createProject(forkEm(writer), 'alice', { name: 'p' });
       const session = await createChatSession(forkEm(writer), 'alice', { projectId: project.id, title: 's' });
       const first = await sendMessage(forkEm(writer), 'alice', { sessionId: session.id, body: 'notified' });

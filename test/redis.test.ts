@@ -34,6 +34,35 @@ describe('two API instances sharing a database and Redis', () => {
   });
 });
 
+describe('an API-only instance and a publishing instance', () => {
+  let api: TestApp;
+  let relay: TestApp;
+
+  beforeAll(async () => {
+    api = await startTestApp({ REDIS_URL, OUTBOX_PUBLISHER_ENABLED: 'false' });
+    // The relay polls every ten minutes: only the API instance's NOTIFY after commit can wake it.
+    relay = await startTestApp({ REDIS_URL, OUTBOX_POLL_INTERVAL_MS: '600000' }, { db: api.db });
+  });
+  afterAll(async () => {
+    await relay?.stop();
+    await api?.stop();
+  });
+
+  it('wakes the other instance\'s publisher with a NOTIFY after commit, and the subscriber gets the event', async () => {
+    const { sessionId } = await createProjectFixture(api, 'alice');
+    const sub = await subscribe(api.app.graphqlUrl, await api.token('alice'), SESSION_EVENTS, { sessionId });
+    try {
+      const deadline = Date.now() + 10_000;
+      while (!relay.app.publisher!.status().listening && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+      const sent = await api.gql(SEND_MESSAGE, { sessionId, body: 'via notify' }, { as: 'alice' });
+      await sub.waitForCount(1);
+      expect(sub.events[0]!.eventId).toBe(sent.data.sendMessage.eventId);
+    } finally {
+      await sub.stop();
+    }
+  });
+});
+
 describe('Redis bus', () => {
   it('fails fast, without queueing, when Redis is unreachable', async () => {
     const bus = createRedisBus('redis://127.0.0.1:1');

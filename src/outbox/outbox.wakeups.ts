@@ -1,10 +1,11 @@
 import type { EventSubscriber, FlushEventArgs, TransactionEventArgs } from '@mikro-orm/core';
 import pg from 'pg';
-import type { Em, Orm } from '../db/orm.ts';
+import { sql } from 'kysely';
+import { forkEm, type Em, type Orm } from '../db/orm.ts';
 import type { Logger } from '../logger.ts';
 import { OutboxEventSchema } from './outbox-event.entity.ts';
 
-/** The channel the event_outbox insert trigger notifies (one notification per writing transaction). */
+/** The channel that tells publishers in other processes "events are due". Payload-less: a hint only. */
 export const OUTBOX_CHANNEL = 'chat_outbox_pending';
 
 /** Transactions that made outbox events due; a publisher in this process wakes when one commits. */
@@ -20,9 +21,9 @@ export function wakePublisherAfterCommit(em: Em): void {
 }
 
 /**
- * Wakes this process's publisher right after a transaction that recorded an event commits. It
- * watches flushes for new outbox rows and fires on that transaction's commit, so a rolled-back
- * write wakes nobody and the request path does no extra work.
+ * Calls `wake` right after a transaction that recorded an event commits. It watches flushes for
+ * new outbox rows and fires on that transaction's commit, so a rolled-back write wakes nobody and
+ * the request path does no extra work.
  */
 export function wakeOnLocalCommit(orm: Orm, wake: () => void): void {
   const subscriber: EventSubscriber = {
@@ -120,6 +121,39 @@ export function listenForCommits(options: {
         current.removeAllListeners('end');
         await current.end().catch(() => {});
       }
+    },
+  };
+}
+
+/**
+ * Sends `NOTIFY chat_outbox_pending` after commits, for publishers in other processes, when this
+ * process has none of its own (API-only instances).
+ *
+ * Not from inside the writing transaction: a NOTIFY there takes a global lock at commit that
+ * serialises every committing writer (TRAPS.md #4). Coalesced: at most one NOTIFY is in flight;
+ * signals that arrive meanwhile are folded into one more. A lost or failed NOTIFY costs latency
+ * only, since publishers poll.
+ */
+export function createCommitNotifier(orm: Orm, logger: Logger) {
+  let inFlight = false;
+  let again = false;
+  async function send() {
+    inFlight = true;
+    try {
+      do {
+        again = false;
+        await sql`select pg_notify(${OUTBOX_CHANNEL}, '')`.execute(forkEm(orm).getKysely());
+      } while (again);
+    } catch (error) {
+      logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'outbox NOTIFY failed; publishers will find the events by polling');
+    } finally {
+      inFlight = false;
+    }
+  }
+  return {
+    signal(): void {
+      if (inFlight) again = true;
+      else void send();
     },
   };
 }
