@@ -7,6 +7,7 @@ import { connect, failInsertsInto } from './support/database.ts';
 import { createProjectFixture, SEND_MESSAGE, SWITCH_AGENT } from './support/fixtures.ts';
 import { createFlakyBus } from './support/flaky-bus.ts';
 import { PROJECT_EVENTS, SESSION_EVENTS, subscribe, type TestSubscriber } from './support/subscriber.ts';
+import { until } from './support/until.ts';
 
 // Fast retries so the retry paths run in a test's time. Values are config, not assertions.
 const FAST = { OUTBOX_POLL_INTERVAL_MS: '50', OUTBOX_BACKOFF_BASE_MS: '20', OUTBOX_BACKOFF_MAX_MS: '100', OUTBOX_MAX_ATTEMPTS: '3', SUBSCRIPTION_AUTH_RECHECK_MS: '0' };
@@ -38,14 +39,6 @@ async function listen(query: string, variables: Record<string, unknown>, user = 
 
 const send = (sessionId: string, body: string, as = 'alice') => t.gql(SEND_MESSAGE, { sessionId, body }, { as });
 const statusOf = async (eventId: string) => (await db.query('select status, attempts, last_error from event_outbox where id = $1', [eventId])).rows[0];
-
-async function until(check: () => Promise<boolean>, timeoutMs = 10_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not reached in time');
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 describe('delivery of committed events', () => {
   it('delivers a committed message with eventId = outbox id, and never one whose transaction rolled back', async () => {

@@ -6,6 +6,7 @@ import { createProjectFixture, SEND_MESSAGE } from './support/fixtures.ts';
 import { createFlakyBus } from './support/flaky-bus.ts';
 import { captureLogs, scrape } from './support/observability.ts';
 import { SESSION_EVENTS, subscribe } from './support/subscriber.ts';
+import { until } from './support/until.ts';
 
 // The real publisher and subscriptions: what an operator sees while events are written,
 // published, retried, failed and reprocessed.
@@ -23,14 +24,6 @@ afterAll(async () => {
   await db?.end();
   await t?.stop();
 });
-
-async function until(check: () => Promise<boolean>, timeoutMs = 10_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not reached in time');
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 const attempts = async (outcome: string) => (await scrape(t.app.url)).value('outbox_publish_attempts_total', { event_type: 'message_created', outcome }) ?? 0;
 

@@ -15,6 +15,7 @@ import { createTestDatabase, type TestDatabase } from './support/app.ts';
 import { connect } from './support/database.ts';
 import { createFlakyBus } from './support/flaky-bus.ts';
 import { seedPendingEvents } from './support/outbox-seed.ts';
+import { until } from './support/until.ts';
 
 const silent = createLogger({ level: 'silent', pretty: false });
 const baseOptions = { batchSize: 200, pollIntervalMs: 50, maxAttempts: 5, backoffBaseMs: 20, backoffMaxMs: 100, claimLeaseMs: 30_000 };
@@ -39,14 +40,6 @@ async function newOrm() {
   return orm;
 }
 
-async function until(check: () => Promise<boolean>, timeoutMs = 20_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not reached in time');
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
 const countWhere = async (where: string, params: unknown[] = []) =>
   Number((await client.query(`select count(*) from event_outbox where ${where}`, params)).rows[0].count);
 
@@ -66,7 +59,7 @@ describe('OutboxPublisher', () => {
       new OutboxPublisher({ orm: await newOrm(), bus: bus.bus, logger: silent, options: baseOptions }),
     ];
     for (const p of publishers) p.start();
-    await until(async () => (await countWhere('project_id = $1 and status = $2', [projectId, 'published'])) === 4000);
+    await until(async () => (await countWhere('project_id = $1 and status = $2', [projectId, 'published'])) === 4000, 30_000);
     for (const p of publishers) await p.stop();
 
     const ours = bus.accepted.filter((e) => e.projectId === projectId);
