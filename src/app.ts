@@ -1,3 +1,4 @@
+import { createAnalyticsRollupWorker } from './analytics/analytics-rollup.worker.ts';
 import { createTokenService } from './auth/token.ts';
 import type { AppConfig } from './config.ts';
 import { createOrm, forkEm, migrateToLatest, type Orm } from './db/orm.ts';
@@ -36,17 +37,26 @@ export async function startApp(config: AppConfig, logger: Logger) {
     throw error;
   }
 
+  const analyticsRollup = createAnalyticsRollupWorker({
+    orm,
+    logger,
+    options: { intervalMs: config.analyticsRollupIntervalMs, batchSize: config.analyticsRollupBatchSize },
+  });
+  if (config.analyticsRollupIntervalMs > 0) analyticsRollup.start();
+
   let stopping: Promise<void> | null = null;
   return {
     orm,
     tokens,
     server,
+    analyticsRollup,
     url: running.url,
     graphqlUrl: `${running.url}/graphql`,
     /** Idempotent: stops accepting work, closes connections, then the database. */
     stop(): Promise<void> {
       stopping ??= (async () => {
         await server.stop();
+        await analyticsRollup.stop();
         await orm.close();
       })();
       return stopping;

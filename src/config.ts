@@ -30,6 +30,14 @@ export interface AppConfig {
   jwtIssuer: string;
   /** Pino level (`LOG_LEVEL`, default `info`). */
   logLevel: string;
+  /**
+   * Pause of the analytics rollup worker once caught up (`ANALYTICS_ROLLUP_INTERVAL_MS`, default
+   * 1000; 0 turns the worker off). Analytics stay exact and current without it, reading unfolded
+   * events directly; the worker keeps that remainder small so queries stay fast.
+   */
+  analyticsRollupIntervalMs: number;
+  /** Most events the rollup worker folds in one transaction (`ANALYTICS_ROLLUP_BATCH_SIZE`, default 5000). */
+  analyticsRollupBatchSize: number;
 }
 
 /** Only for local development; production refuses to start with it. */
@@ -91,5 +99,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     jwtSecret,
     jwtIssuer: env.JWT_ISSUER || 'chat-outbox',
     logLevel,
+    analyticsRollupIntervalMs: readInteger(env, 'ANALYTICS_ROLLUP_INTERVAL_MS', 1_000, 0, 3_600_000),
+    analyticsRollupBatchSize: readInteger(env, 'ANALYTICS_ROLLUP_BATCH_SIZE', 5_000, 100, 1_000_000),
   };
 }

@@ -7,6 +7,7 @@ import '../chat/message.schema.ts';
 import '../agents/agent.schema.ts';
 import '../agents/worker-space.schema.ts';
 import '../events/chat-event.schema.ts';
+import '../analytics/analytics.schema.ts';
 import { builder } from './builder.ts';
 
 builder.queryType({});
