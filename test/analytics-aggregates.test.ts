@@ -74,7 +74,8 @@ function expectedAnalytics(all: StoredEvent[], from: Date, to: Date, bucket: 'HO
   }
   const perSession = new Map<string, number>();
   for (const event of inRange) if (event.event_type === 'message_created') perSession.set(event.session_id!, (perSession.get(event.session_id!) ?? 0) + 1);
-  const sessions = [...perSession].map(([sessionId, messages]) => ({ sessionId, messages })).sort((a, b) => b.messages - a.messages || a.sessionId.localeCompare(b.sessionId));
+  const byCodePoint = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+  const sessions = [...perSession].map(([sessionId, messages]) => ({ sessionId, messages })).sort((a, b) => b.messages - a.messages || byCodePoint(a.sessionId, b.sessionId));
   const switches = new Map<string, { fromAgentId: string | null; toAgentId: string; switches: number }>();
   for (const event of inRange.filter((event) => event.event_type === 'agent_switched')) {
     const key = `${event.payload.fromAgentId} ${event.payload.toAgentId}`;
@@ -99,7 +100,7 @@ function expectedAnalytics(all: StoredEvent[], from: Date, to: Date, bucket: 'HO
     activeSessions: perSession.size,
     topSessions: sessions.slice(0, top),
     agentSwitches: [...switches.values()].sort(
-      (a, b) => b.switches - a.switches || (a.fromAgentId ?? '').localeCompare(b.fromAgentId ?? '') || a.toAgentId.localeCompare(b.toAgentId),
+      (a, b) => b.switches - a.switches || byCodePoint(a.fromAgentId ?? '', b.fromAgentId ?? '') || byCodePoint(a.toAgentId, b.toAgentId),
     ),
     timeSeries,
     responses: gaps.length,
@@ -212,6 +213,10 @@ describe('projectAnalytics', () => {
     expect(state.transaction_id).toBe('0');
     expect((await db.query('select count(*)::int as n from analytics_rollup')).rows[0].n).toBe(0);
     for (const { from, to, bucket } of ranges) await expectAnalyticsToMatch(p.projectId, from, to, bucket);
+    // Listing no sessions still counts them.
+    const none = await expectAnalyticsToMatch(p.projectId, ranges[0]!.from, ranges[0]!.to, 'DAY', 0);
+    expect(none.topSessions).toEqual([]);
+    expect(none.activeSessions).toBe(sessions.length);
   });
 
   it('matches them the same way once rolled up, and with new events not rolled up yet', async () => {

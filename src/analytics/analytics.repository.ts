@@ -195,8 +195,8 @@ function metricCells(events: RawBuilder<unknown>) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Reads for projectAnalytics. Run them in one REPEATABLE READ transaction: the watermark, the
-// rollups and the raw events must come from the same snapshot.
+// projectAnalytics: one statement, so the horizon, the watermark, the rollups and the raw events
+// all come from the same snapshot without holding a transaction open.
 
 export interface AnalyticsSnapshot {
   /** Events below this transaction id are counted. */
@@ -205,96 +205,103 @@ export interface AnalyticsSnapshot {
   watermark: string;
 }
 
-export async function readAnalyticsSnapshot(em: Em): Promise<AnalyticsSnapshot> {
+async function readAnalyticsSnapshot(em: Em): Promise<AnalyticsSnapshot> {
   const { rows } = await sql<AnalyticsSnapshot>`
     select ${CURRENT_HORIZON}::text as horizon, transaction_id::text as watermark
     from analytics_rollup_state where id = 1`.execute(em.getKysely());
   return rows[0]!;
 }
 
-export interface CountRow {
+export interface AnalyticsQuery {
+  projectId: string;
+  from: Date;
+  to: Date;
+  /** Whole buckets for the keyed metrics (user, session, switch, response). */
+  buckets: BucketRange[];
+  /** Whole buckets no wider than a series bucket, for event-type counts per series bucket. */
+  seriesBuckets: BucketRange[];
+  /** What no whole bucket covers: read from raw events. */
+  partial: TimeRange[];
+  seriesHours: number;
+  topSessions: number;
+}
+
+export interface AnalyticsRow {
   metric: Metric;
   key: string;
   subkey: string;
-  value: number;
-}
-
-function rangeArrays(ranges: BucketRange[]) {
-  return {
-    hours: ranges.map((range) => range.hours),
-    starts: ranges.map((range) => range.start),
-    ends: ranges.map((range) => range.end),
-  };
-}
-
-/** Sums of rolled-up counts per metric and key over whole buckets. */
-export async function sumRollups(em: Em, projectId: string, metrics: Metric[], ranges: BucketRange[]): Promise<CountRow[]> {
-  if (ranges.length === 0 || metrics.length === 0) return [];
-  const { hours, starts, ends } = rangeArrays(ranges);
-  const { rows } = await sql<CountRow>`
-    select r.metric, r.key, r.subkey, sum(r.value)::float8 as value
-    from unnest(${hours}::int[], ${starts}::timestamptz[], ${ends}::timestamptz[]) as covered (hours, start_at, end_at)
-    join analytics_rollup r
-      on r.project_id = ${projectId}::uuid and r.metric = any(${metrics}::text[])
-     and r.bucket_hours = covered.hours and r.bucket_start >= covered.start_at and r.bucket_start < covered.end_at
-    group by r.metric, r.key, r.subkey`.execute(em.getKysely());
-  return rows;
-}
-
-export interface SeriesRow {
-  /** Epoch milliseconds. */
-  seriesStart: number;
-  key: string;
-  value: number;
-}
-
-/** Event counts per type and series bucket from whole rollup buckets no wider than the series'. */
-export async function sumTypeSeries(em: Em, projectId: string, ranges: BucketRange[], seriesHours: number): Promise<SeriesRow[]> {
-  if (ranges.length === 0) return [];
-  const { hours, starts, ends } = rangeArrays(ranges);
-  const { rows } = await sql<SeriesRow>`
-    select extract(epoch from date_bin(${seriesHours} * interval '1 hour', r.bucket_start, timestamptz 'epoch'))::float8 * 1000 as "seriesStart",
-           r.key, sum(r.value)::float8 as value
-    from unnest(${hours}::int[], ${starts}::timestamptz[], ${ends}::timestamptz[]) as covered (hours, start_at, end_at)
-    join analytics_rollup r
-      on r.project_id = ${projectId}::uuid and r.metric = 'type'
-     and r.bucket_hours = covered.hours and r.bucket_start >= covered.start_at and r.bucket_start < covered.end_at
-    group by 1, 2`.execute(em.getKysely());
-  return rows;
-}
-
-export interface RawCountRow extends CountRow {
-  /** Series bucket of `type` cells (epoch milliseconds); null for other metrics. */
+  /** Series bucket start (epoch ms) for `type`; null otherwise. */
   seriesStart: number | null;
+  value: number;
+  /** How many distinct keys the metric has in the range. */
+  keys: number;
+}
+
+function bucketArrays(ranges: BucketRange[]) {
+  return sql`unnest(${ranges.map((r) => r.hours)}::int[], ${ranges.map((r) => r.start)}::timestamptz[], ${ranges.map((r) => r.end)}::timestamptz[])`;
 }
 
 /**
- * Counts straight from events for what the rollups do not hold: events not folded in yet
- * (transaction id in [watermark, horizon)) anywhere in [from, to), and folded ones in the partial
- * hours at the ends of the range, which no whole bucket covers.
+ * Counts per metric and key over [from, to): whole buckets from analytics_rollup (events below
+ * the watermark), plus raw events for the partial hours at the ends (below the watermark) and for
+ * events not folded in yet (watermark to horizon) anywhere in the range. Each event is counted
+ * exactly once. Returns every row for type, switch and response, the top sessions with the number
+ * of sessions, and for users only their number.
  */
-export async function countRawCells(
-  em: Em,
-  query: { projectId: string; from: Date; to: Date; partial: TimeRange[]; snapshot: AnalyticsSnapshot; seriesHours: number },
-): Promise<RawCountRow[]> {
-  const { projectId, snapshot } = query;
-  const events = sql`
-    select ${EVENT_FACTS} from event_outbox e
-    where e.transaction_id >= ${snapshot.watermark}::xid8 and e.transaction_id < ${snapshot.horizon}::xid8
-      and e.project_id = ${projectId}::uuid and e.created_at >= ${query.from} and e.created_at < ${query.to}
-    union all
-    select ${EVENT_FACTS}
-    from unnest(${query.partial.map((range) => range.start)}::timestamptz[], ${query.partial.map((range) => range.end)}::timestamptz[]) as partial (start_at, end_at)
-    join event_outbox e
-      on e.project_id = ${projectId}::uuid and e.created_at >= partial.start_at and e.created_at < partial.end_at
-     and e.transaction_id < ${snapshot.watermark}::xid8`;
-  const { rows } = await sql<RawCountRow>`
-    with ${metricCells(events)}
-    select metric, key, subkey,
-           case when metric = 'type' then extract(epoch from date_bin(${query.seriesHours} * interval '1 hour', at, timestamptz 'epoch'))::float8 * 1000 end as "seriesStart",
-           count(*)::float8 as value
-    from cells
-    group by 1, 2, 3, 4`.execute(em.getKysely());
+export async function readProjectAnalytics(em: Em, query: AnalyticsQuery): Promise<AnalyticsRow[]> {
+  const { projectId } = query;
+  // One scan per partial piece, with its bounds as plain parameters, so the planner reads each
+  // through the (project_id, created_at) index instead of walking every folded event.
+  const events = sql.join(
+    [
+      sql`
+      select ${EVENT_FACTS} from snapshot, event_outbox e
+      where e.transaction_id >= snapshot.watermark and e.transaction_id < snapshot.horizon
+        and e.project_id = ${projectId}::uuid and e.created_at >= ${query.from} and e.created_at < ${query.to}`,
+      ...query.partial.map(
+        (range) => sql`
+      select ${EVENT_FACTS} from snapshot, event_outbox e
+      where e.project_id = ${projectId}::uuid and e.created_at >= ${range.start} and e.created_at < ${range.end}
+        and e.transaction_id < snapshot.watermark`,
+      ),
+    ],
+    sql` union all `,
+  );
+  const seriesBucket = (at: RawBuilder<unknown>) => sql`date_bin(${query.seriesHours} * interval '1 hour', ${at}, timestamptz 'epoch')`;
+  const { rows } = await sql<AnalyticsRow>`
+    with snapshot as materialized (
+      select ${CURRENT_HORIZON} as horizon, transaction_id as watermark from analytics_rollup_state where id = 1
+    ),
+    ${metricCells(events)},
+    counted (metric, key, subkey, series_start, value) as (
+      select metric, key, subkey, case when metric = 'type' then ${seriesBucket(sql`at`)} end, 1 from cells
+      union all
+      select r.metric, r.key, r.subkey, null, r.value
+      from ${bucketArrays(query.buckets)} as covered (hours, start_at, end_at)
+      join analytics_rollup r
+        on r.project_id = ${projectId}::uuid and r.metric in ('user', 'session', 'switch', 'response')
+       and r.bucket_hours = covered.hours and r.bucket_start >= covered.start_at and r.bucket_start < covered.end_at
+      union all
+      select r.metric, r.key, r.subkey, ${seriesBucket(sql`r.bucket_start`)}, r.value
+      from ${bucketArrays(query.seriesBuckets)} as covered (hours, start_at, end_at)
+      join analytics_rollup r
+        on r.project_id = ${projectId}::uuid and r.metric = 'type'
+       and r.bucket_hours = covered.hours and r.bucket_start >= covered.start_at and r.bucket_start < covered.end_at
+    ),
+    totals as (
+      select metric, key, subkey, series_start, sum(value) as value from counted group by 1, 2, 3, 4
+    ),
+    ranked as (
+      select *, row_number() over (partition by metric order by value desc, key collate "C", subkey collate "C") as rank,
+             count(*) over (partition by metric) as keys
+      from totals
+    )
+    select metric, key, subkey, (extract(epoch from series_start) * 1000)::float8 as "seriesStart",
+           value::float8 as value, keys::float8 as keys
+    from ranked
+    where metric in ('type', 'switch', 'response')
+       or (metric = 'session' and rank <= greatest(${query.topSessions}, 1))
+       or (metric = 'user' and rank = 1)`.execute(em.getKysely());
   return rows;
 }
 

@@ -1,4 +1,4 @@
-import { IsolationLevel } from '@mikro-orm/core';
+import { isUuid } from '../db/ids.ts';
 import type { Em } from '../db/orm.ts';
 import {
   encodeScopedCursor,
@@ -13,18 +13,14 @@ import { badInput, notFound } from '../errors.ts';
 import type { ChatEvent } from '../events/chat-event.ts';
 import { EVENT_TYPES, type EventType } from '../outbox/outbox-event.entity.ts';
 import { requireMembership } from '../projects/project.service.ts';
-import { isUuid } from '../db/ids.ts';
 import { requireId, requireUserId } from '../validation.ts';
 import {
   bucketHoursOf,
-  countRawCells,
   findProjectEventsPage,
   findSessionEventsPage,
-  readAnalyticsSnapshot,
+  readProjectAnalytics,
   sessionBelongsToProject,
-  sumRollups,
-  sumTypeSeries,
-  type CountRow,
+  type AnalyticsRow,
   type EventListFilter,
 } from './analytics.repository.ts';
 import { percentileMs } from './response-time.histogram.ts';
@@ -197,7 +193,7 @@ function parseAnalyticsArgs(args: ProjectAnalyticsArgs) {
 /**
  * Aggregates over the project's events in [from, to): the same set of events projectEvents would
  * list at this moment (docs/analytics.md defines each number). Whole buckets come from the
- * rollups, the rest straight from events, all in one snapshot.
+ * rollups, the rest straight from events, in one statement and so one snapshot.
  */
 export async function getProjectAnalytics(em: Em, viewerId: string, args: ProjectAnalyticsArgs): Promise<ProjectAnalytics> {
   const { projectId, from, to, bucket, seriesHours, topSessions } = parseAnalyticsArgs(args);
@@ -205,32 +201,25 @@ export async function getProjectAnalytics(em: Em, viewerId: string, args: Projec
 
   const whole = coverRange(from, to, ROLLUP_BUCKET_HOURS);
   const series = coverRange(from, to, bucketHoursOf('type').filter((hours) => hours <= seriesHours));
-  const counted = await em.transactional(
-    async (tx) => {
-      const snapshot = await readAnalyticsSnapshot(tx);
-      const rolledUp = await sumRollups(tx, projectId, ['user', 'session', 'switch', 'response'], whole.buckets);
-      const rolledUpSeries = await sumTypeSeries(tx, projectId, series.buckets, seriesHours);
-      // Both covers end in hourly buckets, so what they leave to raw events is the same partial hours.
-      const raw = await countRawCells(tx, { projectId, from, to, partial: whole.raw, snapshot, seriesHours });
-      return { rolledUp, rolledUpSeries, raw };
-    },
-    // One snapshot for watermark, rollups and events; read only, so it never takes a transaction id.
-    { isolationLevel: IsolationLevel.REPEATABLE_READ, readOnly: true },
-  );
+  const rows = await readProjectAnalytics(em, {
+    projectId,
+    from,
+    to,
+    buckets: whole.buckets,
+    seriesBuckets: series.buckets,
+    // Both covers end in hourly buckets, so what they leave to raw events is the same.
+    partial: whole.raw,
+    seriesHours,
+    topSessions,
+  });
+  const of = (metric: AnalyticsRow['metric']) => rows.filter((row) => row.metric === metric);
 
-  const seriesCounts = new Map<number, Map<EventType, number>>();
-  const addToSeries = (start: number, type: string, count: number) => {
-    const byType = seriesCounts.get(start) ?? new Map<EventType, number>();
-    byType.set(type as EventType, (byType.get(type as EventType) ?? 0) + count);
-    seriesCounts.set(start, byType);
-  };
-  for (const row of counted.rolledUpSeries) addToSeries(row.seriesStart, row.key, row.value);
-  const others: CountRow[] = [...counted.rolledUp];
-  for (const row of counted.raw) {
-    if (row.metric === 'type') addToSeries(row.seriesStart!, row.key, row.value);
-    else others.push(row);
+  const seriesCounts = new Map<number, Map<string, number>>();
+  for (const row of of('type')) {
+    const byType = seriesCounts.get(row.seriesStart!) ?? new Map<string, number>();
+    byType.set(row.key, row.value);
+    seriesCounts.set(row.seriesStart!, byType);
   }
-
   const timeSeries: ProjectAnalytics['timeSeries'] = [];
   for (let start = bucketStart(from, seriesHours).getTime(); start < to.getTime(); start += seriesHours * HOUR_MS) {
     const byType = EVENT_TYPES.map((type) => ({ type, count: seriesCounts.get(start)?.get(type) ?? 0 }));
@@ -238,28 +227,16 @@ export async function getProjectAnalytics(em: Em, viewerId: string, args: Projec
   }
   const eventsByType = EVENT_TYPES.map((type) => ({
     type,
-    count: timeSeries.reduce((sum, point) => sum + point.byType.find((entry) => entry.type === type)!.count, 0),
+    count: of('type').filter((row) => row.key === type).reduce((sum, row) => sum + row.value, 0),
   }));
-
-  const sum = (metric: CountRow['metric'], keyOf: (row: CountRow) => string) => {
-    const totals = new Map<string, { row: CountRow; value: number }>();
-    for (const row of others) {
-      if (row.metric !== metric) continue;
-      const key = keyOf(row);
-      const entry = totals.get(key) ?? { row, value: 0 };
-      entry.value += row.value;
-      totals.set(key, entry);
-    }
-    return [...totals.values()];
-  };
-
-  const sessions = sum('session', (row) => row.key)
-    .map(({ row, value }) => ({ sessionId: row.key, messages: value }))
-    .sort((a, b) => b.messages - a.messages || a.sessionId.localeCompare(b.sessionId));
-  const agentSwitches = sum('switch', (row) => `${row.key} ${row.subkey}`)
-    .map(({ row, value }) => ({ fromAgentId: row.key || null, toAgentId: row.subkey, switches: value }))
-    .sort((a, b) => b.switches - a.switches || (a.fromAgentId ?? '').localeCompare(b.fromAgentId ?? '') || a.toAgentId.localeCompare(b.toAgentId));
-  const histogram = new Map(sum('response', (row) => row.key).map(({ row, value }) => [Number(row.key), value]));
+  const byCodePoint = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+  const sessions = of('session')
+    .sort((a, b) => b.value - a.value || byCodePoint(a.key, b.key))
+    .map((row) => ({ sessionId: row.key, messages: row.value }));
+  const agentSwitches = of('switch')
+    .map((row) => ({ fromAgentId: row.key || null, toAgentId: row.subkey, switches: row.value }))
+    .sort((a, b) => b.switches - a.switches || byCodePoint(a.fromAgentId ?? '', b.fromAgentId ?? '') || byCodePoint(a.toAgentId, b.toAgentId));
+  const histogram = new Map(of('response').map((row) => [Number(row.key), row.value]));
 
   return {
     projectId,
@@ -268,8 +245,8 @@ export async function getProjectAnalytics(em: Em, viewerId: string, args: Projec
     bucket,
     totalEvents: eventsByType.reduce((total, entry) => total + entry.count, 0),
     eventsByType,
-    activeUsers: sum('user', (row) => row.key).length,
-    activeSessions: sessions.length,
+    activeUsers: of('user')[0]?.keys ?? 0,
+    activeSessions: of('session')[0]?.keys ?? 0,
     topSessions: sessions.slice(0, topSessions),
     agentSwitches,
     timeSeries,
