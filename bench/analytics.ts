@@ -189,9 +189,14 @@ async function main() {
 
     const rollup = createAnalyticsRollupWorker({ orm: app.orm, logger, options: { intervalMs: 1_000, batchSize: 20_000 } });
     const [foldMs, folded] = await timed(() => rollup.catchUp());
-    const rollupRows = Number((await client.query('select count(*) from analytics_rollup')).rows[0].count);
-    line(`rollup worker folded ${folded.toLocaleString('en')} events in ${(foldMs / 1000).toFixed(1)} s (${Math.round(folded / (foldMs / 1000)).toLocaleString('en')} events/s, batches of 20,000) into ${rollupRows.toLocaleString('en')} rollup rows`);
-    await client.query('vacuum analyze analytics_rollup');
+    const counts = (await client.query(
+      `select (select count(*) from analytics_counts_by_hour) as hours, (select count(*) from analytics_counts_by_day) as days,
+              pg_size_pretty(pg_total_relation_size('analytics_counts_by_hour') + pg_total_relation_size('analytics_counts_by_day')) as size,
+              pg_size_pretty(pg_total_relation_size('event_outbox')) as outbox`,
+    )).rows[0];
+    line(`rollup worker folded ${folded.toLocaleString('en')} events in ${(foldMs / 1000).toFixed(1)} s (${Math.round(folded / (foldMs / 1000)).toLocaleString('en')} events/s, batches of 20,000)`);
+    line(`  running totals: ${Number(counts.hours).toLocaleString('en')} rows by hour + ${Number(counts.days).toLocaleString('en')} rows by day, ${counts.size} (event_outbox: ${counts.outbox})`);
+    await client.query('vacuum analyze analytics_counts_by_hour, analytics_counts_by_day');
     rollup.start();
 
     const viewer = graphqlClient(app, await app.tokens.sign('user-00'));

@@ -11,8 +11,9 @@ import { Migration } from '@mikro-orm/migrations';
  *   Rows that existed before this migration all get the migration's own transaction id: they are
  *   committed, which is all that matters. (The volatile default rewrites the table once, under an
  *   exclusive lock: run this before the table is large, or backfill in batches instead.)
- * - `analytics_rollup`: event counts per project, metric and time bucket, at five nested bucket
- *   widths so a range of any length is summed from a bounded number of rows.
+ * - `analytics_counts_by_hour` / `analytics_counts_by_day`: running totals per project, metric
+ *   and key, by hour within each day and by day within each 64-day period, so a count over any
+ *   range costs a few subtractions per key instead of a scan of its events.
  * - `analytics_rollup_state`: how far the rollup worker has folded events in, as a transaction id.
  */
 export class Migration20261126120000_analytics extends Migration {
@@ -26,28 +27,38 @@ export class Migration20261126120000_analytics extends Migration {
     // Statistics cost nothing on writes, unlike another index on this hot table.
     this.addSql(`create statistics event_outbox_message_role_stats on ((payload->>'role')) from event_outbox`);
 
+    // Running totals per project, metric and key (what is counted: the event type, user id,
+    // session id, "from" agent id or response-time histogram bin; subkey is the "to" agent id of
+    // a switch and '' otherwise). cumulative[i + 1] counts the key's events in the first i hours
+    // of the UTC day, or the first i days of the 64-day period, so cumulative[1] is always 0 and
+    // any run of whole hours or days is one subtraction.
     this.addSql(`
-      create table analytics_rollup (
+      create table analytics_counts_by_hour (
         project_id uuid not null,
         metric varchar(16) not null check (metric in ('type', 'user', 'session', 'switch', 'response')),
-        -- Widths nest (each divides the next) and buckets are aligned to the Unix epoch, so a
-        -- 24-hour bucket is a UTC day.
-        bucket_hours integer not null check (bucket_hours in (1, 24, 96, 384, 1536)),
-        bucket_start timestamptz not null,
-        -- What is counted: the event type, user id, session id, "from" agent id or response-time
-        -- histogram bin; subkey is the "to" agent id of a switch and '' otherwise.
+        day date not null,
         key varchar(200) not null,
         subkey varchar(200) not null default '',
-        value integer not null check (value > 0),
-        -- Reads sum value over key ranges of this index: including it makes them index-only scans.
-        primary key (project_id, metric, bucket_hours, bucket_start, key, subkey) include (value)
+        cumulative integer[] not null check (array_length(cumulative, 1) = 25 and cumulative[1] = 0),
+        primary key (project_id, metric, day, key, subkey)
+      )`);
+    this.addSql(`
+      create table analytics_counts_by_day (
+        project_id uuid not null,
+        metric varchar(16) not null check (metric in ('type', 'user', 'session', 'switch', 'response')),
+        -- Periods are aligned to the Unix epoch.
+        period_start date not null check ((period_start - date '1970-01-01') % 64 = 0),
+        key varchar(200) not null,
+        subkey varchar(200) not null default '',
+        cumulative integer[] not null check (array_length(cumulative, 1) = 65 and cumulative[1] = 0),
+        primary key (project_id, metric, period_start, key, subkey)
       )`);
 
     this.addSql(`
       create table analytics_rollup_state (
         id smallint primary key check (id = 1),
-        -- Every event whose transaction id is below this one is counted in analytics_rollup, and
-        -- no event at or above it is.
+        -- Every event whose transaction id is below this one is counted in analytics_counts_by_*,
+        -- and no event at or above it is.
         transaction_id xid8 not null,
         updated_at timestamptz not null default now()
       )`);
@@ -56,7 +67,8 @@ export class Migration20261126120000_analytics extends Migration {
 
   override down(): void {
     this.addSql('drop table if exists analytics_rollup_state');
-    this.addSql('drop table if exists analytics_rollup');
+    this.addSql('drop table if exists analytics_counts_by_day');
+    this.addSql('drop table if exists analytics_counts_by_hour');
     this.addSql('drop statistics if exists event_outbox_message_role_stats');
     this.addSql('drop index if exists event_outbox_transaction_id_idx');
     this.addSql('alter table event_outbox drop column if exists transaction_id');

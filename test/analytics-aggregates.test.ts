@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { switchAgent } from '../src/agents/worker-space.service.ts';
 import { RESPONSE_PERCENTILE_RELATIVE_ERROR } from '../src/analytics/response-time.histogram.ts';
-import { coverRange } from '../src/analytics/rollup-levels.ts';
+import { PERIOD_DAYS, splitRange } from '../src/analytics/range-pieces.ts';
 import { agentAuthorId, recordAgentMessage, sendMessage } from '../src/chat/chat.service.ts';
 import { forkEm } from '../src/db/orm.ts';
 import { errorCode, startTestApp, type TestApp } from './support/app.ts';
@@ -15,7 +15,7 @@ let db: pg.Client;
 
 beforeAll(async () => {
   // The rollup worker is off: each test folds when it wants to, so both read paths are exercised.
-  t = await startTestApp({ ANALYTICS_ROLLUP_INTERVAL_MS: '0' });
+  t = await startTestApp({ ANALYTICS_ROLLUP_INTERVAL_MS: '0', LOG_LEVEL: process.env.DEBUG_LOG_LEVEL ?? 'silent' });
   db = await connect(t.db.url);
 });
 afterAll(async () => {
@@ -165,11 +165,47 @@ describe('projectAnalytics', () => {
     const users = ['alice', 'bob', 'dave'];
     const next = random(42);
     vi.useFakeTimers({ toFake: ['Date'] });
+    const minute = 60_000;
+    ranges = [
+      { from: new Date(START - HOUR), to: new Date(START + (SPAN_DAYS + 2) * DAY), bucket: 'DAY' },
+      // Unaligned ends, long enough to need every kind of piece (checked below).
+      { from: new Date(START + 2 * DAY + 5 * HOUR + 17 * minute + 3_001), to: new Date(START + 135 * DAY + 13 * HOUR + 2 * minute), bucket: 'DAY' },
+      { from: new Date(START + 20 * DAY + 30 * minute), to: new Date(START + 61 * DAY + 11 * HOUR), bucket: 'HOUR' },
+      { from: new Date(START + 40 * DAY + 3 * HOUR + 7 * minute), to: new Date(START + 44 * DAY + 19 * HOUR + 59 * minute), bucket: 'HOUR' },
+    ];
+    // The long range needs every kind of piece: whole days across a period boundary, whole hours
+    // of the partial days at both ends, and raw minutes at both ends.
+    const long = splitRange(ranges[1]!.from, ranges[1]!.to, true);
+    const period = (day: string) => Math.floor(Date.parse(day) / (PERIOD_DAYS * DAY));
+    expect(period(long.days!.end) - period(long.days!.start)).toBeGreaterThanOrEqual(2);
+    expect(long.hours).toHaveLength(2);
+    expect(long.raw).toHaveLength(2);
+
+    // Conversations at random times, and on both sides of every edge of every piece of every
+    // range, where an off-by-one would count an event in the wrong piece or not at all.
+    const times: number[] = [];
+    const exactly: number[] = [];
+    for (let at = START; at < START + SPAN_DAYS * DAY; at += next() * 30 * HOUR) times.push(at);
+    for (const { from, to, bucket } of ranges) {
+      const split = splitRange(from, to, bucket === 'DAY');
+      const edges = [from.getTime(), to.getTime(), ...split.raw.flatMap((r) => [r.start.getTime(), r.end.getTime()])];
+      for (const piece of split.hours) {
+        const day = Date.parse(`${piece.day}T00:00:00Z`);
+        edges.push(day + piece.fromHour * HOUR, day + piece.toHour * HOUR);
+      }
+      for (const edge of edges) {
+        times.push(edge - 2 * minute, edge + 10 * minute);
+        exactly.push(edge - 1, edge);
+      }
+    }
+    times.sort((a, b) => a - b);
+
+    vi.useFakeTimers({ toFake: ['Date'] });
     try {
       let now = START;
-      const at = (ms: number) => vi.setSystemTime((now = ms));
-      while (now < START + SPAN_DAYS * DAY) {
-        at(now + next() * 30 * HOUR);
+      const at = (ms: number) => vi.setSystemTime((now = Math.max(now, ms)));
+      for (const time of times) {
+        at(time);
         const session = sessions[Math.floor(next() * sessions.length)]!;
         const user = users[Math.floor(next() * users.length)]!;
         // One to three questions, then (usually) an answer after 0.3 s to ~20 min.
@@ -187,23 +223,21 @@ describe('projectAnalytics', () => {
         await sendMessage(em(), 'carol', { sessionId: q.sessionId, body: 'elsewhere' });
         if (next() < 0.2) await switchAgent(em(), 'carol', { projectId: q.projectId, agentId: q.agentIds[Math.floor(next() * 2)]! });
       }
+      // Single events exactly on (and 1 ms before) every edge.
+      for (const [index, time] of exactly.entries()) {
+        vi.setSystemTime(time);
+        if (index % 3 === 2) await switchAgent(em(), users[index % 3]!, { projectId: p.projectId, agentId: p.agentIds[index % 2]! });
+        else if (index % 3 === 1) await recordAgentMessage(em(), { sessionId: sessions[index % sessions.length]!, agentId: p.agentIds[0], body: 'edge answer' });
+        else await sendMessage(em(), users[index % 3]!, { sessionId: sessions[index % sessions.length]!, body: 'edge question' });
+      }
     } finally {
       vi.useRealTimers();
     }
 
-    const minute = 60_000;
-    ranges = [
-      { from: new Date(START - HOUR), to: new Date(START + (SPAN_DAYS + 2) * DAY), bucket: 'DAY' },
-      // Unaligned ends, long enough to be summed from every bucket width down to raw minutes.
-      { from: new Date(START + 2 * DAY + 5 * HOUR + 17 * minute + 3_001), to: new Date(START + 135 * DAY + 13 * HOUR + 2 * minute), bucket: 'DAY' },
-      { from: new Date(START + 20 * DAY + 30 * minute), to: new Date(START + 61 * DAY + 11 * HOUR), bucket: 'HOUR' },
-      { from: new Date(START + 40 * DAY + 3 * HOUR + 7 * minute), to: new Date(START + 44 * DAY + 19 * HOUR + 59 * minute), bucket: 'HOUR' },
-    ];
-    const widths = new Set(coverRange(ranges[1]!.from, ranges[1]!.to, [1, 24, 96, 384, 1536]).buckets.map((piece) => piece.hours));
-    expect([...widths].sort((a, b) => a - b)).toEqual([1, 24, 96, 384, 1536]);
     // Everything written is visible before the tests compare numbers.
     await eventually(async () => {
-      const result = await t.gql(ANALYTICS, { p: p.projectId, from: ranges[0]!.from.toISOString(), to: ranges[0]!.to.toISOString() }, { as: 'bob' });
+      const everything = { from: new Date(START - 2 * DAY).toISOString(), to: new Date(START + (SPAN_DAYS + 10) * DAY).toISOString() };
+      const result = await t.gql(ANALYTICS, { p: p.projectId, ...everything }, { as: 'bob' });
       expect(result.data.projectAnalytics.totalEvents).toBe((await storedEvents(db, p.projectId)).length);
     });
   });
@@ -211,7 +245,7 @@ describe('projectAnalytics', () => {
   it('matches the stored events before anything is rolled up', async () => {
     const [state] = (await db.query(`select transaction_id::text from analytics_rollup_state`)).rows;
     expect(state.transaction_id).toBe('0');
-    expect((await db.query('select count(*)::int as n from analytics_rollup')).rows[0].n).toBe(0);
+    expect((await db.query('select count(*)::int as n from analytics_counts_by_hour')).rows[0].n).toBe(0);
     for (const { from, to, bucket } of ranges) await expectAnalyticsToMatch(p.projectId, from, to, bucket);
     // Listing no sessions still counts them.
     const none = await expectAnalyticsToMatch(p.projectId, ranges[0]!.from, ranges[0]!.to, 'DAY', 0);
@@ -222,7 +256,7 @@ describe('projectAnalytics', () => {
   it('matches them the same way once rolled up, and with new events not rolled up yet', async () => {
     const folded = await t.app.analyticsRollup.catchUp();
     expect(folded).toBeGreaterThanOrEqual((await storedEvents(db, p.projectId)).length);
-    expect((await db.query('select count(*)::int as n from analytics_rollup')).rows[0].n).toBeGreaterThan(0);
+    expect((await db.query('select count(*)::int as n from analytics_counts_by_day')).rows[0].n).toBeGreaterThan(0);
     for (const { from, to, bucket } of ranges) await expectAnalyticsToMatch(p.projectId, from, to, bucket, 10);
 
     // Late arrivals in old buckets, and a question answered after the fold.

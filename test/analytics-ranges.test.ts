@@ -1,37 +1,39 @@
 import { describe, expect, it } from 'vitest';
 import { binValueMs, percentileMs, RESPONSE_BIN_GROWTH } from '../src/analytics/response-time.histogram.ts';
-import { coverRange, HOUR_MS, ROLLUP_BUCKET_HOURS } from '../src/analytics/rollup-levels.ts';
+import { DAY_MS, HOUR_MS, PERIOD_DAYS, splitRange } from '../src/analytics/range-pieces.ts';
 
-describe('coverRange', () => {
-  it('covers any range exactly, without overlap, with aligned whole buckets and at most two raw pieces', () => {
+describe('splitRange', () => {
+  it('cuts any range into whole days, whole hours of single days and at most two partial hours, exactly', () => {
     let seed = 7;
-    const next = () => ((seed = (seed * 48_271) % 2_147_483_647) / 2_147_483_647);
-    for (let i = 0; i < 2_000; i++) {
-      const from = Date.UTC(2025, 0, 1) + Math.floor(next() * 400 * 24 * HOUR_MS);
-      const to = from + 1 + Math.floor(next() ** 2 * 366 * 24 * HOUR_MS);
-      const cover = coverRange(new Date(from), new Date(to), ROLLUP_BUCKET_HOURS);
-      const pieces = [
-        ...cover.buckets.map((b) => ({ start: b.start.getTime(), end: b.end.getTime(), width: b.hours * HOUR_MS })),
-        ...cover.raw.map((r) => ({ start: r.start.getTime(), end: r.end.getTime(), width: 0 })),
-      ].sort((a, b) => a.start - b.start);
-      expect(pieces[0]!.start).toBe(from);
-      expect(pieces.at(-1)!.end).toBe(to);
-      for (let k = 1; k < pieces.length; k++) expect(pieces[k]!.start).toBe(pieces[k - 1]!.end);
-      for (const piece of pieces) {
-        expect(piece.end).toBeGreaterThan(piece.start);
-        if (piece.width) {
-          expect(piece.start % piece.width).toBe(0);
-          expect((piece.end - piece.start) % piece.width).toBe(0);
-        }
+    const next = () => (seed = (seed * 48_271) % 2_147_483_647) / 2_147_483_647;
+    const ms = (day: string) => Date.parse(`${day}T00:00:00Z`);
+    for (let i = 0; i < 3_000; i++) {
+      const from = Date.UTC(2025, 0, 1) + Math.floor(next() * 400 * DAY_MS);
+      const to = from + 1 + Math.floor(next() ** 3 * 366 * DAY_MS);
+      for (const wholeDays of [true, false]) {
+        if (!wholeDays && to - from > 45 * DAY_MS) continue;
+        const split = splitRange(new Date(from), new Date(to), wholeDays);
+        const pieces = [
+          ...(split.days ? [{ start: ms(split.days.start), end: ms(split.days.end) }] : []),
+          ...split.hours.map((piece) => {
+            expect(piece.fromHour).toBeGreaterThanOrEqual(0);
+            expect(piece.toHour).toBeLessThanOrEqual(24);
+            expect(piece.fromHour).toBeLessThan(piece.toHour);
+            return { start: ms(piece.day) + piece.fromHour * HOUR_MS, end: ms(piece.day) + piece.toHour * HOUR_MS };
+          }),
+          ...split.raw.map((piece) => ({ start: piece.start.getTime(), end: piece.end.getTime() })),
+        ].sort((a, b) => a.start - b.start);
+        expect(pieces[0]!.start).toBe(from);
+        expect(pieces.at(-1)!.end).toBe(to);
+        for (let k = 1; k < pieces.length; k++) expect(pieces[k]!.start).toBe(pieces[k - 1]!.end);
+        // Raw events are read only for the partial hours at the ends.
+        expect(split.raw.length).toBeLessThanOrEqual(2);
+        expect(split.raw.reduce((sum, r) => sum + r.end.getTime() - r.start.getTime(), 0)).toBeLessThan(2 * HOUR_MS);
+        if (wholeDays) expect(split.hours.length).toBeLessThanOrEqual(2);
+        else expect(split.days).toBeNull();
       }
-      // Raw events are read only for the partial hours at the ends.
-      expect(cover.raw.length).toBeLessThanOrEqual(2);
-      expect(cover.raw.reduce((sum, r) => sum + r.end.getTime() - r.start.getTime(), 0)).toBeLessThan(2 * HOUR_MS);
-      // Bounded work: at most 3 buckets per width per end, plus one run of the widest.
-      const count = cover.buckets.reduce((sum, b) => sum + (b.end.getTime() - b.start.getTime()) / (b.hours * HOUR_MS), 0);
-      const widest = cover.buckets.filter((b) => b.hours === 1536).reduce((sum, b) => sum + (b.end.getTime() - b.start.getTime()) / (1536 * HOUR_MS), 0);
-      expect(count - widest).toBeLessThanOrEqual(2 * (23 + 3 + 3 + 3));
     }
+    expect(PERIOD_DAYS).toBe(64);
   });
 });
 

@@ -20,7 +20,7 @@ export interface AnalyticsRollupWorker {
 }
 
 /**
- * Keeps analytics_rollup up to date in the background: folds events whose transaction has
+ * Keeps the analytics running totals up to date in the background: folds events whose transaction has
  * finished (below the snapshot horizon) and advances the watermark in the same transaction, so an
  * event is counted exactly once however late or out of order its transaction commits. Several
  * processes may run one; an advisory lock lets one fold at a time.

@@ -3,7 +3,7 @@ import type { Em } from '../db/orm.ts';
 import type { ChatEvent } from '../events/chat-event.ts';
 import type { EventType } from '../outbox/outbox-event.entity.ts';
 import { RESPONSE_BIN_GROWTH } from './response-time.histogram.ts';
-import type { BucketRange, TimeRange } from './rollup-levels.ts';
+import { PERIOD_DAYS, type RangePieces } from './range-pieces.ts';
 
 /**
  * Every SQL statement analytics run, in one place. They read `event_outbox` as the event log:
@@ -201,7 +201,7 @@ function metricCells(events: RawBuilder<unknown>) {
 export interface AnalyticsSnapshot {
   /** Events below this transaction id are counted. */
   horizon: string;
-  /** Events below this one are in analytics_rollup; [watermark, horizon) are read raw. */
+  /** Events below this one are in the running totals; [watermark, horizon) are read raw. */
   watermark: string;
 }
 
@@ -216,37 +216,69 @@ export interface AnalyticsQuery {
   projectId: string;
   from: Date;
   to: Date;
-  /** Whole buckets for the keyed metrics (user, session, switch, response). */
-  buckets: BucketRange[];
-  /** Whole buckets no wider than a series bucket, for event-type counts per series bucket. */
-  seriesBuckets: BucketRange[];
-  /** What no whole bucket covers: read from raw events. */
-  partial: TimeRange[];
+  /** Pieces for the keyed metrics (user, session, switch, response). */
+  pieces: RangePieces;
+  /** Pieces for event-type counts per series bucket (split into hours for an hourly series). */
+  seriesPieces: RangePieces;
   seriesHours: number;
   topSessions: number;
 }
 
 export interface AnalyticsRow {
-  metric: Metric;
+  /** A metric, or `distinct`: the number (value) of distinct keys of the metric named by key. */
+  metric: Metric | 'distinct';
   key: string;
   subkey: string;
   /** Series bucket start (epoch ms) for `type`; null otherwise. */
   seriesStart: number | null;
   value: number;
-  /** How many distinct keys the metric has in the range. */
-  keys: number;
 }
 
-function bucketArrays(ranges: BucketRange[]) {
-  return sql`unnest(${ranges.map((r) => r.hours)}::int[], ${ranges.map((r) => r.start)}::timestamptz[], ${ranges.map((r) => r.end)}::timestamptz[])`;
+const KEYED_METRICS = sql`('user', 'session', 'switch', 'response')`;
+const utcMidnight = (day: RawBuilder<unknown>) => sql`((${day})::timestamp at time zone 'UTC')`;
+
+/** Running-total differences over whole days: one row per key and 64-day period (per day with `perDay`). */
+function countWholeDays(projectId: string, days: RangePieces['days'], metrics: RawBuilder<unknown>, perDay: boolean) {
+  if (!days) return null;
+  const periods = sql`
+    analytics_counts_by_day r
+    cross join lateral (
+      select greatest(0, ${days.start}::date - r.period_start) as first, least(${PERIOD_DAYS}::int, ${days.end}::date - r.period_start) as last
+    ) span`;
+  const overlapping = sql`
+    r.project_id = ${projectId}::uuid and r.metric in ${metrics}
+    and r.period_start > ${days.start}::date - ${PERIOD_DAYS}::int and r.period_start < ${days.end}::date`;
+  return perDay
+    ? sql`
+      select r.metric, r.key, r.subkey, ${utcMidnight(sql`r.period_start + i`)} as at, r.cumulative[i + 2] - r.cumulative[i + 1] as value
+      from ${periods} cross join lateral generate_series(span.first, span.last - 1) as i
+      where ${overlapping}`
+    : sql`
+      select r.metric, r.key, r.subkey, null::timestamptz as at, r.cumulative[span.last + 1] - r.cumulative[span.first + 1] as value
+      from ${periods}
+      where ${overlapping}`;
+}
+
+/** Running-total differences over whole hours of single days: one row per key and day. */
+function countWholeHours(projectId: string, hours: RangePieces['hours'], metrics: RawBuilder<unknown>, perHour: boolean) {
+  if (hours.length === 0) return null;
+  const pieces = sql`
+    from unnest(${hours.map((p) => p.day)}::date[], ${hours.map((p) => p.fromHour)}::int[], ${hours.map((p) => p.toHour)}::int[]) as piece (day, from_hour, to_hour)
+    join analytics_counts_by_hour r on r.project_id = ${projectId}::uuid and r.metric in ${metrics} and r.day = piece.day`;
+  return perHour
+    ? sql`
+      select r.metric, r.key, r.subkey, ${utcMidnight(sql`piece.day`)} + h * interval '1 hour' as at, r.cumulative[h + 2] - r.cumulative[h + 1] as value
+      ${pieces}
+      cross join lateral generate_series(piece.from_hour, piece.to_hour - 1) as h`
+    : sql`select r.metric, r.key, r.subkey, null::timestamptz as at, r.cumulative[piece.to_hour + 1] - r.cumulative[piece.from_hour + 1] as value ${pieces}`;
 }
 
 /**
- * Counts per metric and key over [from, to): whole buckets from analytics_rollup (events below
- * the watermark), plus raw events for the partial hours at the ends (below the watermark) and for
- * events not folded in yet (watermark to horizon) anywhere in the range. Each event is counted
- * exactly once. Returns every row for type, switch and response, the top sessions with the number
- * of sessions, and for users only their number.
+ * Counts per metric and key over [from, to): running totals for whole days and whole hours of
+ * events below the watermark, plus raw events for the partial hours at the ends (below the
+ * watermark) and for events not folded in yet (watermark to horizon) anywhere in the range. Each
+ * event is counted exactly once. Returns every row for type (per series bucket), switch and
+ * response, the top sessions, and how many sessions and users there are.
  */
 export async function readProjectAnalytics(em: Em, query: AnalyticsQuery): Promise<AnalyticsRow[]> {
   const { projectId } = query;
@@ -258,7 +290,7 @@ export async function readProjectAnalytics(em: Em, query: AnalyticsQuery): Promi
       select ${EVENT_FACTS} from snapshot, event_outbox e
       where e.transaction_id >= snapshot.watermark and e.transaction_id < snapshot.horizon
         and e.project_id = ${projectId}::uuid and e.created_at >= ${query.from} and e.created_at < ${query.to}`,
-      ...query.partial.map(
+      ...query.pieces.raw.map(
         (range) => sql`
       select ${EVENT_FACTS} from snapshot, event_outbox e
       where e.project_id = ${projectId}::uuid and e.created_at >= ${range.start} and e.created_at < ${range.end}
@@ -267,59 +299,53 @@ export async function readProjectAnalytics(em: Em, query: AnalyticsQuery): Promi
     ],
     sql` union all `,
   );
-  const seriesBucket = (at: RawBuilder<unknown>) => sql`date_bin(${query.seriesHours} * interval '1 hour', ${at}, timestamptz 'epoch')`;
+  const type = sql`('type')`;
+  const parts = [
+    sql`select metric, key, subkey, at, 1 as value from cells where metric = 'type'`,
+    sql`select metric, key, subkey, null::timestamptz as at, 1 as value from cells where metric <> 'type'`,
+    countWholeDays(projectId, query.pieces.days, KEYED_METRICS, false),
+    countWholeHours(projectId, query.pieces.hours, KEYED_METRICS, false),
+    countWholeDays(projectId, query.seriesPieces.days, type, true),
+    countWholeHours(projectId, query.seriesPieces.hours, type, true),
+  ].filter((part) => part !== null);
   const { rows } = await sql<AnalyticsRow>`
     with snapshot as materialized (
       select ${CURRENT_HORIZON} as horizon, transaction_id as watermark from analytics_rollup_state where id = 1
     ),
     ${metricCells(events)},
-    counted (metric, key, subkey, series_start, value) as (
-      select metric, key, subkey, case when metric = 'type' then ${seriesBucket(sql`at`)} end, 1 from cells
-      union all
-      select r.metric, r.key, r.subkey, null, r.value
-      from ${bucketArrays(query.buckets)} as covered (hours, start_at, end_at)
-      join analytics_rollup r
-        on r.project_id = ${projectId}::uuid and r.metric in ('user', 'session', 'switch', 'response')
-       and r.bucket_hours = covered.hours and r.bucket_start >= covered.start_at and r.bucket_start < covered.end_at
-      union all
-      select r.metric, r.key, r.subkey, ${seriesBucket(sql`r.bucket_start`)}, r.value
-      from ${bucketArrays(query.seriesBuckets)} as covered (hours, start_at, end_at)
-      join analytics_rollup r
-        on r.project_id = ${projectId}::uuid and r.metric = 'type'
-       and r.bucket_hours = covered.hours and r.bucket_start >= covered.start_at and r.bucket_start < covered.end_at
-    ),
+    counted (metric, key, subkey, at, value) as (${sql.join(parts, sql` union all `)}),
     totals as (
-      select metric, key, subkey, series_start, sum(value) as value from counted group by 1, 2, 3, 4
-    ),
-    ranked as (
-      select *, row_number() over (partition by metric order by value desc, key collate "C", subkey collate "C") as rank,
-             count(*) over (partition by metric) as keys
-      from totals
+      select metric, key, subkey,
+             case when metric = 'type' then date_bin(${query.seriesHours} * interval '1 hour', at, timestamptz 'epoch') end as series_start,
+             sum(value) as value
+      from counted group by 1, 2, 3, 4 having sum(value) > 0
     )
-    select metric, key, subkey, (extract(epoch from series_start) * 1000)::float8 as "seriesStart",
-           value::float8 as value, keys::float8 as keys
-    from ranked
-    where metric in ('type', 'switch', 'response')
-       or (metric = 'session' and rank <= greatest(${query.topSessions}, 1))
-       or (metric = 'user' and rank = 1)`.execute(em.getKysely());
+    select metric, key, subkey, (extract(epoch from series_start) * 1000)::float8 as "seriesStart", value::float8 as value
+    from totals where metric in ('type', 'switch', 'response')
+    union all
+    -- "C" collation: byte order is all ranking needs, and locale-aware comparison is slow.
+    (select metric, key, subkey, null, value::float8 from totals where metric = 'session'
+     order by value desc, key collate "C" limit ${query.topSessions})
+    union all
+    select 'distinct', metric, '', null, count(*)::float8 from totals where metric in ('session', 'user') group by metric`.execute(em.getKysely());
   return rows;
 }
 
 // ---------------------------------------------------------------------------------------------
 // The rollup worker's fold.
 
-/** Bucket widths each metric is rolled up at. Event-type counts feed hour/day series only. */
-const METRIC_BUCKET_HOURS: Record<Metric, readonly number[]> = {
-  type: [1, 24],
-  user: [1, 24, 96, 384, 1536],
-  session: [1, 24, 96, 384, 1536],
-  switch: [1, 24, 96, 384, 1536],
-  response: [1, 24, 96, 384, 1536],
-};
+/**
+ * Running totals to add for `groups` (rows with `indexes` and `counts` arrays): element k + 1 of
+ * the result is the count at indexes below k, for k = 0..length.
+ */
+const prefixSums = (length: number) => sql`
+  array(select coalesce((select sum(added.n) from unnest(groups.indexes, groups.counts) as added (i, n) where added.i < k), 0)::int
+        from generate_series(0, ${length}) as k order by k)`;
 
-export function bucketHoursOf(metric: Metric): readonly number[] {
-  return METRIC_BUCKET_HOURS[metric];
-}
+/** Element-wise sum of the stored running totals and the ones being added. */
+const addRunningTotals = (table: string) => sql`
+  (select array_agg(stored + added order by position)
+   from unnest(${sql.table(table)}.cumulative, excluded.cumulative) with ordinality as sums (stored, added, position))`;
 
 /** Arbitrary but fixed: serialises rollup workers across processes without a row lock. */
 const ROLLUP_LOCK_KEY = 7_346_221_901;
@@ -335,7 +361,7 @@ export interface FoldResult {
 }
 
 /**
- * Folds the next batch of finished events into analytics_rollup and moves the watermark past
+ * Folds the next batch of finished events into the running totals and moves the watermark past
  * them, in the caller's transaction (all or nothing). The batch is every event with a transaction
  * id in [watermark, upper), where upper is at most the horizon and cut so that about `batchSize`
  * events are folded, never splitting one transaction's events. Until the INSERT writes, this
@@ -361,25 +387,46 @@ export async function foldNextBatch(em: Em, batchSize: number): Promise<FoldResu
     upper = next.rows[0]?.transaction_id ?? horizon;
   }
 
-  const metrics = Object.keys(METRIC_BUCKET_HOURS) as Metric[];
-  const levelMetrics = metrics.flatMap((metric) => METRIC_BUCKET_HOURS[metric].map(() => metric));
-  const levelHours = metrics.flatMap((metric) => [...METRIC_BUCKET_HOURS[metric]]);
   const events = sql`
     select ${EVENT_FACTS} from event_outbox e
     where e.transaction_id >= ${watermark}::xid8 and e.transaction_id < ${upper}::xid8`;
   const folded = await sql<{ events: number }>`
     with ${metricCells(events)},
-    levels (metric, hours) as (select * from unnest(${levelMetrics}::text[], ${levelHours}::int[])),
-    written as (
-      insert into analytics_rollup (project_id, metric, bucket_hours, bucket_start, key, subkey, value)
-      select c.project_id, c.metric, l.hours, date_bin(l.hours * interval '1 hour', c.at, timestamptz 'epoch'), c.key, c.subkey, count(*)
-      from cells c join levels l on l.metric = c.metric
-      group by 1, 2, 3, 4, 5, 6
-      on conflict (project_id, metric, bucket_hours, bucket_start, key, subkey)
-      do update set value = analytics_rollup.value + excluded.value
+    placed as (
+      select project_id, metric, key, subkey, (at at time zone 'UTC')::date as day, extract(hour from at at time zone 'UTC')::int as hour
+      from cells
+    ),
+    periods as (
+      select *, date '1970-01-01' + (floor((day - date '1970-01-01') / ${PERIOD_DAYS}::numeric) * ${PERIOD_DAYS})::int as period_start
+      from placed
+    ),
+    hour_groups as (
+      select project_id, metric, key, subkey, day, array_agg(hour) as indexes, array_agg(n) as counts
+      from (select project_id, metric, key, subkey, day, hour, count(*)::int as n from placed group by 1, 2, 3, 4, 5, 6) per_hour
+      group by 1, 2, 3, 4, 5
+    ),
+    day_groups as (
+      select project_id, metric, key, subkey, period_start, array_agg(day_index) as indexes, array_agg(n) as counts
+      from (
+        select project_id, metric, key, subkey, period_start, day - period_start as day_index, count(*)::int as n
+        from periods group by 1, 2, 3, 4, 5, 6
+      ) per_day
+      group by 1, 2, 3, 4, 5
+    ),
+    hours_written as (
+      insert into analytics_counts_by_hour (project_id, metric, day, key, subkey, cumulative)
+      select project_id, metric, day, key, subkey, ${prefixSums(24)} from hour_groups groups
+      on conflict (project_id, metric, day, key, subkey) do update set cumulative = ${addRunningTotals('analytics_counts_by_hour')}
+      returning 1
+    ),
+    days_written as (
+      insert into analytics_counts_by_day (project_id, metric, period_start, key, subkey, cumulative)
+      select project_id, metric, period_start, key, subkey, ${prefixSums(PERIOD_DAYS)} from day_groups groups
+      on conflict (project_id, metric, period_start, key, subkey) do update set cumulative = ${addRunningTotals('analytics_counts_by_day')}
       returning 1
     )
-    select (select count(*) from events)::int as events, (select count(*) from written)::int as cells`.execute(db);
+    select (select count(*) from events)::int as events,
+           (select count(*) from hours_written)::int as hours, (select count(*) from days_written)::int as days`.execute(db);
   if (upper !== watermark) {
     await sql`update analytics_rollup_state set transaction_id = ${upper}::xid8, updated_at = now() where id = 1`.execute(db);
   }

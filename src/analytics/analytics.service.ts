@@ -15,7 +15,6 @@ import { EVENT_TYPES, type EventType } from '../outbox/outbox-event.entity.ts';
 import { requireMembership } from '../projects/project.service.ts';
 import { requireId, requireUserId } from '../validation.ts';
 import {
-  bucketHoursOf,
   findProjectEventsPage,
   findSessionEventsPage,
   readProjectAnalytics,
@@ -24,7 +23,7 @@ import {
   type EventListFilter,
 } from './analytics.repository.ts';
 import { percentileMs } from './response-time.histogram.ts';
-import { bucketStart, coverRange, HOUR_MS, ROLLUP_BUCKET_HOURS } from './rollup-levels.ts';
+import { bucketStart, DAY_MS, HOUR_MS, splitRange } from './range-pieces.ts';
 
 export const EVENT_ORDERS = ['newest_first', 'oldest_first'] as const;
 export type EventOrder = (typeof EVENT_ORDERS)[number];
@@ -39,7 +38,6 @@ export const MAX_SERIES_BUCKETS = 1_000;
 export const DEFAULT_TOP_SESSIONS = 10;
 export const MAX_TOP_SESSIONS = 100;
 
-const DAY_MS = 24 * HOUR_MS;
 const BUCKET_HOURS: Record<AnalyticsBucket, number> = { hour: 1, day: 24 };
 
 export interface ProjectEventsFilterInput {
@@ -199,20 +197,19 @@ export async function getProjectAnalytics(em: Em, viewerId: string, args: Projec
   const { projectId, from, to, bucket, seriesHours, topSessions } = parseAnalyticsArgs(args);
   await requireMembership(em, viewerId, projectId);
 
-  const whole = coverRange(from, to, ROLLUP_BUCKET_HOURS);
-  const series = coverRange(from, to, bucketHoursOf('type').filter((hours) => hours <= seriesHours));
+  const pieces = splitRange(from, to, true);
   const rows = await readProjectAnalytics(em, {
     projectId,
     from,
     to,
-    buckets: whole.buckets,
-    seriesBuckets: series.buckets,
-    // Both covers end in hourly buckets, so what they leave to raw events is the same.
-    partial: whole.raw,
+    pieces,
+    // An hourly series needs every hour apart; both splits leave the same partial hours to raw events.
+    seriesPieces: seriesHours === 24 ? pieces : splitRange(from, to, false),
     seriesHours,
     topSessions,
   });
   const of = (metric: AnalyticsRow['metric']) => rows.filter((row) => row.metric === metric);
+  const distinct = (metric: string) => of('distinct').find((row) => row.key === metric)?.value ?? 0;
 
   const seriesCounts = new Map<number, Map<string, number>>();
   for (const row of of('type')) {
@@ -245,9 +242,9 @@ export async function getProjectAnalytics(em: Em, viewerId: string, args: Projec
     bucket,
     totalEvents: eventsByType.reduce((total, entry) => total + entry.count, 0),
     eventsByType,
-    activeUsers: of('user')[0]?.keys ?? 0,
-    activeSessions: of('session')[0]?.keys ?? 0,
-    topSessions: sessions.slice(0, topSessions),
+    activeUsers: distinct('user'),
+    activeSessions: distinct('session'),
+    topSessions: sessions,
     agentSwitches,
     timeSeries,
     responseTime: {
