@@ -179,9 +179,12 @@ async function main() {
   const client = new pg.Client({ connectionString: databaseUrl(name) });
   try {
     line(`analytics bench: ${(MESSAGE_PAIRS * 2 + SWITCHES).toLocaleString('en')} events over ${DAYS} days, ${SESSIONS} sessions, ${USERS} users (database ${name})`);
+    // How fast this machine is right now, to compare runs on different or busy machines with.
+    await client.connect();
+    const [calibrationMs] = await timed(() => client.query('select count(*) from generate_series(1, 1000000)'));
+    line(`machine: select count(*) from generate_series(1, 1000000) took ${ms(calibrationMs)}`);
     // The background worker is started below, after the timed catch-up.
     app = await startApp(loadConfig({ DATABASE_URL: databaseUrl(name), PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', ANALYTICS_ROLLUP_INTERVAL_MS: '0' }), logger);
-    await client.connect();
     const projectId = '0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b';
     const [seedMs, { sessions }] = await timed(() => seed(client, projectId));
     const events = Number((await client.query('select count(*) from event_outbox')).rows[0].count);
@@ -189,14 +192,15 @@ async function main() {
 
     const rollup = createAnalyticsRollupWorker({ orm: app.orm, logger, options: { intervalMs: 1_000, batchSize: 20_000 } });
     const [foldMs, folded] = await timed(() => rollup.catchUp());
+    // As autovacuum would: the fold rewrites running-total rows, leaving dead versions behind.
+    await client.query('vacuum analyze analytics_counts_by_hour, analytics_counts_by_day');
     const counts = (await client.query(
       `select (select count(*) from analytics_counts_by_hour) as hours, (select count(*) from analytics_counts_by_day) as days,
               pg_size_pretty(pg_total_relation_size('analytics_counts_by_hour') + pg_total_relation_size('analytics_counts_by_day')) as size,
               pg_size_pretty(pg_total_relation_size('event_outbox')) as outbox`,
     )).rows[0];
     line(`rollup worker folded ${folded.toLocaleString('en')} events in ${(foldMs / 1000).toFixed(1)} s (${Math.round(folded / (foldMs / 1000)).toLocaleString('en')} events/s, batches of 20,000)`);
-    line(`  running totals: ${Number(counts.hours).toLocaleString('en')} rows by hour + ${Number(counts.days).toLocaleString('en')} rows by day, ${counts.size} (event_outbox: ${counts.outbox})`);
-    await client.query('vacuum analyze analytics_counts_by_hour, analytics_counts_by_day');
+    line(`  running totals: ${Number(counts.hours).toLocaleString('en')} rows by hour + ${Number(counts.days).toLocaleString('en')} rows by day, ${counts.size} on disk after the fold (event_outbox: ${counts.outbox})`);
     rollup.start();
 
     const viewer = graphqlClient(app, await app.tokens.sign('user-00'));

@@ -31,7 +31,9 @@ export class Migration20261126120000_analytics extends Migration {
     // session id, "from" agent id or response-time histogram bin; subkey is the "to" agent id of
     // a switch and '' otherwise). cumulative[i + 1] counts the key's events in the first i hours
     // of the UTC day, or the first i days of the 64-day period, so cumulative[1] is always 0 and
-    // any run of whole hours or days is one subtraction.
+    // any run of whole hours or days is one subtraction. The rollup worker rewrites the rows of
+    // the current day and period over and over; free space on each page (fillfactor) lets those
+    // updates stay on the page (HOT) instead of adding index entries and bloat.
     this.addSql(`
       create table analytics_counts_by_hour (
         project_id uuid not null,
@@ -41,7 +43,7 @@ export class Migration20261126120000_analytics extends Migration {
         subkey varchar(200) not null default '',
         cumulative integer[] not null check (array_length(cumulative, 1) = 25 and cumulative[1] = 0),
         primary key (project_id, metric, day, key, subkey)
-      )`);
+      ) with (fillfactor = 70)`);
     this.addSql(`
       create table analytics_counts_by_day (
         project_id uuid not null,
@@ -52,7 +54,7 @@ export class Migration20261126120000_analytics extends Migration {
         subkey varchar(200) not null default '',
         cumulative integer[] not null check (array_length(cumulative, 1) = 65 and cumulative[1] = 0),
         primary key (project_id, metric, period_start, key, subkey)
-      )`);
+      ) with (fillfactor = 70)`);
 
     this.addSql(`
       create table analytics_rollup_state (

@@ -195,10 +195,10 @@ function metricCells(events: RawBuilder<unknown>) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// projectAnalytics: one statement, so the horizon, the watermark, the rollups and the raw events
-// all come from the same snapshot without holding a transaction open.
+// projectAnalytics: one statement, so the horizon, the watermark, the running totals and the raw
+// events all come from the same snapshot without holding a transaction open.
 
-export interface AnalyticsSnapshot {
+interface AnalyticsSnapshot {
   /** Events below this transaction id are counted. */
   horizon: string;
   /** Events below this one are in the running totals; [watermark, horizon) are read raw. */
