@@ -1,10 +1,12 @@
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { switchAgent } from '../src/agents/worker-space.service.ts';
+import { createAnalyticsRollupWorker } from '../src/analytics/analytics-rollup.worker.ts';
 import { RESPONSE_PERCENTILE_RELATIVE_ERROR } from '../src/analytics/response-time.histogram.ts';
 import { PERIOD_DAYS, splitRange } from '../src/analytics/range-pieces.ts';
 import { agentAuthorId, recordAgentMessage, sendMessage } from '../src/chat/chat.service.ts';
 import { forkEm } from '../src/db/orm.ts';
+import { createLogger } from '../src/logger.ts';
 import { errorCode, startTestApp, type TestApp } from './support/app.ts';
 import { connect } from './support/database.ts';
 import { createProjectFixture } from './support/fixtures.ts';
@@ -344,6 +346,32 @@ describe('projectAnalytics', () => {
     expect(leapYear.data.projectAnalytics.timeSeries).toHaveLength(366);
     const hours = await t.gql(ANALYTICS, { p: p.projectId, from: '2026-01-01T00:00:00Z', to: new Date(Date.UTC(2026, 0, 1) + 1000 * HOUR).toISOString(), bucket: 'HOUR' }, { as: 'bob' });
     expect(hours.data.projectAnalytics.timeSeries).toHaveLength(1000);
+  });
+});
+
+describe('the rollup worker', () => {
+  it('folds new events in the background in batches, and stops cleanly', async () => {
+    const { projectId, sessionId } = await createProjectFixture(t, 'gina');
+    await t.app.analyticsRollup.catchUp();
+    const worker = createAnalyticsRollupWorker({ orm: t.app.orm, logger: createLogger({ level: 'silent', pretty: false }), options: { intervalMs: 20, batchSize: 100 } });
+    worker.start();
+    try {
+      for (let i = 0; i < 250; i++) await sendMessage(em(), 'gina', { sessionId, body: `m${i}` });
+      // Everything is folded (the watermark passed every event) and counted once.
+      await eventually(async () => {
+        const { rows } = await db.query(
+          `select count(*)::int as unfolded from event_outbox where transaction_id >= (select transaction_id from analytics_rollup_state)`,
+        );
+        expect(rows[0].unfolded).toBe(0);
+      });
+      const { rows } = await db.query(
+        `select sum(cumulative[25])::int as messages from analytics_counts_by_hour where project_id = $1 and metric = 'session' and key = $2`,
+        [projectId, sessionId],
+      );
+      expect(rows[0].messages).toBe(250);
+    } finally {
+      await worker.stop();
+    }
   });
 });
 

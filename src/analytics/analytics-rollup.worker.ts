@@ -33,12 +33,12 @@ export function createAnalyticsRollupWorker(deps: { orm: Orm; logger: Logger; op
 
   const foldOnce = (): Promise<FoldResult> => forkEm(orm).transactional((tx) => foldNextBatch(tx, options.batchSize));
 
-  async function catchUp(): Promise<number> {
+  async function catchUp(keepGoing: () => boolean = () => true): Promise<number> {
     let total = 0;
     for (;;) {
       const result = await foldOnce();
       total += result.events;
-      if (!result.locked || result.caughtUp) return total;
+      if (!result.locked || result.caughtUp || !keepGoing()) return total;
     }
   }
 
@@ -53,7 +53,8 @@ export function createAnalyticsRollupWorker(deps: { orm: Orm; logger: Logger; op
     cycle = cycle.then(async () => {
       if (!running) return;
       try {
-        const events = await catchUp();
+        // A long backlog is folded batch by batch; stop() need not wait for all of it.
+        const events = await catchUp(() => running);
         if (events > 0) logger.debug({ events }, 'analytics rollup folded events');
       } catch (error) {
         logger.error({ err: error }, 'analytics rollup failed; retrying at the next interval');
@@ -77,6 +78,6 @@ export function createAnalyticsRollupWorker(deps: { orm: Orm; logger: Logger; op
     nudge() {
       schedule(0);
     },
-    catchUp,
+    catchUp: () => catchUp(),
   };
 }
