@@ -417,18 +417,14 @@ export async function foldNextBatch(em: Em, batchSize: number): Promise<FoldResu
       insert into analytics_counts_by_hour (project_id, metric, day, key, subkey, cumulative)
       select project_id, metric, day, key, subkey, ${prefixSums(24)} from hour_groups groups
       on conflict (project_id, metric, day, key, subkey) do update set cumulative = ${addRunningTotals('analytics_counts_by_hour')}
-      returning 1
     ),
     days_written as (
       insert into analytics_counts_by_day (project_id, metric, period_start, key, subkey, cumulative)
       select project_id, metric, period_start, key, subkey, ${prefixSums(PERIOD_DAYS)} from day_groups groups
       on conflict (project_id, metric, period_start, key, subkey) do update set cumulative = ${addRunningTotals('analytics_counts_by_day')}
-      returning 1
     )
-    select (select count(*) from events)::int as events,
-           (select count(*) from hours_written)::int as hours, (select count(*) from days_written)::int as days`.execute(db);
-  if (upper !== watermark) {
-    await sql`update analytics_rollup_state set transaction_id = ${upper}::xid8, updated_at = now() where id = 1`.execute(db);
-  }
+    -- Data-modifying CTEs always run to completion, read or not.
+    select count(*)::int as events from events`.execute(db);
+  await sql`update analytics_rollup_state set transaction_id = ${upper}::xid8, updated_at = now() where id = 1`.execute(db);
   return { locked: true, events: folded.rows[0]!.events, watermark: upper, caughtUp: upper === horizon };
 }

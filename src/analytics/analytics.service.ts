@@ -190,8 +190,8 @@ function parseAnalyticsArgs(args: ProjectAnalyticsArgs) {
 
 /**
  * Aggregates over the project's events in [from, to): the same set of events projectEvents would
- * list at this moment (docs/analytics.md defines each number). Whole buckets come from the
- * rollups, the rest straight from events, in one statement and so one snapshot.
+ * list at this moment (docs/analytics.md defines each number). Whole hours and days come from the
+ * running totals, the rest straight from events, in one statement and so one snapshot.
  */
 export async function getProjectAnalytics(em: Em, viewerId: string, args: ProjectAnalyticsArgs): Promise<ProjectAnalytics> {
   const { projectId, from, to, bucket, seriesHours, topSessions } = parseAnalyticsArgs(args);

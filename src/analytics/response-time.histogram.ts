@@ -1,6 +1,6 @@
 /**
  * Response times are kept as a histogram with logarithmic bins, so percentiles over any range can
- * be summed from rollups instead of sorting every sample. Bin 0 holds gaps under 1 ms; bin k >= 1
+ * be summed from running totals instead of sorting every sample. Bin 0 holds gaps under 1 ms; bin k >= 1
  * holds gaps in [GROWTH^(k-1), GROWTH^k) ms and is reported as its geometric middle, which is
  * within sqrt(GROWTH) - 1 (2.47%) of every value in the bin.
  */
