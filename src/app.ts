@@ -1,3 +1,4 @@
+import { createAnalyticsRollupWorker } from './analytics/analytics-rollup.worker.ts';
 import { createTokenService } from './auth/token.ts';
 import type { AppConfig } from './config.ts';
 import { createOrm, forkEm, migrateToLatest, type Orm } from './db/orm.ts';
@@ -93,6 +94,18 @@ export async function startApp(config: AppConfig, logger: Logger, overrides: App
       wakeOnLocalCommit(orm, () => notifier.signal());
     }
 
+    // Folds committed events into the analytics running totals; analytics are exact without it,
+    // it keeps their queries fast (docs/analytics.md).
+    const analyticsRollup = createAnalyticsRollupWorker({
+      orm,
+      logger,
+      options: { intervalMs: config.analyticsRollupIntervalMs, batchSize: config.analyticsRollupBatchSize },
+    });
+    if (config.analyticsRollupIntervalMs > 0) {
+      analyticsRollup.start();
+      closers.push(() => analyticsRollup.stop());
+    }
+
     const tokens = createTokenService({ secret: config.jwtSecret, issuer: config.jwtIssuer });
     const events = createEventStreams({
       orm,
@@ -125,6 +138,7 @@ export async function startApp(config: AppConfig, logger: Logger, overrides: App
       server,
       publisher,
       listener,
+      analyticsRollup,
       metrics,
       health,
       url: running.url,

@@ -42,6 +42,14 @@ export interface AppConfig {
    * stop sending new work before connections close (`SHUTDOWN_DRAIN_MS`, default 0; in Kubernetes
    * use at least the readiness probe's period × failure threshold). */
   shutdownDrainMs: number;
+  /**
+   * Pause of the analytics rollup worker once caught up (`ANALYTICS_ROLLUP_INTERVAL_MS`, default
+   * 1000; 0 turns the worker off). Analytics stay exact and current without it, reading unfolded
+   * events directly; the worker keeps that remainder small so queries stay fast.
+   */
+  analyticsRollupIntervalMs: number;
+  /** Most events the rollup worker folds in one transaction (`ANALYTICS_ROLLUP_BATCH_SIZE`, default 5000). */
+  analyticsRollupBatchSize: number;
   outbox: OutboxPublisherOptions;
   subscriptions: SubscriptionOptions;
 }
@@ -171,6 +179,8 @@ export function loadConfig(env: Env = process.env): AppConfig {
     metricsEnabled: readBoolean(env, 'METRICS_ENABLED', true),
     healthCheckTimeoutMs: readInteger(env, 'HEALTH_CHECK_TIMEOUT_MS', 2_000, 100, 60_000),
     shutdownDrainMs: readInteger(env, 'SHUTDOWN_DRAIN_MS', 0, 0, 60_000),
+    analyticsRollupIntervalMs: readInteger(env, 'ANALYTICS_ROLLUP_INTERVAL_MS', 1_000, 0, 3_600_000),
+    analyticsRollupBatchSize: readInteger(env, 'ANALYTICS_ROLLUP_BATCH_SIZE', 5_000, 100, 1_000_000),
   };
 }
 

@@ -1,3 +1,4 @@
+import { AgentSchema } from '../agents/agent.entity.ts';
 import type { Em } from '../db/orm.ts';
 import { afterKeyset, KEYSET_ORDER, parsePageRequest, toPage, type Page, type PageRequest } from '../db/pagination.ts';
 import { notFound } from '../errors.ts';
@@ -5,7 +6,7 @@ import { recordEvent } from '../outbox/outbox.writer.ts';
 import { requireMembership } from '../projects/project.service.ts';
 import { requireId, requireText } from '../validation.ts';
 import { ChatSessionSchema, type IChatSession } from './chat-session.entity.ts';
-import { MessageSchema, type IMessage } from './message.entity.ts';
+import { MessageSchema, type IMessage, type MessageRole } from './message.entity.ts';
 
 /** Characters (code points) in one message body. Long enough for pasted code, short of abuse. */
 export const MAX_MESSAGE_BODY_LENGTH = 8_000;
@@ -74,28 +75,66 @@ export async function sendMessage(
   const body = requireText('body', input.body, MAX_MESSAGE_BODY_LENGTH);
   return em.transactional(async (tx) => {
     const session = await requireSession(tx, userId, sessionId);
-    const message = tx.create(MessageSchema, {
-      session,
-      project: session.project,
-      authorUserId: userId,
-      role: 'user',
-      body,
-    });
-    const event = await recordEvent(tx, {
-      type: 'message_created',
-      aggregate: { type: 'chat_session', id: session.id },
-      projectId: session.project.id,
-      userId,
-      sessionId: session.id,
-      payload: {
-        messageId: message.id,
-        sessionId: session.id,
-        authorUserId: userId,
-        role: message.role,
-        body: message.body,
-        createdAt: message.createdAt.toISOString(),
-      },
-    });
-    return { message, event: { id: event.id, sequence: event.sequence } };
+    return storeMessage(tx, session, { authorUserId: userId, role: 'user', agentId: null }, body);
   });
+}
+
+/**
+ * The author id of an agent's messages and events. Analytics tell agents from users by the
+ * message role, never by this prefix.
+ */
+export const agentAuthorId = (agentId: string) => `agent:${agentId}`;
+
+/**
+ * The entry point for agent runtimes: stores a message written by `agentId` (role `agent`) and its
+ * `message_created` event in one transaction. Deliberately not a GraphQL mutation: user tokens
+ * must not be able to speak as an agent, and agents have no credentials of their own yet.
+ */
+export async function recordAgentMessage(
+  em: Em,
+  input: { sessionId: string; agentId: string; body: string },
+): Promise<SendMessageResult> {
+  const sessionId = requireId('sessionId', input.sessionId);
+  const agentId = requireId('agentId', input.agentId);
+  const body = requireText('body', input.body, MAX_MESSAGE_BODY_LENGTH);
+  return em.transactional(async (tx) => {
+    const session = await tx.findOne(ChatSessionSchema, { id: sessionId });
+    if (!session) throw notFound('ChatSession', sessionId);
+    // Only an agent of the session's own project may speak in it.
+    const agent = await tx.findOne(AgentSchema, { id: agentId, project: session.project.id });
+    if (!agent) throw notFound('Agent', agentId);
+    return storeMessage(tx, session, { authorUserId: agentAuthorId(agent.id), role: 'agent', agentId: agent.id }, body);
+  });
+}
+
+async function storeMessage(
+  tx: Em,
+  session: IChatSession,
+  author: { authorUserId: string; role: MessageRole; agentId: string | null },
+  body: string,
+): Promise<SendMessageResult> {
+  const message = tx.create(MessageSchema, {
+    session,
+    project: session.project,
+    authorUserId: author.authorUserId,
+    role: author.role,
+    body,
+  });
+  const event = await recordEvent(tx, {
+    type: 'message_created',
+    aggregate: { type: 'chat_session', id: session.id },
+    projectId: session.project.id,
+    userId: author.authorUserId,
+    sessionId: session.id,
+    payload: {
+      messageId: message.id,
+      sessionId: session.id,
+      authorUserId: author.authorUserId,
+      role: message.role,
+      ...(author.agentId ? { agentId: author.agentId } : {}),
+      body: message.body,
+      createdAt: message.createdAt.toISOString(),
+    },
+  });
+  return { message, event: { id: event.id, sequence: event.sequence } };
 }

@@ -1,4 +1,4 @@
-import type { ObjectRef } from '@pothos/core';
+import type { InterfaceRef, ObjectRef } from '@pothos/core';
 import type { Page } from '../db/pagination.ts';
 import { builder } from './builder.ts';
 
@@ -19,7 +19,7 @@ const PageInfoRef = builder.objectRef<Page<unknown>>('PageInfo').implement({
   }),
 });
 
-export function connectionType<T>(name: string, nodeRef: ObjectRef<any, T>) {
+export function connectionType<T>(name: string, nodeRef: ObjectRef<any, T> | InterfaceRef<any, T>) {
   const edgeRef = builder.objectRef<{ cursor: string; node: T }>(`${name}Edge`).implement({
     fields: (t) => ({
       cursor: t.exposeString('cursor'),

@@ -8,6 +8,7 @@ import '../agents/agent.schema.ts';
 import '../agents/worker-space.schema.ts';
 import '../events/chat-event.schema.ts';
 import '../outbox/outbox-status.schema.ts';
+import '../analytics/analytics.schema.ts';
 import { builder } from './builder.ts';
 
 builder.queryType({});

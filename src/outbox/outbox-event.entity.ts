@@ -36,14 +36,15 @@ export const OutboxEventSchema = defineEntity({
     payload: p.json<Record<string, unknown>>(),
     status: p.string().length(16).$type<OutboxStatus>().default('pending'),
     attempts: p.integer().default(0),
-    // Both timestamps come from the database clock, the same clock the claim compares them with
-    // (`next_retry_at <= now()`): an API host whose clock runs ahead cannot delay its events.
+    // From the database clock, the clock the claim compares it with (`next_retry_at <= now()`): an
+    // API host whose clock runs ahead cannot delay its events. (`createdAt` is when the action
+    // happened, by the writing host's clock, like the message it announces.)
     nextRetryAt: p.datetime().defaultRaw('now()'),
     lastError: p.text().nullable(),
     /** Set while a publisher holds the event; a dead publisher's claim lapses at this time. */
     claimedUntil: p.datetime().nullable(),
     claimToken: p.uuid().nullable(),
-    createdAt: p.datetime().defaultRaw('now()'),
+    createdAt: p.datetime().onCreate(() => new Date()),
     publishedAt: p.datetime().nullable(),
   },
 });
