@@ -365,7 +365,44 @@ async function main() {
     line(`  baseline:                  ${summary(baseline)}`);
     line(`  with analytics running:    ${summary(loaded)}  (${Math.round(analyticsQueries / (loadedMs / 1000))} analytics queries/s alongside)`);
     line(`  ratio loaded/baseline:     p50 x${(percentile(loaded, 0.5) / percentile(baseline, 0.5)).toFixed(2)}  p95 x${(percentile(loaded, 0.95) / percentile(baseline, 0.95)).toFixed(2)}`);
-    line('  relay drain rate:          not measured: the OutboxPublisher is not on this branch');
+
+    // ---- Interference: the relay draining a backlog while analytics run ----------------------
+    // 20,000 pending events over 200 sessions of a project of their own; the app's publisher
+    // drains them. Measured once alone and once beside the same two analytics loops.
+    const drain = async (withLoad: boolean) => {
+      const backlogProject = crypto.randomUUID();
+      await client.query(
+        `insert into event_outbox (id, event_type, aggregate_type, aggregate_id, sequence, project_sequence, project_id, user_id, session_id, payload)
+         select gen_random_uuid(), 'message_created', 'chat_session', s.id, n.seq, (n.seq - 1) * 200 + s.ord, $1, 'bench', s.id,
+                jsonb_build_object('messageId', gen_random_uuid(), 'role', 'user', 'body', 'backlog', 'authorUserId', 'bench', 'createdAt', now())
+         from (select gen_random_uuid() as id, ord from generate_series(1, 200) ord) s cross join generate_series(1, 100) n(seq)`,
+        [backlogProject],
+      );
+      let running = withLoad;
+      const loops = withLoad
+        ? Array.from({ length: 2 }, () =>
+            (async () => {
+              while (running) {
+                await viewer(ANALYTICS, { p: projectId, from: iso(Date.now() - 90 * DAY_MS), to: iso(Date.now()), bucket: 'DAY' });
+                await viewer(PAGE, { p: projectId, first: 20 });
+              }
+            })(),
+          )
+        : [];
+      const [drainMs] = await timed(async () => {
+        app!.publisher!.nudge();
+        while (Number((await client.query(`select count(*) from event_outbox where project_id = $1 and status = 'pending'`, [backlogProject])).rows[0].count) > 0) {
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+      });
+      running = false;
+      await Promise.all(loops);
+      return 20_000 / (drainMs / 1000);
+    };
+    const alone = await drain(false);
+    const beside = await drain(true);
+    line(`  relay drain rate alone:    ${Math.round(alone).toLocaleString('en')} events/s`);
+    line(`  beside analytics:          ${Math.round(beside).toLocaleString('en')} events/s  (ratio x${(beside / alone).toFixed(2)})`);
     await rollup.stop();
   } finally {
     await client.end().catch(() => {});

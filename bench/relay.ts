@@ -4,9 +4,11 @@
 //  2. commit → graphql-ws client latency p50/p99 at a fixed 500 events/s, against the same
 //     pipeline with wake-ups turned off (poll only);
 //  3. the claim query's time with 1M published rows in the table, against an empty table.
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
 import pg from 'pg';
-import { startApp } from '../src/app.ts';
+import { createTokenService } from '../src/auth/token.ts';
 import { createChatSession, sendMessage } from '../src/chat/chat.service.ts';
 import { loadConfig } from '../src/config.ts';
 import { createOrm, forkEm } from '../src/db/orm.ts';
@@ -96,6 +98,31 @@ async function drainBenchmark(url: string) {
 
 const PROJECTS = 10;
 
+/** `node src/main.ts` with `env`; resolves once it listens. */
+async function startServerProcess(env: Record<string, string>) {
+  const child = spawn(process.execPath, [fileURLToPath(new URL('../src/main.ts', import.meta.url))], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let output = '';
+  child.stdout.on('data', (chunk) => (output += chunk));
+  const exited = new Promise((resolve) => child.on('exit', resolve));
+  const deadline = Date.now() + 30_000;
+  while (!/is listening/.test(output)) {
+    if (Date.now() > deadline) throw new Error(`server did not start:\n${output}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const line = output.split('\n').find((l) => l.includes('is listening'))!;
+  const graphqlUrl = (JSON.parse(line) as { url: string }).url;
+  return {
+    graphqlUrl,
+    async stop() {
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
 /**
  * Commits one message_created event the way the write path does (both sequence numbers under
  * the project and session row locks, one row in event_outbox), in a single statement on a plain
@@ -120,8 +147,10 @@ async function latencyRun(url: string, label: string, env: Record<string, string
   await client.connect();
   await client.query('truncate event_outbox, project cascade');
   await client.end();
-  const config = loadConfig({ DATABASE_URL: url, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', ...env });
-  const app = await startApp(config, silent);
+  // The server runs in its own process, as in production, so the writer and the clients of this
+  // process do not share its event loop.
+  const server = await startServerProcess({ DATABASE_URL: url, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env });
+  const orm = await createOrm({ kind: 'postgresql', url });
   const writers = new pg.Pool({ connectionString: url, max: 8 });
   const notifierOrm = await createOrm({ kind: 'postgresql', url });
   const notifier = createCommitNotifier(notifierOrm, silent);
@@ -130,14 +159,15 @@ async function latencyRun(url: string, label: string, env: Record<string, string
     const sessions: { projectId: string; id: string }[] = [];
     const subscribers = [];
     const receivedAt = new Map<string, number>();
-    const token = await app.tokens.sign('bench');
+    const config = loadConfig({});
+    const token = await createTokenService({ secret: config.jwtSecret, issuer: config.jwtIssuer }).sign('bench');
     for (let p = 0; p < PROJECTS; p++) {
-      const project = await createProject(forkEm(app.orm), 'bench', { name: `latency ${p}` });
+      const project = await createProject(forkEm(orm), 'bench', { name: `latency ${p}` });
       for (let i = 0; i < 5; i++) {
-        const session = await createChatSession(forkEm(app.orm), 'bench', { projectId: project.id, title: `s${i}` });
+        const session = await createChatSession(forkEm(orm), 'bench', { projectId: project.id, title: `s${i}` });
         sessions.push({ projectId: project.id, id: session.id });
       }
-      const sub = await subscribe(app.graphqlUrl, token, PROJECT_EVENTS, { projectId: project.id });
+      const sub = await subscribe(server.graphqlUrl, token, PROJECT_EVENTS, { projectId: project.id });
       // Record when each event reaches the client.
       const push = sub.events.push.bind(sub.events);
       sub.events.push = (...items) => {
@@ -174,7 +204,8 @@ async function latencyRun(url: string, label: string, env: Record<string, string
   } finally {
     await writers.end();
     await notifierOrm.close();
-    await app.stop();
+    await orm.close();
+    await server.stop();
   }
 }
 
