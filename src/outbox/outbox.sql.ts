@@ -45,16 +45,29 @@ export interface OutboxRow {
  * Returns the claimed rows in publishing order: by head, then by sequence.
  */
 export async function claimBatch(db: Db, options: { limit: number; token: string; leaseMs: number }): Promise<OutboxRow[]> {
+  const { rows } = await claimBatchQuery(options).execute(db);
+  return rows
+    .sort((a, b) => Number(a.turn) - Number(b.turn) || a.sequence - b.sequence)
+    .map(({ turn: _turn, ...row }) => row);
+}
+
+/** The statement claimBatch runs (exported so a test can check its plan). */
+export function claimBatchQuery(options: { limit: number; token: string; leaseMs: number }) {
   const { limit, token, leaseMs } = options;
-  const { rows } = await sql<OutboxRow & { turn: string }>`
+  return sql<OutboxRow & { turn: string }>`
     with due_heads as (
       select e.aggregate_id, e.sequence as head_sequence, e.next_retry_at, e.created_at
       from event_outbox e
       where ${claimableAs('e')}
-        and not exists (
+        -- A scalar subquery with LIMIT stays a per-row index probe. Written as NOT EXISTS, the
+        -- planner may turn it into an anti-join that scans the whole unpublished index for every
+        -- candidate: with statistics taken while the backlog was empty, a sudden 20,000-event
+        -- backlog made one claim run for minutes.
+        and (
           select 1 from event_outbox earlier
           where earlier.aggregate_id = e.aggregate_id and earlier.sequence < e.sequence and earlier.status <> 'published'
-        )
+          limit 1
+        ) is null
       order by e.next_retry_at, e.created_at
       limit ${limit}
     ),
@@ -89,10 +102,7 @@ export async function claimBatch(db: Db, options: { limit: number; token: string
     from kept
     where e.id = kept.id
     returning e.id, e.event_type, e.aggregate_type, e.aggregate_id, e.sequence, e.project_sequence, e.project_id,
-              e.user_id, e.session_id, e.payload, e.status, e.attempts, e.created_at, kept.turn`.execute(db);
-  return rows
-    .sort((a, b) => Number(a.turn) - Number(b.turn) || a.sequence - b.sequence)
-    .map(({ turn: _turn, ...row }) => row);
+              e.user_id, e.session_id, e.payload, e.status, e.attempts, e.created_at, kept.turn`;
 }
 
 function claimableAs(alias: string) {
