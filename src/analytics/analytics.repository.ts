@@ -1,6 +1,6 @@
 import { sql, type RawBuilder } from 'kysely';
 import type { Em } from '../db/orm.ts';
-import type { ChatEvent } from '../events/chat-event.ts';
+import { chatEventFromRow, type ChatEvent } from '../events/chat-event.ts';
 import type { EventType } from '../outbox/outbox-event.entity.ts';
 import { RESPONSE_BIN_GROWTH } from './response-time.histogram.ts';
 import { PERIOD_DAYS, type RangePieces } from './range-pieces.ts';
@@ -63,20 +63,7 @@ interface EventRow {
 }
 
 function toEventPageRow(row: EventRow): EventPageRow {
-  return {
-    eventId: row.id,
-    type: row.event_type,
-    aggregateType: row.aggregate_type,
-    aggregateId: row.aggregate_id,
-    sequence: row.sequence,
-    projectSequence: row.project_sequence,
-    projectId: row.project_id,
-    sessionId: row.session_id,
-    userId: row.user_id,
-    occurredAt: row.occurred_at,
-    payload: row.payload,
-    createdAtKey: row.created_at_key,
-  };
+  return { ...chatEventFromRow({ ...row, created_at: row.occurred_at }), createdAtKey: row.created_at_key };
 }
 
 /**

@@ -22,6 +22,37 @@ export interface ChatEvent {
   payload: Record<string, unknown>;
 }
 
+/** An event_outbox row as raw SQL returns it (timestamps may come back as strings). */
+export interface ChatEventRow {
+  id: string;
+  event_type: EventType;
+  aggregate_type: AggregateType;
+  aggregate_id: string;
+  sequence: number;
+  project_sequence: number;
+  project_id: string;
+  session_id: string | null;
+  user_id: string;
+  payload: Record<string, unknown>;
+  created_at: Date | string;
+}
+
+export function chatEventFromRow(row: ChatEventRow): ChatEvent {
+  return {
+    eventId: row.id,
+    type: row.event_type,
+    aggregateType: row.aggregate_type,
+    aggregateId: row.aggregate_id,
+    sequence: row.sequence,
+    projectSequence: row.project_sequence,
+    projectId: row.project_id,
+    sessionId: row.session_id,
+    userId: row.user_id,
+    occurredAt: new Date(row.created_at).toISOString(),
+    payload: row.payload,
+  };
+}
+
 export function toChatEvent(row: IOutboxEvent): ChatEvent {
   return {
     eventId: row.id,

@@ -5,11 +5,10 @@ import type { SubscriptionOptions } from '../config.ts';
 import { forkEm, type Orm } from '../db/orm.ts';
 import { badInput, DomainError, notFound } from '../errors.ts';
 import type { OutboxRow } from '../outbox/outbox.sql.ts';
-import { toChatEventFromRow } from '../outbox/outbox.publisher.ts';
 import { requireMembership } from '../projects/project.service.ts';
 import type { EventBus } from '../pubsub/event-bus.ts';
 import { requireId } from '../validation.ts';
-import type { ChatEvent } from './chat-event.ts';
+import { chatEventFromRow, type ChatEvent } from './chat-event.ts';
 import { orderedEventStream, type OrderedStreamSource, type StreamEnd } from './event-stream.ts';
 
 export interface ResumePoint {
@@ -109,7 +108,7 @@ export function createEventStreams(deps: EventStreamsDeps) {
           select ${EVENT_COLUMNS} from event_outbox
           where ${sql.ref(stream.scope)} = ${stream.id} and ${sql.ref(stream.position)} > ${position}
           order by ${sql.ref(stream.position)} limit ${limit}`.execute(db());
-        return rows.map(toChatEventFromRow);
+        return rows.map(chatEventFromRow);
       },
       currentPosition: () => currentPosition(stream),
       authorize: authorizer(viewer, stream.projectId),

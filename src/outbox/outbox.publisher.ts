@@ -1,7 +1,7 @@
 import type { OutboxPublisherOptions } from '../config.ts';
 import { newId } from '../db/ids.ts';
 import { forkEm, type Orm } from '../db/orm.ts';
-import type { ChatEvent } from '../events/chat-event.ts';
+import { chatEventFromRow } from '../events/chat-event.ts';
 import type { Logger } from '../logger.ts';
 import type { EventBus } from '../pubsub/event-bus.ts';
 import { logPublisherStarted, logPublisherStopped } from './outbox.log.ts';
@@ -50,22 +50,6 @@ export interface OutboxPublisherDeps {
   observer?: PublisherObserver;
   /** Source of randomness for backoff jitter (tests pin it). */
   random?: () => number;
-}
-
-export function toChatEventFromRow(row: OutboxRow): ChatEvent {
-  return {
-    eventId: row.id,
-    type: row.event_type,
-    aggregateType: row.aggregate_type,
-    aggregateId: row.aggregate_id,
-    sequence: row.sequence,
-    projectSequence: row.project_sequence,
-    projectId: row.project_id,
-    sessionId: row.session_id,
-    userId: row.user_id,
-    occurredAt: new Date(row.created_at).toISOString(),
-    payload: row.payload,
-  };
 }
 
 /** Exponential backoff with a cap and "equal jitter": between half and all of the capped delay. */
@@ -254,7 +238,7 @@ export class OutboxPublisher {
     // refuses (prefix-closed), so nothing overtakes an event that did not go out.
     sendable.sort((a, b) => (a.project_id === b.project_id ? a.project_sequence - b.project_sequence : a.project_id < b.project_id ? -1 : 1));
     const results = sendable.length
-      ? await bus.publish(sendable.map(toChatEventFromRow)).catch((error: unknown) => sendable.map(() => error as Error))
+      ? await bus.publish(sendable.map(chatEventFromRow)).catch((error: unknown) => sendable.map(() => error as Error))
       : [];
     const firstError = results.findIndex((result) => result !== null);
     const published = firstError === -1 ? sendable : sendable.slice(0, firstError);
