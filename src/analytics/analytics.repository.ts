@@ -1,6 +1,6 @@
 import { sql, type RawBuilder } from 'kysely';
 import type { Em } from '../db/orm.ts';
-import { chatEventFromRow, type ChatEvent } from '../events/chat-event.ts';
+import { chatEventFromRow, type ChatEvent, type ChatEventRow } from '../events/chat-event.ts';
 import type { EventType } from '../outbox/outbox-event.entity.ts';
 import { RESPONSE_BIN_GROWTH } from './response-time.histogram.ts';
 import { PERIOD_DAYS, type RangePieces } from './range-pieces.ts';
@@ -47,17 +47,8 @@ const EVENT_COLUMNS = sql`
   to_char(e.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as occurred_at,
   to_char(e.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as created_at_key`;
 
-interface EventRow {
-  id: string;
-  event_type: ChatEvent['type'];
-  aggregate_type: ChatEvent['aggregateType'];
-  aggregate_id: string;
-  sequence: number;
-  project_sequence: number;
-  project_id: string;
-  session_id: string | null;
-  user_id: string;
-  payload: Record<string, unknown>;
+/** The event's columns, with its time already formatted (and a microsecond key for cursors). */
+interface EventRow extends Omit<ChatEventRow, 'created_at'> {
   occurred_at: string;
   created_at_key: string;
 }

@@ -22,7 +22,7 @@ export interface ChatEvent {
   payload: Record<string, unknown>;
 }
 
-/** An event_outbox row as raw SQL returns it (timestamps may come back as strings). */
+/** An event_outbox row's event columns as raw SQL returns them (timestamps may be strings). */
 export interface ChatEventRow {
   id: string;
   event_type: EventType;

@@ -1,4 +1,5 @@
 import { sql, type Kysely } from 'kysely';
+import type { ChatEventRow } from '../events/chat-event.ts';
 import type { AggregateType, EventType, OutboxStatus } from './outbox-event.entity.ts';
 
 /**
@@ -7,21 +8,10 @@ import type { AggregateType, EventType, OutboxStatus } from './outbox-event.enti
  */
 type Db = Kysely<any>;
 
-export interface OutboxRow {
-  id: string;
-  event_type: EventType;
-  aggregate_type: AggregateType;
-  aggregate_id: string;
-  sequence: number;
-  project_sequence: number;
-  project_id: string;
-  user_id: string;
-  session_id: string | null;
-  payload: Record<string, unknown>;
+/** A claimed row: the event's columns plus the publisher's bookkeeping. */
+export interface OutboxRow extends ChatEventRow {
   status: OutboxStatus;
   attempts: number;
-  /** A string from raw SQL; normalise with `new Date()`. */
-  created_at: Date | string;
 }
 
 /**
