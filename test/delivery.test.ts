@@ -147,20 +147,34 @@ describe('subscriptions', () => {
   });
 
   it('fills a gap from the database when a live event arrives before an earlier one (a retrying event of another session)', async () => {
-    const { projectId, sessionId } = await createProjectFixture(t, 'alice');
-    const other = await t.gql<{ createChatSession: { id: string } }>('mutation($p: ID!) { createChatSession(input: { projectId: $p, title: "other" }) { id } }', { p: projectId }, { as: 'alice' });
-    const sub = await listen(PROJECT_EVENTS, { projectId });
-    flaky.rejects = (event) => event.sessionId === sessionId;
-    await send(sessionId, 'retrying');
-    await send(other.data!.createChatSession.id, 'flows');
-    await sub.waitForCount(2);
-    expect(sub.events.map((e) => [e.projectSequence, e.message?.body])).toEqual([[1, 'retrying'], [2, 'flows']]);
-    flaky.rejects = () => false;
-    await send(sessionId, 'later');
-    await sub.waitForCount(3);
-    // The retried event, published late, is not delivered a second time.
-    await new Promise((r) => setTimeout(r, 200));
-    expect(sub.events.map((e) => e.projectSequence)).toEqual([1, 2, 3]);
+    // An app of its own whose first retry comes 0.5-1 s later: the earlier event is reliably still
+    // waiting while the later one is delivered, and never runs out of attempts meanwhile.
+    const slowRetry = createFlakyBus();
+    const app = await startTestApp({ ...FAST, OUTBOX_BACKOFF_BASE_MS: '1000', OUTBOX_BACKOFF_MAX_MS: '1000' }, { bus: slowRetry.bus });
+    try {
+      const { projectId, sessionId } = await createProjectFixture(app, 'alice');
+      const other = await app.gql<{ createChatSession: { id: string } }>('mutation($p: ID!) { createChatSession(input: { projectId: $p, title: "other" }) { id } }', { p: projectId }, { as: 'alice' });
+      const sub = await subscribe(app.app.graphqlUrl, await app.token('alice'), PROJECT_EVENTS, { projectId });
+      subscribers.push(sub);
+      let refusals = 0;
+      slowRetry.rejects = (event) => event.sessionId === sessionId && refusals++ === 0;
+      const retrying = await app.gql(SEND_MESSAGE, { sessionId, body: 'retrying' }, { as: 'alice' });
+      await until(async () => refusals > 0);
+      await app.gql(SEND_MESSAGE, { sessionId: other.data!.createChatSession.id, body: 'flows' }, { as: 'alice' });
+      await sub.waitForCount(2);
+      expect(sub.events.map((e) => [e.projectSequence, e.message?.body])).toEqual([[1, 'retrying'], [2, 'flows']]);
+      // The first event reached the subscriber from the database: on the bus it is still waiting.
+      expect(slowRetry.accepted.map((e) => e.payload.body)).toEqual(['flows']);
+      await app.gql(SEND_MESSAGE, { sessionId, body: 'later' }, { as: 'alice' });
+      await sub.waitForCount(3);
+      await until(() => slowRetry.accepted.some((e) => e.eventId === retrying.data.sendMessage.eventId));
+      // The retried event, published late, is not delivered a second time.
+      await new Promise((r) => setTimeout(r, 200));
+      expect(sub.events.map((e) => e.projectSequence)).toEqual([1, 2, 3]);
+    } finally {
+      for (const s of subscribers.splice(0)) await s.stop();
+      await app.stop();
+    }
   });
 
   it('refuses non-members and unauthenticated clients, with a code, and sends them nothing', async () => {
