@@ -10,6 +10,7 @@ import {
   markFailedAttempts,
   markPublished,
   releaseUnattempted,
+  type ClaimResult,
   type FailedPublish,
   type OutboxRow,
 } from './outbox.sql.ts';
@@ -79,6 +80,12 @@ export class OutboxPublisher {
   #lastCycleAt: Date | null = null;
   #listening = false;
   #recording: Promise<void> | null = null;
+  /** Events of the batch being recorded that the bus accepted (see #cycle). */
+  #handedOver: string[] = [];
+  /** Where the next claim's walk over aggregates resumes (null: from the start). */
+  #walkAfter: string | null = null;
+  /** In a run of back-to-back claims that found nothing: where the walk began, and whether it has reached the end since. */
+  #emptyWalk: { from: string | null; wrapped: boolean } | null = null;
 
   constructor(deps: OutboxPublisherDeps) {
     this.#deps = deps;
@@ -124,7 +131,7 @@ export class OutboxPublisher {
 
   /** One claim-publish-record cycle; returns how many events it claimed. Exposed for tests and benchmarks. */
   async runOnce(): Promise<number> {
-    const claimed = await this.#cycle();
+    const { claimed } = await this.#cycle();
     await this.#settle();
     return claimed;
   }
@@ -132,36 +139,68 @@ export class OutboxPublisher {
   /**
    * Claims and publishes a batch. Its bookkeeping (marking published, scheduling retries) is left
    * running while the loop claims the next batch, so the two statements overlap instead of
-   * queueing; at most one batch's bookkeeping is ever in flight.
+   * queueing; at most one batch's bookkeeping is ever in flight. The events of that batch the bus
+   * accepted are "handed over": the next claim counts them as published, so the next events of
+   * their sessions do not wait a cycle for the bookkeeping to land.
+   *
+   * Returns how many events it claimed, and whether another cycle may find more right away.
    */
-  async #cycle(): Promise<number> {
-    let token = newId();
-    let claimed = await this.#claim(token);
-    if (claimed.length === 0 && this.#recording) {
-      // The previous batch still counts as unpublished and holds back the next events of its
-      // aggregates: let its bookkeeping land, then look again.
-      await this.#settle();
-      token = newId();
-      claimed = await this.#claim(token);
+  async #cycle(): Promise<{ claimed: number; more: boolean }> {
+    const token = newId();
+    const walkFrom = this.#walkAfter;
+    let claimed: OutboxRow[];
+    try {
+      const result = await this.#claim(token);
+      claimed = result.rows;
+      this.#walkAfter = result.walkAfter;
+    } catch (error) {
+      await this.#settle().catch(() => {}); // the claim's failure is the one to report
+      throw error;
     }
     try {
       if (claimed.length > 0) {
+        this.#emptyWalk = null;
         const outcome = await this.#publish(claimed);
         await this.#settle();
         const recording = this.#record(claimed, outcome, token);
         recording.catch(() => {}); // surfaced by #settle; never an unhandled rejection meanwhile
         this.#recording = recording;
+        this.#handedOver = outcome.published.map((row) => row.id);
+        return { claimed: claimed.length, more: true };
       }
+      await this.#settle();
+      return { claimed: 0, more: this.#walkGoesOn(walkFrom, this.#walkAfter) };
     } finally {
       this.#lastCycleAt = new Date();
     }
-    return claimed.length;
+  }
+
+  /**
+   * After a claim that found nothing: whether the walk over aggregates has parts left to look at
+   * (it started after some aggregate, or stopped at its limit) that it has not looked at since it
+   * last claimed something. Otherwise there is nothing due, and the loop can sleep.
+   */
+  #walkGoesOn(walkFrom: string | null, walkAfter: string | null): boolean {
+    const empty = (this.#emptyWalk ??= { from: walkFrom, wrapped: false });
+    let goesOn: boolean;
+    if (walkAfter === null) {
+      // Reached the end of the aggregates: round once more from the start, unless this empty run
+      // began there or has been there already.
+      goesOn = empty.from !== null && !empty.wrapped;
+      empty.wrapped = true;
+    } else {
+      // Stopped at its limit: go on until it has come round past where the empty run began.
+      goesOn = !(empty.wrapped && empty.from !== null && walkAfter >= empty.from);
+    }
+    if (!goesOn) this.#emptyWalk = null; // the next cycle (after a sleep) starts a new run
+    return goesOn;
   }
 
   /** Waits for the previous batch's bookkeeping, rethrowing its failure. */
   async #settle(): Promise<void> {
     const recording = this.#recording;
     this.#recording = null;
+    this.#handedOver = [];
     if (recording) await recording;
   }
 
@@ -169,9 +208,9 @@ export class OutboxPublisher {
     let idleDelay = 0;
     while (this.#running) {
       this.#nudged = false;
-      let claimed = 0;
+      let more = false;
       try {
-        claimed = await this.#cycle();
+        ({ more } = await this.#cycle());
         idleDelay = 0;
       } catch (error) {
         // The database is unreachable or a statement failed: nothing was marked, leases lapse on
@@ -181,7 +220,7 @@ export class OutboxPublisher {
         idleDelay = Math.min(Math.max(idleDelay * 2, 100), this.#deps.options.pollIntervalMs);
       }
       if (!this.#running) break;
-      if (claimed > 0 && idleDelay === 0) continue; // more may be waiting
+      if (more && idleDelay === 0) continue;
       if (this.#nudged && idleDelay === 0) continue;
       await this.#sleep(idleDelay || this.#deps.options.pollIntervalMs);
     }
@@ -205,9 +244,15 @@ export class OutboxPublisher {
     });
   }
 
-  #claim(token: string): Promise<OutboxRow[]> {
+  #claim(token: string): Promise<ClaimResult> {
     const { batchSize, claimLeaseMs } = this.#deps.options;
-    return claimBatch(forkEm(this.#deps.orm).getKysely(), { limit: batchSize, token, leaseMs: claimLeaseMs });
+    return claimBatch(forkEm(this.#deps.orm).getKysely(), {
+      limit: batchSize,
+      token,
+      leaseMs: claimLeaseMs,
+      handedOver: this.#handedOver,
+      walkAfter: this.#walkAfter,
+    });
   }
 
   /** Publishes a claimed batch and decides each event's fate; records nothing yet. */

@@ -14,16 +14,41 @@ export interface OutboxRow extends ChatEventRow {
   attempts: number;
 }
 
+export interface ClaimOptions {
+  limit: number;
+  token: string;
+  leaseMs: number;
+  /**
+   * Events this publisher has already handed to the bus and is marking published right now: they
+   * count as published, so the next events of their aggregates can be claimed meanwhile.
+   */
+  handedOver?: readonly string[];
+  /** Resume the walk over aggregates after this aggregate id (null: from the start). */
+  walkAfter?: string | null;
+  /** At most this many aggregates are looked at per claim (default: 2 * limit). */
+  walkLimit?: number;
+}
+
+export interface ClaimResult {
+  /** The claimed rows, in publishing order: by head, then by sequence. */
+  rows: OutboxRow[];
+  /** Where the next claim's walk resumes: the last aggregate looked at, or null once the walk reached the end. */
+  walkAfter: string | null;
+}
+
 /**
- * Claims the next batch in one statement: finds due events in runs that start at the head of
- * their aggregate (the oldest event of the aggregate not yet published), locks them, and marks
- * them claimed. An aggregate whose head is waiting for a retry, is failed, or is held by another
+ * Claims the next batch in one statement. The heads of aggregates (the oldest event of each
+ * aggregate not yet published) are found by walking the partial index of unpublished events one
+ * aggregate at a time (a loose index scan), so a claim costs one index probe per aggregate with
+ * undelivered events, not one per undelivered event: 100,000 events queued in one session cost
+ * what one does. An aggregate whose head is waiting for a retry, is failed, or is held by another
  * publisher contributes nothing, so a stuck event holds back its own aggregate only.
  *
- * - Heads come from the partial pending index; "is there an earlier unpublished event?" is one
- *   probe of the partial unpublished index, however many published rows the table keeps.
- * - Each head brings up to `limit / heads` events of its run, so a backlog in one session drains
- *   in full batches and a backlog over many sessions still gives each one a turn.
+ * - Claimable heads are taken oldest first. The walk looks at no more than `walkLimit` aggregates
+ *   and the next claim continues where it stopped, wrapping round, so with more aggregates than
+ *   that the claim stays bounded and every aggregate still gets its turn.
+ * - Each head brings up to its share of `limit` events of its run, so a backlog in one session
+ *   drains in full batches and a backlog over many sessions gives each one a turn.
  * - Rows are locked with SKIP LOCKED, and the claimable condition is re-checked on the latest row
  *   version: a row another publisher claimed or finished since this statement's snapshot is left
  *   out. Only the gapless prefix of each run from its head is kept, so a run never skips a row
@@ -31,39 +56,57 @@ export interface OutboxRow extends ChatEventRow {
  * - The claim counts the attempt and sets a lease, and commits before anything is published: a
  *   publisher that dies mid-publish has still used an attempt (a poison pill cannot loop
  *   forever), and its rows become claimable again when the lease lapses.
- *
- * Returns the claimed rows in publishing order: by head, then by sequence.
  */
-export async function claimBatch(db: Db, options: { limit: number; token: string; leaseMs: number }): Promise<OutboxRow[]> {
+export async function claimBatch(db: Db, options: ClaimOptions): Promise<ClaimResult> {
   const { rows } = await claimBatchQuery(options).execute(db);
-  return rows
+  const walkAfter = rows[0]?.walk_after ?? null;
+  const claimed = rows
+    .filter((row) => row.id !== null)
     .sort((a, b) => Number(a.turn) - Number(b.turn) || a.sequence - b.sequence)
-    .map(({ turn: _turn, ...row }) => row);
+    .map(({ turn: _turn, walk_after: _walkAfter, ...row }) => row);
+  return { rows: claimed, walkAfter };
 }
 
 /** The statement claimBatch runs (exported so a test can check its plan). */
-export function claimBatchQuery(options: { limit: number; token: string; leaseMs: number }) {
+export function claimBatchQuery(options: ClaimOptions) {
   const { limit, token, leaseMs } = options;
-  return sql<OutboxRow & { turn: string }>`
-    with due_heads as (
-      select e.aggregate_id, e.sequence as head_sequence, e.next_retry_at, e.created_at
-      from event_outbox e
-      where ${claimableAs('e')}
-        -- A scalar subquery with LIMIT stays a per-row index probe. Written as NOT EXISTS, the
-        -- planner may turn it into an anti-join that scans the whole unpublished index for every
-        -- candidate: with statistics taken while the backlog was empty, a sudden 20,000-event
-        -- backlog made one claim run for minutes.
-        and (
-          select 1 from event_outbox earlier
-          where earlier.aggregate_id = e.aggregate_id and earlier.sequence < e.sequence and earlier.status <> 'published'
+  const handedOver = [...(options.handedOver ?? [])];
+  const walkLimit = options.walkLimit ?? limit * 2;
+  // The first row of an aggregate that is not published yet, leaving out what was just handed over.
+  const unpublished = sql`status <> 'published' and id <> all(${handedOver}::uuid[])`;
+  const start = options.walkAfter ? sql`and aggregate_id > ${options.walkAfter}` : sql``;
+  return sql<OutboxRow & { turn: string; walk_after: string | null }>`
+    with recursive walk as (
+      (
+        select aggregate_id, sequence, status, next_retry_at, claimed_until, created_at, 1 as step
+        from event_outbox
+        where ${unpublished} ${start}
+        order by aggregate_id, sequence
+        limit 1
+      )
+      union all
+      (
+        select next.*, walk.step + 1
+        from walk
+        cross join lateral (
+          select aggregate_id, sequence, status, next_retry_at, claimed_until, created_at
+          from event_outbox
+          where ${unpublished} and aggregate_id > walk.aggregate_id
+          order by aggregate_id, sequence
           limit 1
-        ) is null
-      order by e.next_retry_at, e.created_at
+        ) next
+        where walk.step < ${walkLimit}
+      )
+    ),
+    due_heads as (
+      select aggregate_id, sequence as head_sequence, next_retry_at, created_at
+      from walk h
+      where ${claimableAs('h')}
+      order by next_retry_at, created_at
       limit ${limit}
     ),
-    -- Numbered after the limit: a window over the scan itself would read every pending row.
     heads as (
-      select *, row_number() over (order by next_retry_at, created_at) as turn from due_heads
+      select *, row_number() over (order by next_retry_at, created_at) as turn, count(*) over () as head_count from due_heads
     ),
     locked as (
       select run.id, run.aggregate_id, run.sequence, heads.head_sequence, heads.turn
@@ -73,7 +116,8 @@ export function claimBatchQuery(options: { limit: number; token: string; leaseMs
         from event_outbox f
         where f.aggregate_id = heads.aggregate_id and f.sequence >= heads.head_sequence and ${claimableAs('f')}
         order by f.sequence
-        limit greatest(1, ${limit} / (select count(*) from heads))
+        -- An equal share of the batch per head; the first heads take what does not divide evenly.
+        limit ${limit} / heads.head_count + case when heads.turn <= ${limit} % heads.head_count then 1 else 0 end
         for update of f skip locked
       ) run
     ),
@@ -84,15 +128,21 @@ export function claimBatchQuery(options: { limit: number; token: string; leaseMs
         select locked.*, row_number() over (partition by aggregate_id order by sequence) as rank from locked
       ) ranked
       where sequence - head_sequence = rank - 1
-    )
-    update event_outbox e
-    set attempts = e.attempts + 1,
-        claimed_until = now() + make_interval(secs => ${leaseMs / 1000}),
-        claim_token = ${token}
-    from kept
-    where e.id = kept.id
-    returning e.id, e.event_type, e.aggregate_type, e.aggregate_id, e.sequence, e.project_sequence, e.project_id,
-              e.user_id, e.session_id, e.payload, e.status, e.attempts, e.created_at, kept.turn`;
+    ),
+    claimed as (
+      update event_outbox e
+      set attempts = e.attempts + 1,
+          claimed_until = now() + make_interval(secs => ${leaseMs / 1000}),
+          claim_token = ${token}
+      from kept
+      where e.id = kept.id
+      returning e.id, e.event_type, e.aggregate_type, e.aggregate_id, e.sequence, e.project_sequence, e.project_id,
+                e.user_id, e.session_id, e.payload, e.status, e.attempts, e.created_at, kept.turn
+    ),
+    -- A walk that stopped at its limit resumes after its last aggregate; one that reached the end starts over.
+    walked as (select (select aggregate_id from walk where step = ${walkLimit}) as walk_after)
+    -- At least one row, so the walk position comes back even when nothing was claimable.
+    select claimed.*, walked.walk_after from walked left join claimed on true`;
 }
 
 function claimableAs(alias: string) {

@@ -1,0 +1,145 @@
+import type pg from 'pg';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createOrm, forkEm, type Orm } from '../src/db/orm.ts';
+import { createLogger } from '../src/logger.ts';
+import { OutboxPublisher } from '../src/outbox/outbox.publisher.ts';
+import { claimBatch, type ClaimOptions } from '../src/outbox/outbox.sql.ts';
+import { createTestDatabase, type TestDatabase } from './support/app.ts';
+import { connect } from './support/database.ts';
+import { createFlakyBus } from './support/flaky-bus.ts';
+import { seedPendingEvents } from './support/outbox-seed.ts';
+import { until } from './support/until.ts';
+
+// How the claim finds the next events: the walk over aggregates, its bound, and events handed to
+// the bus whose bookkeeping is still in flight.
+
+let db: TestDatabase;
+let client: pg.Client;
+let orm: Orm;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  client = await connect(db.url);
+  orm = await createOrm({ kind: 'postgresql', url: db.url });
+});
+beforeEach(async () => {
+  await client.query('truncate event_outbox');
+});
+afterAll(async () => {
+  await orm?.close(true);
+  await client?.end();
+  await db?.drop();
+});
+
+const silent = createLogger({ level: 'silent', pretty: false });
+
+/** Claims and commits, as the publisher does. */
+const claim = (options: Partial<ClaimOptions> & { limit: number }) =>
+  claimBatch(forkEm(orm).getKysely(), { token: crypto.randomUUID(), leaseMs: 30_000, ...options });
+
+/** An aggregate id that sorts at `rank` (0-255): the walk visits aggregates in id order. */
+const aggregateAt = (rank: number) => `${rank.toString(16).padStart(2, '0')}000000-0000-4000-8000-000000000000`;
+
+/** One event of `aggregateId`, as the write path would have numbered it. */
+async function insertEvent(aggregateId: string, sequence: number, status: 'pending' | 'failed' = 'pending') {
+  const { rows } = await client.query(
+    `insert into event_outbox (id, event_type, aggregate_type, aggregate_id, sequence, project_sequence, project_id, user_id,
+                               session_id, payload, status, last_error)
+     values (gen_random_uuid(), 'message_created', 'chat_session', $1, $2,
+             (select coalesce(max(project_sequence), 0) + 1 from event_outbox), '00000000-0000-4000-8000-00000000000f', 'u', $1,
+             '{"body": "x"}', $3::text, case when $3::text = 'failed' then 'injected' end)
+     returning id`,
+    [aggregateId, sequence, status],
+  );
+  return rows[0].id as string;
+}
+
+describe('claimBatch', () => {
+  it('drains a long backlog in one session in full batches, in sequence order', async () => {
+    const { sessionIds } = await seedPendingEvents(client, { sessions: 1, perSession: 1_200 });
+    const first = await claim({ limit: 500 });
+    expect(first.rows.map((row) => row.sequence)).toEqual(Array.from({ length: 500 }, (_, i) => i + 1));
+    expect(new Set(first.rows.map((row) => row.aggregate_id))).toEqual(new Set(sessionIds));
+    // Still unmarked, but handed to the bus: the run goes on from 501.
+    const second = await claim({ limit: 500, handedOver: first.rows.map((row) => row.id) });
+    expect(second.rows.map((row) => row.sequence)).toEqual(Array.from({ length: 500 }, (_, i) => i + 501));
+  });
+
+  it('holds back the next event of a session until the earlier one is published or handed over', async () => {
+    const { sessionIds } = await seedPendingEvents(client, { sessions: 1, perSession: 2 });
+    const first = await claim({ limit: 1 });
+    expect(first.rows.map((row) => row.sequence)).toEqual([1]);
+    // The first event is claimed and not yet published: nobody may take the second.
+    expect((await claim({ limit: 10 })).rows).toEqual([]);
+    const second = await claim({ limit: 10, handedOver: first.rows.map((row) => row.id) });
+    expect(second.rows.map((row) => [row.aggregate_id, row.sequence])).toEqual([[sessionIds[0], 2]]);
+  });
+
+  it('shares a batch between sessions, each a gapless run from its head', async () => {
+    await seedPendingEvents(client, { sessions: 3, perSession: 10 });
+    const { rows } = await claim({ limit: 10 });
+    const perSession = new Map<string, number[]>();
+    for (const row of rows) perSession.set(row.aggregate_id, [...(perSession.get(row.aggregate_id) ?? []), row.sequence]);
+    // 10 over 3 heads: 4, 3, 3, each a gapless run from its head.
+    expect([...perSession.values()].map((s) => s.length).sort()).toEqual([3, 3, 4]);
+    for (const sequences of perSession.values()) expect(sequences).toEqual(Array.from({ length: sequences.length }, (_, i) => i + 1));
+  });
+
+  it('looks at no more than walkLimit aggregates per claim, then resumes after the last one', async () => {
+    for (let rank = 1; rank <= 5; rank++) await insertEvent(aggregateAt(rank), 1);
+    const first = await claim({ limit: 10, walkLimit: 2 });
+    expect(first.rows.map((row) => row.aggregate_id)).toEqual([aggregateAt(1), aggregateAt(2)]);
+    expect(first.walkAfter).toBe(aggregateAt(2));
+    const second = await claim({ limit: 10, walkLimit: 2, walkAfter: first.walkAfter });
+    expect(second.rows.map((row) => row.aggregate_id)).toEqual([aggregateAt(3), aggregateAt(4)]);
+    const third = await claim({ limit: 10, walkLimit: 2, walkAfter: second.walkAfter });
+    // Reached the end: the next walk starts over.
+    expect(third.rows.map((row) => row.aggregate_id)).toEqual([aggregateAt(5)]);
+    expect(third.walkAfter).toBeNull();
+  });
+
+  it('skips sessions whose head failed or waits for a retry, and reports the walk position even when it claims nothing', async () => {
+    await insertEvent(aggregateAt(1), 1, 'failed');
+    await insertEvent(aggregateAt(1), 2);
+    await insertEvent(aggregateAt(2), 1);
+    await client.query(`update event_outbox set next_retry_at = now() + interval '1 hour' where aggregate_id = $1`, [aggregateAt(2)]);
+    await insertEvent(aggregateAt(3), 1);
+    const blocked = await claim({ limit: 10, walkLimit: 2 });
+    expect(blocked.rows).toEqual([]);
+    expect(blocked.walkAfter).toBe(aggregateAt(2));
+    const after = await claim({ limit: 10, walkLimit: 2, walkAfter: blocked.walkAfter });
+    expect(after.rows.map((row) => row.aggregate_id)).toEqual([aggregateAt(3)]);
+  });
+});
+
+describe('OutboxPublisher walking many blocked sessions', () => {
+  it('finds a due event behind more blocked sessions than one claim looks at, and after a wrap-round, without waiting for a poll', async () => {
+    // batchSize 2: each claim looks at 4 aggregates. Ranks 1-5 and 7-12 have a failed head.
+    for (const rank of [1, 2, 3, 4, 5, 7, 8, 9, 10, 11, 12]) {
+      await insertEvent(aggregateAt(rank), 1, 'failed');
+      await insertEvent(aggregateAt(rank), 2);
+    }
+    const bus = createFlakyBus();
+    const publisher = new OutboxPublisher({
+      orm,
+      bus: bus.bus,
+      logger: silent,
+      options: { batchSize: 2, pollIntervalMs: 600_000, maxAttempts: 5, backoffBaseMs: 20, backoffMaxMs: 100, claimLeaseMs: 30_000 },
+    });
+    const middle = await insertEvent(aggregateAt(6), 1);
+    publisher.start();
+    try {
+      // Found by the walks that follow the first one, which stopped at its limit.
+      await until(() => bus.accepted.some((event) => event.eventId === middle), 5_000);
+      // Let the walk settle past rank 6, then write before where it stands: reached only by
+      // walking on to the end and coming round from the start.
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const early = await insertEvent(aggregateAt(0), 1);
+      publisher.nudge();
+      await until(() => bus.accepted.some((event) => event.eventId === early), 5_000);
+      expect(bus.accepted.map((event) => event.eventId)).toEqual([middle, early]);
+    } finally {
+      await publisher.stop();
+    }
+  });
+});
