@@ -3,7 +3,10 @@
 //     ignores per-aggregate order, measured in the same run;
 //  2. commit → graphql-ws client latency p50/p99 at a fixed 500 events/s, against the same
 //     pipeline with wake-ups turned off (poll only);
-//  3. the claim query's time with 1M published rows in the table, against an empty table.
+//  3. the claim query's time with 1M published rows in the table, against an empty table;
+//  4. sendMessage throughput into one project against ten.
+// BENCH_ONLY=drain,latency,claim,writes runs some sections; BENCH_BACKLOG, BENCH_LATENCY_EVENTS
+// and BENCH_PUBLISHED_ROWS scale them down for a quick look.
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
@@ -28,8 +31,8 @@ const RATE = 500;
 const LATENCY_EVENTS = Number(process.env.BENCH_LATENCY_EVENTS ?? 5_000);
 const PUBLISHED_ROWS = Number(process.env.BENCH_PUBLISHED_ROWS ?? 1_000_000);
 
-async function seed(client: pg.Client, count: number, status: 'pending' | 'published') {
-  // `count` events over SESSIONS sessions of one project, numbered as the write path would.
+async function seed(client: pg.Client, count: number, status: 'pending' | 'published', sessions = SESSIONS) {
+  // `count` events over `sessions` sessions of one project, numbered as the write path would.
   await client.query(
     `insert into event_outbox (id, event_type, aggregate_type, aggregate_id, sequence, project_sequence, project_id, user_id,
                                session_id, payload, status, published_at, created_at, next_retry_at)
@@ -38,16 +41,16 @@ async function seed(client: pg.Client, count: number, status: 'pending' | 'publi
             $4::text, case when $4::text = 'published' then now() end, now() - interval '1 hour' + n.seq * interval '1 millisecond', now()
      from (select gen_random_uuid() as id, ord from generate_series(1, $2::int) ord) s
      cross join generate_series(1, ceil($1::numeric / $2)::int) n(seq)`,
-    [count, SESSIONS, crypto.randomUUID(), status],
+    [count, sessions, crypto.randomUUID(), status],
   );
   await client.query('analyze event_outbox');
 }
 
-async function drain(label: string, url: string, run: (orm: Awaited<ReturnType<typeof createOrm>>) => Promise<number>) {
+async function drain(label: string, url: string, run: (orm: Awaited<ReturnType<typeof createOrm>>) => Promise<number>, sessions = SESSIONS) {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   await client.query('truncate event_outbox');
-  await seed(client, BACKLOG, 'pending');
+  await seed(client, BACKLOG, 'pending', sessions);
   const orm = await createOrm({ kind: 'postgresql', url });
   const [published, ms] = await timed(() => run(orm));
   const left = Number((await client.query(`select count(*) from event_outbox where status = 'pending'`)).rows[0].count);
@@ -60,7 +63,7 @@ async function drain(label: string, url: string, run: (orm: Awaited<ReturnType<t
 
 async function drainBenchmark(url: string) {
   console.log(`\n1. Drain a ${BACKLOG.toLocaleString('en')}-event backlog (${SESSIONS} sessions, in-memory bus, batch 500)`);
-  const ours = await drain('OutboxPublisher (ordered)', url, async (orm) => {
+  const ordered = async (orm: Awaited<ReturnType<typeof createOrm>>) => {
     let published = 0;
     const bus = createMemoryBus();
     const counting = { ...bus, publish: async (events: Parameters<typeof bus.publish>[0]) => ((published += events.length), bus.publish(events)) };
@@ -74,7 +77,8 @@ async function drainBenchmark(url: string) {
     while (published < BACKLOG) await new Promise((r) => setTimeout(r, 5));
     await publisher.stop(); // includes recording the last batch
     return published;
-  });
+  };
+  const ours = await drain('OutboxPublisher (ordered)', url, ordered);
   const naive = await drain('baseline: naive SKIP LOCKED relay', url, async (orm) => {
     // Claims the oldest pending rows with no regard for per-aggregate order, publishes, marks.
     const bus = createMemoryBus();
@@ -94,6 +98,11 @@ async function drainBenchmark(url: string) {
     }
   });
   console.log(`  ratio ordered / naive: ${fmt(ours / naive)}  (target: >= 10,000 events/s)`);
+  // The same backlog in other shapes: the claim walks aggregates, so neither a few long sessions
+  // nor very many short ones may slow it down much.
+  const few = await drain('ordered, the backlog in 10 sessions', url, ordered, 10);
+  const many = await drain(`ordered, in ${BACKLOG.toLocaleString('en')} sessions`, url, ordered, BACKLOG);
+  console.log(`  ratio 10 sessions / 1000: ${fmt(few / ours)}, ${BACKLOG.toLocaleString('en')} sessions / 1000: ${fmt(many / ours)}`);
 }
 
 const PROJECTS = 10;
@@ -279,10 +288,13 @@ async function claimBenchmark(url: string) {
 const database = await createBenchDatabase('chat_outbox_bench_relay');
 try {
   console.log(`bench:relay on ${new URL(database.url).host} (${process.version})`);
-  await drainBenchmark(database.url);
-  await latencyBenchmark(database.url);
-  await claimBenchmark(database.url);
-  await writeThroughput(database.url);
+  // BENCH_ONLY=drain,latency,claim,writes runs some of the sections (all by default).
+  const only = process.env.BENCH_ONLY?.split(',');
+  const wanted = (section: string) => !only || only.includes(section);
+  if (wanted('drain')) await drainBenchmark(database.url);
+  if (wanted('latency')) await latencyBenchmark(database.url);
+  if (wanted('claim')) await claimBenchmark(database.url);
+  if (wanted('writes')) await writeThroughput(database.url);
 } finally {
   await database.drop();
 }
