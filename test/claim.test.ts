@@ -3,7 +3,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createOrm, forkEm, type Orm } from '../src/db/orm.ts';
 import { createLogger } from '../src/logger.ts';
 import { OutboxPublisher } from '../src/outbox/outbox.publisher.ts';
-import { claimBatch, type ClaimOptions } from '../src/outbox/outbox.sql.ts';
+import { claimBatch, claimBatchQuery, type ClaimOptions } from '../src/outbox/outbox.sql.ts';
 import { createTestDatabase, type TestDatabase } from './support/app.ts';
 import { connect } from './support/database.ts';
 import { createFlakyBus } from './support/flaky-bus.ts';
@@ -109,6 +109,36 @@ describe('claimBatch', () => {
     expect(blocked.walkAfter).toBe(aggregateAt(2));
     const after = await claim({ limit: 10, walkLimit: 2, walkAfter: blocked.walkAfter });
     expect(after.rows.map((row) => row.aggregate_id)).toEqual([aggregateAt(3)]);
+  });
+});
+
+describe('the claim plan', () => {
+  /** How the claim statement reads event_outbox: one line per scan of the table. */
+  async function tableScans(options: Partial<ClaimOptions> = {}) {
+    const compiled = claimBatchQuery({ limit: 500, token: crypto.randomUUID(), leaseMs: 30_000, ...options }).compile(forkEm(orm).getKysely());
+    await client.query('set jit = off');
+    const plan = (await client.query(`explain ${compiled.sql}`, [...compiled.parameters])).rows.map((row) => row['QUERY PLAN'] as string);
+    return plan.filter((line) => / on event_outbox\b/.test(line)).map((line) => line.trim().replace(/\s+\(cost=.*$/, ''));
+  }
+
+  // Only per-session index ranges of unpublished events, and the primary key for the update: never
+  // the pending index (all due events), a sequential scan or a bitmap over the backlog.
+  const expected = (line: string) => /^(-> +)?(Index Scan|Index Only Scan) using (event_outbox_unpublished_idx|event_outbox_pkey)/.test(line) || /^(-> +)?Update on event_outbox/.test(line);
+
+  it('reads only per-session index ranges when a sudden backlog arrives after statistics said the table was empty', async () => {
+    await client.query('analyze event_outbox');
+    await seedPendingEvents(client, { sessions: 200, perSession: 100 });
+    const scans = await tableScans();
+    expect(scans.length).toBeGreaterThan(0);
+    expect(scans.filter((line) => !expected(line))).toEqual([]);
+  });
+
+  it('reads only per-session index ranges with fresh statistics over a large backlog and many published events', async () => {
+    await seedPendingEvents(client, { sessions: 1_000, perSession: 20 });
+    await client.query(`update event_outbox set status = 'published', published_at = now() where sequence <= 10`);
+    await client.query('vacuum analyze event_outbox');
+    const scans = await tableScans({ handedOver: [crypto.randomUUID()], walkAfter: aggregateAt(1) });
+    expect(scans.filter((line) => !expected(line))).toEqual([]);
   });
 });
 

@@ -145,9 +145,16 @@ export function claimBatchQuery(options: ClaimOptions) {
     select claimed.*, walked.walk_after from walked left join claimed on true`;
 }
 
+/**
+ * Pending, due and not held by a claim. "Pending" is written as "neither published nor failed" on
+ * purpose: `status = 'pending'` would let the planner read a session's run through the partial
+ * pending index (every due event, then filter by session) instead of the session's own index
+ * range. With statistics taken before a sudden backlog it did, once per head, and a claim over
+ * 20,000 events took 200 ms instead of 10.
+ */
 function claimableAs(alias: string) {
   const t = sql.ref(alias);
-  return sql`${t}.status = 'pending' and ${t}.next_retry_at <= now() and (${t}.claimed_until is null or ${t}.claimed_until <= now())`;
+  return sql`${t}.status <> 'published' and ${t}.status <> 'failed' and ${t}.next_retry_at <= now() and (${t}.claimed_until is null or ${t}.claimed_until <= now())`;
 }
 
 /** One round trip for the whole batch. Only rows still held under this claim are touched. */
