@@ -56,7 +56,11 @@ export async function startApp(config: AppConfig, logger: Logger, overrides: App
       // for connections cannot delay delivery. PGlite has one connection for everything.
       let publisherOrm = orm;
       if (config.database.kind === 'postgresql') {
-        const own = await createOrm(config.database, { pool: { min: 1, max: 2 } });
+        // Its commits do not wait for the WAL flush: a claim or a "published" mark lost in a
+        // database crash only means those events are published again (with the same eventId),
+        // which at-least-once delivery allows; the events themselves were committed durably by
+        // their writers. On a busy disk the flush was the tail of commit -> client latency.
+        const own = await createOrm(config.database, { pool: { min: 1, max: 2 }, settings: { synchronous_commit: 'off' } });
         closers.push(() => own.close());
         publisherOrm = own;
       }

@@ -246,7 +246,7 @@ export class OutboxPublisher {
 
   #claim(token: string): Promise<ClaimResult> {
     const { batchSize, claimLeaseMs } = this.#deps.options;
-    return claimBatch(forkEm(this.#deps.orm).getKysely(), {
+    return claimBatch(this.#deps.orm, {
       limit: batchSize,
       token,
       leaseMs: claimLeaseMs,
