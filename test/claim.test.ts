@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createOrm, forkEm, type Orm } from '../src/db/orm.ts';
+import { createOrm, type Orm } from '../src/db/orm.ts';
 import { createLogger } from '../src/logger.ts';
 import { OutboxPublisher } from '../src/outbox/outbox.publisher.ts';
 import { claimBatch, claimBatchQuery, type ClaimOptions } from '../src/outbox/outbox.sql.ts';
@@ -33,9 +33,16 @@ afterAll(async () => {
 
 const silent = createLogger({ level: 'silent', pretty: false });
 
-/** Claims and commits, as the publisher does. */
-const claim = (options: Partial<ClaimOptions> & { limit: number }) =>
-  claimBatch(orm, { token: crypto.randomUUID(), leaseMs: 30_000, ...options });
+/** Claims and commits, as the publisher does; returns the claim's token with its result. */
+async function claim(options: Partial<ClaimOptions> & { limit: number }) {
+  const token = options.token ?? crypto.randomUUID();
+  return { token, ...(await claimBatch(orm, { leaseMs: 30_000, ...options, token })) };
+}
+
+/** What a publisher passes to its next claim once the bus accepted a batch. */
+const handOver = (batch: { token: string; rows: { id: string }[] }) => ({ ids: batch.rows.map((row) => row.id), token: batch.token });
+
+const statusOf = async (ids: string[]) => (await client.query('select distinct status from event_outbox where id = any($1)', [ids])).rows.map((row) => row.status);
 
 /** An aggregate id that sorts at `rank` (0-255): the walk visits aggregates in id order. */
 const aggregateAt = (rank: number) => `${rank.toString(16).padStart(2, '0')}000000-0000-4000-8000-000000000000`;
@@ -60,8 +67,10 @@ describe('claimBatch', () => {
     const first = await claim({ limit: 500 });
     expect(first.rows.map((row) => row.sequence)).toEqual(Array.from({ length: 500 }, (_, i) => i + 1));
     expect(new Set(first.rows.map((row) => row.aggregate_id))).toEqual(new Set(sessionIds));
-    // Still unmarked, but handed to the bus: the run goes on from 501.
-    const second = await claim({ limit: 500, handedOver: first.rows.map((row) => row.id) });
+    // Handed to the bus: the next claim marks them published, and the run goes on from 501.
+    const second = await claim({ limit: 500, handedOver: handOver(first) });
+    expect(second.marked).toBe(500);
+    expect(await statusOf(first.rows.map((row) => row.id))).toEqual(['published']);
     expect(second.rows.map((row) => row.sequence)).toEqual(Array.from({ length: 500 }, (_, i) => i + 501));
   });
 
@@ -71,8 +80,18 @@ describe('claimBatch', () => {
     expect(first.rows.map((row) => row.sequence)).toEqual([1]);
     // The first event is claimed and not yet published: nobody may take the second.
     expect((await claim({ limit: 10 })).rows).toEqual([]);
-    const second = await claim({ limit: 10, handedOver: first.rows.map((row) => row.id) });
+    const second = await claim({ limit: 10, handedOver: handOver(first) });
     expect(second.rows.map((row) => [row.aggregate_id, row.sequence])).toEqual([[sessionIds[0], 2]]);
+  });
+
+  it('marks handed-over events published only while they are still held under the claim that handed them over', async () => {
+    await seedPendingEvents(client, { sessions: 1, perSession: 1 });
+    const first = await claim({ limit: 1 });
+    // The lease lapsed and another publisher claimed the event again.
+    await client.query('update event_outbox set claim_token = $1', [crypto.randomUUID()]);
+    const second = await claim({ limit: 1, handedOver: handOver(first) });
+    expect(second.marked).toBe(0);
+    expect(await statusOf(first.rows.map((row) => row.id))).toEqual(['pending']);
   });
 
   it('shares a batch between sessions, each a gapless run from its head', async () => {
@@ -118,7 +137,7 @@ describe('the claim plan', () => {
    * a prepared statement settles on: the scans of the table and the indexes they use.
    */
   async function tableScans(options: Partial<ClaimOptions> = {}) {
-    const compiled = claimBatchQuery({ limit: 500, token: crypto.randomUUID(), leaseMs: 30_000, ...options }).compile(forkEm(orm).getKysely());
+    const compiled = claimBatchQuery({ limit: 500, token: crypto.randomUUID(), leaseMs: 30_000, ...options });
     await client.query('set jit = off');
     const lines: string[] = [];
     for (const mode of ['force_custom_plan', 'force_generic_plan']) {
@@ -148,7 +167,8 @@ describe('the claim plan', () => {
     await seedPendingEvents(client, { sessions: 1_000, perSession: 20 });
     await client.query(`update event_outbox set status = 'published', published_at = now() where sequence <= 10`);
     await client.query('vacuum analyze event_outbox');
-    const scans = await tableScans({ handedOver: [crypto.randomUUID()], walkAfter: aggregateAt(1) });
+    const handedOver = (await client.query('select id from event_outbox where sequence = 11 limit 400')).rows.map((row) => row.id);
+    const scans = await tableScans({ handedOver: { ids: handedOver, token: crypto.randomUUID() }, walkAfter: aggregateAt(1) });
     expect(scans.filter((line) => !expected(line))).toEqual([]);
   });
 });

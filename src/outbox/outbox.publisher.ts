@@ -10,6 +10,7 @@ import {
   markFailedAttempts,
   markPublished,
   releaseUnattempted,
+  type ClaimOptions,
   type ClaimResult,
   type FailedPublish,
   type OutboxRow,
@@ -59,6 +60,9 @@ export function retryDelayMs(attempt: number, options: { backoffBaseMs: number; 
   return Math.round(capped / 2 + (capped / 2) * random());
 }
 
+/** From this many events, a batch is marked published alongside the next claim rather than by it. */
+const MARK_ALONGSIDE_FROM = 100;
+
 const describeError = (error: unknown) => (error instanceof Error ? error.message : String(error)).slice(0, 1_000);
 
 /**
@@ -79,9 +83,10 @@ export class OutboxPublisher {
   #nudged = false;
   #lastCycleAt: Date | null = null;
   #listening = false;
-  #recording: Promise<void> | null = null;
-  /** Events of the batch being recorded that the bus accepted (see #cycle). */
-  #handedOver: string[] = [];
+  /** The last batch's events the bus accepted, counted as published by the next claim (see #cycle). */
+  #handedOver: { ids: string[]; token: string; rows: OutboxRow[] } | null = null;
+  /** A large batch's "published" update, running beside the next claim. */
+  #marking: Promise<void> | null = null;
   /** Where the next claim's walk over aggregates resumes (null: from the start). */
   #walkAfter: string | null = null;
   /** In a run of back-to-back claims that found nothing: where the walk began, and whether it has reached the end since. */
@@ -132,40 +137,46 @@ export class OutboxPublisher {
   /** One claim-publish-record cycle; returns how many events it claimed. Exposed for tests and benchmarks. */
   async runOnce(): Promise<number> {
     const { claimed } = await this.#cycle();
-    await this.#settle();
+    await this.#settle(true);
     return claimed;
   }
 
   /**
-   * Claims and publishes a batch. Its bookkeeping (marking published, scheduling retries) is left
-   * running while the loop claims the next batch, so the two statements overlap instead of
-   * queueing; at most one batch's bookkeeping is ever in flight. The events of that batch the bus
-   * accepted are "handed over": the next claim counts them as published, so the next events of
-   * their sessions do not wait a cycle for the bookkeeping to land.
+   * Claims and publishes a batch. The events the bus accepted are "handed over": the next claim
+   * counts them as published already, so the next events of their sessions do not wait a cycle
+   * for the bookkeeping. A small batch is also marked published by that next claim, in the same
+   * statement (one statement per cycle under a steady trickle of events); a large one is marked
+   * on a second connection while the next claim runs, so draining a backlog overlaps the two.
+   * A batch the bus refused part of is recorded at once.
    *
    * Returns how many events it claimed, and whether another cycle may find more right away.
    */
   async #cycle(): Promise<{ claimed: number; more: boolean }> {
     const token = newId();
     const walkFrom = this.#walkAfter;
-    let claimed: OutboxRow[];
-    try {
-      const result = await this.#claim(token);
-      claimed = result.rows;
-      this.#walkAfter = result.walkAfter;
-    } catch (error) {
-      await this.#settle().catch(() => {}); // the claim's failure is the one to report
-      throw error;
-    }
+    const handedOver = this.#handedOver;
+    const marking = this.#marking;
+    const result = await this.#claim(token, handedOver && (marking ? { ids: handedOver.ids, token: null } : handedOver));
+    this.#handedOver = null;
+    if (handedOver && !marking) this.#reportPublished(handedOver.rows, result.marked);
+    this.#walkAfter = result.walkAfter;
+    const claimed = result.rows;
     try {
       if (claimed.length > 0) {
         this.#emptyWalk = null;
         const outcome = await this.#publish(claimed);
-        await this.#settle();
-        const recording = this.#record(claimed, outcome, token);
-        recording.catch(() => {}); // surfaced by #settle; never an unhandled rejection meanwhile
-        this.#recording = recording;
-        this.#handedOver = outcome.published.map((row) => row.id);
+        await this.#settle(); // the previous large batch's update, if one is still running
+        if (outcome.failures.length > 0 || outcome.unattempted.length > 0) {
+          await this.#record(claimed, outcome, token);
+        } else {
+          const ids = outcome.published.map((row) => row.id);
+          this.#handedOver = { ids, token, rows: outcome.published };
+          if (ids.length >= MARK_ALONGSIDE_FROM) {
+            const marking = this.#markPublished(ids, token, outcome.published);
+            marking.catch(() => {}); // surfaced by #settle; never an unhandled rejection meanwhile
+            this.#marking = marking;
+          }
+        }
         return { claimed: claimed.length, more: true };
       }
       await this.#settle();
@@ -196,12 +207,33 @@ export class OutboxPublisher {
     return goesOn;
   }
 
-  /** Waits for the previous batch's bookkeeping, rethrowing its failure. */
-  async #settle(): Promise<void> {
-    const recording = this.#recording;
-    this.#recording = null;
-    this.#handedOver = [];
-    if (recording) await recording;
+  /**
+   * Waits for a large batch's update; with `all`, also marks a handed-over small batch now, when
+   * no claim follows to do it (stop, runOnce). Rethrows a failed update.
+   */
+  async #settle(all = false): Promise<void> {
+    const marking = this.#marking;
+    this.#marking = null;
+    if (marking) {
+      this.#handedOver = null;
+      await marking;
+    }
+    const handedOver = this.#handedOver;
+    if (all && handedOver) {
+      this.#handedOver = null;
+      await this.#markPublished(handedOver.ids, handedOver.token, handedOver.rows);
+    }
+  }
+
+  async #markPublished(ids: string[], token: string, rows: OutboxRow[]): Promise<void> {
+    this.#reportPublished(rows, await markPublished(forkEm(this.#deps.orm).getKysely(), ids, token));
+  }
+
+  #reportPublished(rows: OutboxRow[], marked: number): void {
+    if (marked < rows.length) {
+      this.#deps.logger.warn({ claimed: rows.length, marked }, 'outbox claim lapsed before publish was recorded; events may be delivered twice');
+    }
+    this.#deps.observer?.published?.(rows);
   }
 
   async #run(): Promise<void> {
@@ -225,7 +257,7 @@ export class OutboxPublisher {
       await this.#sleep(idleDelay || this.#deps.options.pollIntervalMs);
     }
     // The last batch's bookkeeping lands before stop resolves: no event is left claimed.
-    await this.#settle().catch((error: unknown) => {
+    await this.#settle(true).catch((error: unknown) => {
       this.#deps.observer?.cycleFailed?.(error);
       this.#deps.logger.error({ err: describeError(error) }, 'outbox publisher could not record its last batch');
     });
@@ -244,15 +276,9 @@ export class OutboxPublisher {
     });
   }
 
-  #claim(token: string): Promise<ClaimResult> {
+  #claim(token: string, handedOver: ClaimOptions['handedOver']): Promise<ClaimResult> {
     const { batchSize, claimLeaseMs } = this.#deps.options;
-    return claimBatch(this.#deps.orm, {
-      limit: batchSize,
-      token,
-      leaseMs: claimLeaseMs,
-      handedOver: this.#handedOver,
-      walkAfter: this.#walkAfter,
-    });
+    return claimBatch(this.#deps.orm, { limit: batchSize, token, leaseMs: claimLeaseMs, handedOver, walkAfter: this.#walkAfter });
   }
 
   /** Publishes a claimed batch and decides each event's fate; records nothing yet. */
@@ -301,16 +327,12 @@ export class OutboxPublisher {
     return { published, failures, unattempted };
   }
 
-  /** Writes a batch's outcome: published in one update, then retries/failures, then releases. */
+  /** Writes the outcome of a batch the bus refused part of: published, then retries/failures, then releases. */
   async #record(claimed: OutboxRow[], outcome: PublishOutcome, token: string): Promise<void> {
-    const { logger, observer } = this.#deps;
+    const { observer } = this.#deps;
     const { published, failures, unattempted } = outcome;
     const db = forkEm(this.#deps.orm).getKysely();
-    const marked = await markPublished(db, published.map((row) => row.id), token);
-    if (marked < published.length) {
-      logger.warn({ claimed: published.length, marked }, 'outbox claim lapsed before publish was recorded; events may be delivered twice');
-    }
-    observer?.published?.(published);
+    this.#reportPublished(published, await markPublished(db, published.map((row) => row.id), token));
     await markFailedAttempts(db, failures, token);
     await releaseUnattempted(db, unattempted, token);
 

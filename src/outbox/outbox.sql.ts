@@ -1,5 +1,5 @@
-import { sql, type Kysely } from 'kysely';
-import { forkEm, runPrepared, type Orm } from '../db/orm.ts';
+import { CompiledQuery, sql, type Kysely } from 'kysely';
+import { runPrepared, type Orm } from '../db/orm.ts';
 import type { ChatEventRow } from '../events/chat-event.ts';
 import type { AggregateType, EventType, OutboxStatus } from './outbox-event.entity.ts';
 
@@ -20,10 +20,12 @@ export interface ClaimOptions {
   token: string;
   leaseMs: number;
   /**
-   * Events this publisher has already handed to the bus and is marking published right now: they
-   * count as published, so the next events of their aggregates can be claimed meanwhile.
+   * The previous batch's events that the bus accepted: the claim counts them as published already
+   * when it looks for heads, so the next events of their aggregates can be claimed. With their
+   * claim's `token` it also marks them published (where they are still held under it), in the
+   * same statement; with `token: null` their update runs elsewhere.
    */
-  handedOver?: readonly string[];
+  handedOver?: { ids: readonly string[]; token: string | null } | null;
   /** Resume the walk over aggregates after this aggregate id (null: from the start). */
   walkAfter?: string | null;
   /** At most this many aggregates are looked at per claim (default: 2 * limit). */
@@ -35,15 +37,20 @@ export interface ClaimResult {
   rows: OutboxRow[];
   /** Where the next claim's walk resumes: the last aggregate looked at, or null once the walk reached the end. */
   walkAfter: string | null;
+  /** How many handed-over events were marked published (fewer than handed over: their claim lapsed). */
+  marked: number;
 }
 
+type ClaimRow = OutboxRow & { turn: string; walk_after: string | null; marked: string };
+
 /**
- * Claims the next batch in one statement. The heads of aggregates (the oldest event of each
- * aggregate not yet published) are found by walking the partial index of unpublished events one
- * aggregate at a time (a loose index scan), so a claim costs one index probe per aggregate with
- * undelivered events, not one per undelivered event: 100,000 events queued in one session cost
- * what one does. An aggregate whose head is waiting for a retry, is failed, or is held by another
- * publisher contributes nothing, so a stuck event holds back its own aggregate only.
+ * Marks the previous batch published and claims the next one, in one statement. The heads of
+ * aggregates (the oldest event of each aggregate not yet published) are found by walking the
+ * partial index of unpublished events one aggregate at a time (a loose index scan), so a claim
+ * costs one index probe per aggregate with undelivered events, not one per undelivered event:
+ * 100,000 events queued in one session cost what one does. An aggregate whose head is waiting for
+ * a retry, is failed, or is held by another publisher contributes nothing, so a stuck event holds
+ * back its own aggregate only.
  *
  * - Claimable heads are taken oldest first. The walk looks at no more than `walkLimit` aggregates
  *   and the next claim continues where it stopped, wrapping round, so with more aggregates than
@@ -57,32 +64,62 @@ export interface ClaimResult {
  * - The claim counts the attempt and sets a lease, and commits before anything is published: a
  *   publisher that dies mid-publish has still used an attempt (a poison pill cannot loop
  *   forever), and its rows become claimable again when the lease lapses.
+ *
+ * The statement's text is fixed (one per "walk from the start" / "walk after"), and it runs as a
+ * prepared statement: under a steady trickle of events it runs hundreds of times a second.
  */
 export async function claimBatch(orm: Orm, options: ClaimOptions): Promise<ClaimResult> {
-  // A statement of its own, prepared: it runs hundreds of times a second under steady load.
-  const rows = await runPrepared(orm, claimBatchQuery(options).compile(forkEm(orm).getKysely()));
+  const rows = await runPrepared(orm, claimBatchQuery(options));
   const walkAfter = rows[0]?.walk_after ?? null;
+  const marked = Number(rows[0]?.marked ?? 0);
   const claimed = rows
     .filter((row) => row.id !== null)
     .sort((a, b) => Number(a.turn) - Number(b.turn) || a.sequence - b.sequence)
-    .map(({ turn: _turn, walk_after: _walkAfter, ...row }) => row);
-  return { rows: claimed, walkAfter };
+    .map(({ turn: _turn, walk_after: _walkAfter, marked: _marked, ...row }) => row);
+  return { rows: claimed, walkAfter, marked };
 }
 
 /** The statement claimBatch runs (exported so a test can check its plan). */
-export function claimBatchQuery(options: ClaimOptions) {
+export function claimBatchQuery(options: ClaimOptions): CompiledQuery<ClaimRow> {
   const { limit, token, leaseMs } = options;
-  const handedOver = [...(options.handedOver ?? [])];
-  const walkLimit = options.walkLimit ?? limit * 2;
-  // The first row of an aggregate that is not published yet, leaving out what was just handed over.
-  const unpublished = sql`status <> 'published' and id <> all(${handedOver}::uuid[])`;
-  const start = options.walkAfter ? sql`and aggregate_id > ${options.walkAfter}` : sql``;
-  return sql<OutboxRow & { turn: string; walk_after: string | null }>`
-    with recursive walk as (
+  const parameters = [
+    options.handedOver?.ids ?? [],
+    options.handedOver?.token ?? null,
+    limit,
+    options.walkLimit ?? limit * 2,
+    leaseMs / 1000,
+    token,
+    ...(options.walkAfter ? [options.walkAfter] : []),
+  ];
+  return CompiledQuery.raw(options.walkAfter ? CLAIM_WALKING_AFTER : CLAIM_WALKING_FROM_START, parameters) as CompiledQuery<ClaimRow>;
+}
+
+/**
+ * Pending, due and not held by a claim. "Pending" is written as "neither published nor failed" on
+ * purpose: `status = 'pending'` would let the planner read a session's run through the partial
+ * pending index (every due event, then filter by session) instead of the session's own index
+ * range. With statistics taken before a sudden backlog it did, once per head, and a claim over
+ * 20,000 events took 200 ms instead of 10.
+ */
+const claimable = (t: string) =>
+  `${t}.status <> 'published' and ${t}.status <> 'failed' and ${t}.next_retry_at <= now() and (${t}.claimed_until is null or ${t}.claimed_until <= now())`;
+
+// $1 handed-over ids, $2 their claim token, $3 limit, $4 walk limit, $5 lease in seconds,
+// $6 this claim's token, $7 (only when walking after an aggregate) where the walk starts.
+const claimStatement = (walkAfter: boolean) => `
+    with recursive marked as (
+      update event_outbox
+      set status = 'published', published_at = now(), claimed_until = null, claim_token = null, last_error = null
+      where id = any($1::uuid[]) and claim_token = $2::uuid
+      returning id
+    ),
+    -- Heads: the first event of each aggregate that is not published, counting handed-over ones
+    -- as published (this statement's snapshot does not see the update above).
+    walk as (
       (
         select aggregate_id, sequence, status, next_retry_at, claimed_until, created_at, 1 as step
         from event_outbox
-        where ${unpublished} ${start}
+        where status <> 'published' and id <> all($1::uuid[]) ${walkAfter ? 'and aggregate_id > $7::uuid' : ''}
         order by aggregate_id, sequence
         limit 1
       )
@@ -93,19 +130,19 @@ export function claimBatchQuery(options: ClaimOptions) {
         cross join lateral (
           select aggregate_id, sequence, status, next_retry_at, claimed_until, created_at
           from event_outbox
-          where ${unpublished} and aggregate_id > walk.aggregate_id
+          where status <> 'published' and id <> all($1::uuid[]) and aggregate_id > walk.aggregate_id
           order by aggregate_id, sequence
           limit 1
         ) next
-        where walk.step < ${walkLimit}
+        where walk.step < $4::int
       )
     ),
     due_heads as (
       select aggregate_id, sequence as head_sequence, next_retry_at, created_at
       from walk h
-      where ${claimableAs('h')}
+      where ${claimable('h')}
       order by next_retry_at, created_at
-      limit ${limit}
+      limit $3::int
     ),
     heads as (
       select *, row_number() over (order by next_retry_at, created_at) as turn, count(*) over () as head_count from due_heads
@@ -116,10 +153,10 @@ export function claimBatchQuery(options: ClaimOptions) {
       cross join lateral (
         select f.id, f.aggregate_id, f.sequence
         from event_outbox f
-        where f.aggregate_id = heads.aggregate_id and f.sequence >= heads.head_sequence and ${claimableAs('f')}
+        where f.aggregate_id = heads.aggregate_id and f.sequence >= heads.head_sequence and ${claimable('f')}
         order by f.sequence
         -- An equal share of the batch per head; the first heads take what does not divide evenly.
-        limit ${limit} / heads.head_count + case when heads.turn <= ${limit} % heads.head_count then 1 else 0 end
+        limit $3::int / heads.head_count + case when heads.turn <= $3::int % heads.head_count then 1 else 0 end
         for update of f skip locked
       ) run
     ),
@@ -134,30 +171,22 @@ export function claimBatchQuery(options: ClaimOptions) {
     claimed as (
       update event_outbox e
       set attempts = e.attempts + 1,
-          claimed_until = now() + make_interval(secs => ${leaseMs / 1000}),
-          claim_token = ${token}
+          claimed_until = now() + make_interval(secs => $5::float8),
+          claim_token = $6::uuid
       from kept
       where e.id = kept.id
       returning e.id, e.event_type, e.aggregate_type, e.aggregate_id, e.sequence, e.project_sequence, e.project_id,
                 e.user_id, e.session_id, e.payload, e.status, e.attempts, e.created_at, kept.turn
     ),
     -- A walk that stopped at its limit resumes after its last aggregate; one that reached the end starts over.
-    walked as (select (select aggregate_id from walk where step = ${walkLimit}) as walk_after)
-    -- At least one row, so the walk position comes back even when nothing was claimable.
-    select claimed.*, walked.walk_after from walked left join claimed on true`;
-}
+    summary as (
+      select (select aggregate_id from walk where step = $4::int) as walk_after, (select count(*) from marked) as marked
+    )
+    -- At least one row, so the walk position and the marked count come back even when nothing was claimable.
+    select claimed.*, summary.walk_after, summary.marked from summary left join claimed on true`;
 
-/**
- * Pending, due and not held by a claim. "Pending" is written as "neither published nor failed" on
- * purpose: `status = 'pending'` would let the planner read a session's run through the partial
- * pending index (every due event, then filter by session) instead of the session's own index
- * range. With statistics taken before a sudden backlog it did, once per head, and a claim over
- * 20,000 events took 200 ms instead of 10.
- */
-function claimableAs(alias: string) {
-  const t = sql.ref(alias);
-  return sql`${t}.status <> 'published' and ${t}.status <> 'failed' and ${t}.next_retry_at <= now() and (${t}.claimed_until is null or ${t}.claimed_until <= now())`;
-}
+const CLAIM_WALKING_FROM_START = claimStatement(false);
+const CLAIM_WALKING_AFTER = claimStatement(true);
 
 /** One round trip for the whole batch. Only rows still held under this claim are touched. */
 export async function markPublished(db: Db, ids: string[], token: string): Promise<number> {
