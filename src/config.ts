@@ -83,6 +83,13 @@ export interface OutboxPublisherOptions {
    * mid-batch, its events are claimed again after this; keep it well above a publish's duration.
    */
   claimLeaseMs: number;
+  /**
+   * Run the claim as a named prepared statement (`OUTBOX_PREPARED_STATEMENTS`, default true): it
+   * is planned once per connection instead of on every cycle. Turn it off behind a pooler in
+   * transaction mode that does not keep prepared statements (PgBouncer before 1.21, or without
+   * `max_prepared_statements`).
+   */
+  preparedStatements: boolean;
 }
 
 export interface SubscriptionOptions {
@@ -170,6 +177,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       backoffBaseMs: readInteger(env, 'OUTBOX_BACKOFF_BASE_MS', 500, 1, 3_600_000),
       backoffMaxMs: readInteger(env, 'OUTBOX_BACKOFF_MAX_MS', 300_000, 1, 86_400_000),
       claimLeaseMs: readInteger(env, 'OUTBOX_CLAIM_LEASE_MS', 30_000, 100, 3_600_000),
+      preparedStatements: readBoolean(env, 'OUTBOX_PREPARED_STATEMENTS', true),
     },
     subscriptions: {
       bufferSize: readInteger(env, 'SUBSCRIPTION_BUFFER_SIZE', 1_000, 1, 1_000_000),

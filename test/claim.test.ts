@@ -74,6 +74,15 @@ describe('claimBatch', () => {
     expect(second.rows.map((row) => row.sequence)).toEqual(Array.from({ length: 500 }, (_, i) => i + 501));
   });
 
+  it('claims the same without a prepared statement (OUTBOX_PREPARED_STATEMENTS=false)', async () => {
+    await seedPendingEvents(client, { sessions: 2, perSession: 3 });
+    const first = await claim({ limit: 4, prepared: false });
+    expect(first.rows.map((row) => row.sequence).sort()).toEqual([1, 1, 2, 2]);
+    const second = await claim({ limit: 4, prepared: false, handedOver: handOver(first) });
+    expect(second.marked).toBe(4);
+    expect(second.rows.map((row) => row.sequence)).toEqual([3, 3]);
+  });
+
   it('holds back the next event of a session until the earlier one is published or handed over', async () => {
     const { sessionIds } = await seedPendingEvents(client, { sessions: 1, perSession: 2 });
     const first = await claim({ limit: 1 });

@@ -179,6 +179,6 @@ describe('retryDelayMs', () => {
 
 describe('config', () => {
   it('documents publisher defaults', () => {
-    expect(loadConfig({}).outbox).toEqual({ enabled: true, wake: 'all', batchSize: 500, pollIntervalMs: 1000, maxAttempts: 10, backoffBaseMs: 500, backoffMaxMs: 300_000, claimLeaseMs: 30_000 });
+    expect(loadConfig({}).outbox).toEqual({ enabled: true, wake: 'all', batchSize: 500, pollIntervalMs: 1000, maxAttempts: 10, backoffBaseMs: 500, backoffMaxMs: 300_000, claimLeaseMs: 30_000, preparedStatements: true });
   });
 });

@@ -99,11 +99,12 @@ const preparedNames = new Map<string, string>();
  * Runs a hot statement as a named prepared statement on PostgreSQL, so each connection plans it
  * once instead of on every run (the publisher's claim spent twice as long planning as executing).
  * Outside any EntityManager's transaction: for statements that are a transaction of their own.
- * On PGlite it runs the statement as usual.
+ * On PGlite, or with `prepare` false (behind a pooler that cannot keep them), it runs the
+ * statement as usual.
  */
-export async function runPrepared<Row>(orm: Orm, query: CompiledQuery<Row>): Promise<Row[]> {
+export async function runPrepared<Row>(orm: Orm, query: CompiledQuery<Row>, prepare = true): Promise<Row[]> {
   const em = forkEm(orm);
-  const native: unknown = await em.getConnection().getNativeClient();
+  const native: unknown = prepare ? await em.getConnection().getNativeClient() : null;
   if (native instanceof pg.Pool) {
     let name = preparedNames.get(query.sql);
     if (!name) preparedNames.set(query.sql, (name = `chat_outbox_${createHash('sha1').update(query.sql).digest('hex').slice(0, 16)}`));

@@ -46,7 +46,7 @@ export interface OutboxPublisherDeps {
   orm: Orm;
   bus: EventBus;
   logger: Logger;
-  options: Omit<OutboxPublisherOptions, 'enabled' | 'wake'>;
+  options: Omit<OutboxPublisherOptions, 'enabled' | 'wake' | 'preparedStatements'> & { preparedStatements?: boolean };
   /** Whether a LISTEN connection is meant to wake this publisher (reported in status). */
   listenEnabled?: boolean;
   observer?: PublisherObserver;
@@ -277,8 +277,15 @@ export class OutboxPublisher {
   }
 
   #claim(token: string, handedOver: ClaimOptions['handedOver']): Promise<ClaimResult> {
-    const { batchSize, claimLeaseMs } = this.#deps.options;
-    return claimBatch(this.#deps.orm, { limit: batchSize, token, leaseMs: claimLeaseMs, handedOver, walkAfter: this.#walkAfter });
+    const { batchSize, claimLeaseMs, preparedStatements } = this.#deps.options;
+    return claimBatch(this.#deps.orm, {
+      limit: batchSize,
+      token,
+      leaseMs: claimLeaseMs,
+      handedOver,
+      walkAfter: this.#walkAfter,
+      prepared: preparedStatements ?? true,
+    });
   }
 
   /** Publishes a claimed batch and decides each event's fate; records nothing yet. */

@@ -30,6 +30,8 @@ export interface ClaimOptions {
   walkAfter?: string | null;
   /** At most this many aggregates are looked at per claim (default: 2 * limit). */
   walkLimit?: number;
+  /** Run as a named prepared statement (default true; see OUTBOX_PREPARED_STATEMENTS). */
+  prepared?: boolean;
 }
 
 export interface ClaimResult {
@@ -69,7 +71,7 @@ type ClaimRow = OutboxRow & { turn: string; walk_after: string | null; marked: s
  * prepared statement: under a steady trickle of events it runs hundreds of times a second.
  */
 export async function claimBatch(orm: Orm, options: ClaimOptions): Promise<ClaimResult> {
-  const rows = await runPrepared(orm, claimBatchQuery(options));
+  const rows = await runPrepared(orm, claimBatchQuery(options), options.prepared ?? true);
   const walkAfter = rows[0]?.walk_after ?? null;
   const marked = Number(rows[0]?.marked ?? 0);
   const claimed = rows
