@@ -260,7 +260,7 @@ async function latencyBenchmark(url: string) {
 }
 
 async function claimBenchmark(url: string) {
-  console.log(`\n3. Claim statement time (batch 500, rolled back) with published rows accumulating`);
+  console.log(`\n3. Claim statement time (batch 500, each claim undone before the next) with published rows accumulating`);
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   const orm = await createOrm({ kind: 'postgresql', url });
