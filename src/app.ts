@@ -107,6 +107,7 @@ export async function startApp(config: AppConfig, logger: Logger, overrides: App
     });
     if (config.analyticsRollupIntervalMs > 0) {
       analyticsRollup.start();
+      metrics.setAnalyticsRollupStatusSource(analyticsRollup);
       closers.push(() => analyticsRollup.stop());
     }
 

@@ -7,7 +7,7 @@ import { createOperationNameLabels } from '../src/observability/operation-name-l
 import { startTestApp, type TestApp } from './support/app.ts';
 import { connect, failInsertsInto } from './support/database.ts';
 import { createProjectFixture, SEND_MESSAGE } from './support/fixtures.ts';
-import { parseScrape, scrape } from './support/observability.ts';
+import { eventually, parseScrape, scrape } from './support/observability.ts';
 
 let t: TestApp;
 let db: pg.Client;
@@ -240,5 +240,26 @@ describe('GET /metrics', () => {
     const response = await fetch(`${t.app.url}/metrics`, { method: 'POST' });
     expect(response.status).toBe(405);
     expect(response.headers.get('allow')).toBe('GET, HEAD');
+  });
+});
+
+describe('analytics rollup gauge', () => {
+  it('shows when this instance last folded, and is absent where the rollup worker is off', async () => {
+    // The app above runs the worker (the default interval); its first fold runs at start.
+    const folded = await eventually(async () => {
+      const value = (await scrape(t.app.url)).value('analytics_rollup_last_fold_timestamp_seconds');
+      if (value === undefined) throw new Error('no fold yet');
+      return value;
+    });
+    expect(Math.abs(folded - Date.now() / 1000)).toBeLessThan(60);
+
+    const off = await startTestApp({ OUTBOX_PUBLISHER_ENABLED: 'false', ANALYTICS_ROLLUP_INTERVAL_MS: '0' }, { db: t.db });
+    try {
+      const metrics = await scrape(off.app.url);
+      expect(metrics.value('analytics_rollup_last_fold_timestamp_seconds')).toBeUndefined();
+      expect(metrics.value('outbox_pending_events')).toBeDefined(); // the scrape itself worked
+    } finally {
+      await off.stop();
+    }
   });
 });

@@ -17,6 +17,12 @@ export interface AnalyticsRollupWorker {
   nudge(): void;
   /** Folds batches until every finished event is folded in (or another process holds the lock); returns the events folded. */
   catchUp(): Promise<number>;
+  status(): AnalyticsRollupStatus;
+}
+
+export interface AnalyticsRollupStatus {
+  /** When this process last completed a fold while holding the rollup lock (whether or not it found events). */
+  lastFoldAt: Date | null;
 }
 
 /**
@@ -30,8 +36,13 @@ export function createAnalyticsRollupWorker(deps: { orm: Orm; logger: Logger; op
   let running = false;
   let timer: NodeJS.Timeout | null = null;
   let cycle: Promise<unknown> = Promise.resolve();
+  let lastFoldAt: Date | null = null;
 
-  const foldOnce = (): Promise<FoldResult> => forkEm(orm).transactional((tx) => foldNextBatch(tx, options.batchSize));
+  async function foldOnce(): Promise<FoldResult> {
+    const result = await forkEm(orm).transactional((tx) => foldNextBatch(tx, options.batchSize));
+    if (result.locked) lastFoldAt = new Date();
+    return result;
+  }
 
   async function catchUp(keepGoing: () => boolean = () => true): Promise<number> {
     let total = 0;
@@ -79,5 +90,6 @@ export function createAnalyticsRollupWorker(deps: { orm: Orm; logger: Logger; op
       schedule(0);
     },
     catchUp: () => catchUp(),
+    status: () => ({ lastFoldAt }),
   };
 }

@@ -29,6 +29,11 @@ export interface PublisherStatusSource {
   status(): PublisherStatus;
 }
 
+/** What the analytics rollup worker reports; `analyticsRollup.status()` implements it. */
+export interface AnalyticsRollupStatusSource {
+  status(): { lastFoldAt: Date | null };
+}
+
 export const PUBLISH_OUTCOMES = ['success', 'retry', 'failed'] as const;
 /** success: published; retry: the publish failed and a retry is scheduled; failed: past max retries. */
 export type PublishOutcome = (typeof PUBLISH_OUTCOMES)[number];
@@ -104,6 +109,8 @@ export interface Metrics {
   readonly graphql: GraphqlMetrics;
   /** Attaches (or with null detaches) the publisher whose status the publisher gauges show. */
   setPublisherStatusSource(source: PublisherStatusSource | null): void;
+  /** Attaches (or with null detaches) the analytics rollup worker whose last fold the rollup gauge shows. */
+  setAnalyticsRollupStatusSource(source: AnalyticsRollupStatusSource | null): void;
   /** The Prometheus text exposition of everything above. */
   scrape(): Promise<{ contentType: string; body: string }>;
 }
@@ -136,6 +143,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   collectDefaultMetrics({ register: registry });
 
   let publisher: PublisherStatusSource | null = options.publisher ?? null;
+  let analyticsRollup: AnalyticsRollupStatusSource | null = null;
   const publisherStatus = (): PublisherStatus | null => {
     if (!publisher) return null;
     try {
@@ -256,6 +264,17 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     },
   });
 
+  // --- analytics -------------------------------------------------------------------------------
+  new SampledGauge({
+    name: 'analytics_rollup_last_fold_timestamp_seconds',
+    help: "Unix time of this instance's last completed analytics rollup fold (while holding the rollup lock); absent before the first, or where the worker is off.",
+    registers,
+    sample: () => {
+      const at = analyticsRollup?.status().lastFoldAt;
+      return at ? at.getTime() / 1000 : null;
+    },
+  });
+
   // --- subscriptions ---------------------------------------------------------------------------
   const wsConnectedClients = new Gauge({
     name: 'graphql_ws_connected_clients',
@@ -338,6 +357,9 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     },
     setPublisherStatusSource(source) {
       publisher = source;
+    },
+    setAnalyticsRollupStatusSource(source) {
+      analyticsRollup = source;
     },
     async scrape() {
       return { contentType: registry.contentType, body: await registry.metrics() };
