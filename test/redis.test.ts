@@ -1,9 +1,12 @@
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedisBus } from '../src/pubsub/event-bus.ts';
 import type { ChatEvent } from '../src/events/chat-event.ts';
 import { startTestApp, type TestApp } from './support/app.ts';
+import { connect } from './support/database.ts';
 import { createProjectFixture, SEND_MESSAGE } from './support/fixtures.ts';
 import { SESSION_EVENTS, subscribe } from './support/subscriber.ts';
+import { until } from './support/until.ts';
 
 const REDIS_URL = process.env.TEST_REDIS_URL || 'redis://127.0.0.1:6379';
 
@@ -29,6 +32,56 @@ describe('two API instances sharing a database and Redis', () => {
       await sub.waitForCount(1);
       expect(sub.events[0]).toMatchObject({ eventId: sent.data.sendMessage.eventId, message: { body: 'across instances' } });
     } finally {
+      await sub.stop();
+    }
+  });
+});
+
+describe('an instance whose Redis subscriber connection drops', () => {
+  let a: TestApp;
+  let b: TestApp;
+  const name = `test-b-${crypto.randomUUID().slice(0, 8)}`;
+
+  beforeAll(async () => {
+    a = await startTestApp({ REDIS_URL });
+    // B reconnects to Redis one second after losing its connection: events published in that
+    // second never reach it through Redis.
+    b = await startTestApp(
+      { REDIS_URL, OUTBOX_PUBLISHER_ENABLED: 'false' },
+      { db: a.db, bus: createRedisBus(REDIS_URL, { connectionName: name, reconnectDelayMs: 1_000 }) },
+    );
+  });
+  afterAll(async () => {
+    await b?.stop();
+    await a?.stop();
+  });
+
+  it('reads what was published meanwhile as soon as it is back, without waiting for the next event', async () => {
+    const { sessionId } = await createProjectFixture(a, 'alice');
+    const sub = await subscribe(b.app.graphqlUrl, await b.token('alice'), SESSION_EVENTS, { sessionId });
+    const admin = new Redis(REDIS_URL);
+    const db = await connect(a.db.url);
+    try {
+      await a.gql(SEND_MESSAGE, { sessionId, body: 'before' }, { as: 'alice' });
+      await sub.waitForCount(1);
+
+      const clients = String(await admin.client('LIST')).split('\n');
+      const subscriber = clients.find((line) => line.includes(` name=${name}:subscribe `));
+      expect(subscriber).toBeDefined();
+      await admin.client('KILL', 'ID', /\bid=(\d+)/.exec(subscriber!)![1]!);
+      const missed = await a.gql(SEND_MESSAGE, { sessionId, body: 'while away' }, { as: 'alice' });
+      const missedId = missed.data.sendMessage.eventId;
+      await until(async () => (await db.query('select status from event_outbox where id = $1', [missedId])).rows[0]?.status === 'published');
+      // Published while B was away: it did not arrive live.
+      expect(sub.events).toHaveLength(1);
+
+      // No other event follows; B's stream reads it from the table once its channel is live again.
+      await sub.waitForCount(2, 10_000);
+      expect(sub.events.map((e) => e.message?.body)).toEqual(['before', 'while away']);
+      expect(sub.events[1]!.eventId).toBe(missedId);
+    } finally {
+      admin.disconnect();
+      await db.end();
       await sub.stop();
     }
   });

@@ -10,8 +10,12 @@ export class StreamEnd {
 }
 
 export interface OrderedStreamSource {
-  /** Subscribes to live events; resolves once they flow. Returns the unsubscribe. */
-  subscribeLive(listener: (event: ChatEvent) => void): Promise<() => void>;
+  /**
+   * Subscribes to live events; resolves once they flow. `missedSome` is called when live events
+   * may have been lost (the bus reconnected): the stream then reads the table for what comes after
+   * its position. Returns the unsubscribe.
+   */
+  subscribeLive(listener: (event: ChatEvent) => void, missedSome: () => void): Promise<() => void>;
   /** Whether a live event belongs to this stream. */
   accepts(event: ChatEvent): boolean;
   /** The stream's gapless, commit-ordered position of an event (session or project sequence). */
@@ -48,8 +52,9 @@ const MAX_TIMER_MS = 2_147_483_647;
  * event has a gapless position, so the stream always knows what comes next: a duplicate (from a
  * redelivery or the replay/live join) is at or below the last position and dropped; a gap (an
  * event still waiting for a retry, or lost by Redis pub/sub while a connection was down) is filled
- * from the database, where every committed event is. Nothing is read from the database per event
- * in the steady state.
+ * from the database, where every committed event is. When the bus reports that it lost events,
+ * the stream reads the table at once rather than waiting for the next live event to show the gap.
+ * Nothing is read from the database per event in the steady state.
  *
  * The per-client buffer is bounded (TRAPS.md #7): when a client falls `bufferSize` events behind,
  * the stream ends with SLOW_CONSUMER, naming the last event delivered to resume after.
@@ -92,8 +97,15 @@ export function orderedEventStream(source: OrderedStreamSource, options: Ordered
     wakeConsumer();
   }
 
+  /** Live events may have been lost: look in the table for anything after the last position. */
+  function recheck() {
+    if (finished || ending) return;
+    catchingUp = true;
+    wakeConsumer();
+  }
+
   const started = (async () => {
-    unsubscribe = await source.subscribeLive(onLive);
+    unsubscribe = await source.subscribeLive(onLive, recheck);
     last = options.startAfter ?? (await source.currentPosition());
     if (options.endAt) {
       const ms = options.endAt.getTime() - Date.now();

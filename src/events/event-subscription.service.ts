@@ -100,7 +100,19 @@ export function createEventStreams(deps: EventStreamsDeps) {
   async function open(viewer: Viewer, stream: StreamShape, resume: ResumePoint): Promise<AsyncIterableIterator<ChatEvent | StreamEnd>> {
     const startAfter = await resolveStart(resume, stream);
     const source: OrderedStreamSource = {
-      subscribeLive: (listener) => deps.bus.subscribeProject(stream.projectId, listener),
+      async subscribeLive(listener, missedSome) {
+        const stopMissed = deps.bus.onResubscribed(missedSome);
+        try {
+          const unsubscribe = await deps.bus.subscribeProject(stream.projectId, listener);
+          return () => {
+            stopMissed();
+            unsubscribe();
+          };
+        } catch (error) {
+          stopMissed();
+          throw error;
+        }
+      },
       accepts: stream.accepts,
       positionOf: stream.positionOf,
       async loadAfter(position, limit) {

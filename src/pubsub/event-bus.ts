@@ -22,6 +22,12 @@ export interface EventBus {
   publish(events: readonly ChatEvent[]): Promise<(Error | null)[]>;
   /** Calls `listener` for every event of the project; resolves once the subscription is live. */
   subscribeProject(projectId: string, listener: (event: ChatEvent) => void): Promise<() => void>;
+  /**
+   * Calls `listener` whenever this instance's subscriptions are live again after the bus lost
+   * them: events published in between did not reach this instance, and streams should look for
+   * them in the database. Returns the unsubscribe. (The in-memory bus never loses them.)
+   */
+  onResubscribed(listener: () => void): () => void;
   close(): Promise<void>;
 }
 
@@ -55,19 +61,53 @@ export function createMemoryBus(): EventBus {
       await new Promise((resolve) => setImmediate(resolve));
       return unsubscribe;
     },
+    onResubscribed() {
+      return () => {};
+    },
     async close() {},
   };
 }
 
-export function createRedisBus(url: string): EventBus {
+export interface RedisBusOptions {
+  /** Names the connections `<name>:publish` and `<name>:subscribe` in Redis's CLIENT LIST. */
+  connectionName?: string;
+  /** Wait before each reconnect attempt (default: ioredis's, 50 ms more per attempt up to 2 s). */
+  reconnectDelayMs?: number;
+}
+
+export function createRedisBus(url: string, options: RedisBusOptions = {}): EventBus {
+  const name = options.connectionName ?? 'chat-outbox';
+  const retryStrategy = options.reconnectDelayMs === undefined ? {} : { retryStrategy: () => options.reconnectDelayMs };
   // Publishing fails fast while Redis is unreachable, so the publisher retries from the outbox
   // instead of ioredis holding events in an in-memory queue we would already have marked published.
-  const publishClient = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: false });
+  const publishClient = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: false, connectionName: `${name}:publish`, ...retryStrategy });
   // The subscribing connection reconnects and resubscribes by itself. Messages published while it
-  // is down are lost to it; subscriptions fill such gaps from the database (event-stream.ts).
-  const subscribeClient = new Redis(url, { maxRetriesPerRequest: null });
+  // is down are lost to it: once its channels are live again, onResubscribed listeners (the
+  // subscription streams) read what they missed from the database (event-stream.ts).
+  const subscribeClient = new Redis(url, { maxRetriesPerRequest: null, connectionName: `${name}:subscribe`, ...retryStrategy });
   for (const client of [publishClient, subscribeClient]) client.on('error', () => {});
   const pubSub = createPubSub<Topics>({ eventTarget: createRedisEventTarget({ publishClient, subscribeClient }) });
+
+  /** Channels this instance listens on, with how many subscriptions use each. */
+  const channels = new Map<string, number>();
+  const resubscribed = new Set<() => void>();
+  let connectedBefore = false;
+  subscribeClient.on('ready', () => {
+    if (!connectedBefore) {
+      connectedBefore = true;
+      return;
+    }
+    // ioredis re-sends SUBSCRIBE for its channels on its own; subscribing again (idempotent) and
+    // awaiting the reply is how we know they are live before streams read the database, so that
+    // nothing published from here on can fall between that read and the live channel.
+    const topics = [...channels.keys()];
+    void (topics.length ? subscribeClient.subscribe(...topics) : Promise.resolve()).then(
+      () => {
+        for (const listener of resubscribed) listener();
+      },
+      () => {}, // lost again meanwhile: the next 'ready' tries again
+    );
+  });
 
   return {
     async publish(events) {
@@ -90,10 +130,29 @@ export function createRedisBus(url: string): EventBus {
     async subscribeProject(projectId, listener) {
       const topic = projectTopic(projectId);
       const unsubscribe = subscribeVia(pubSub, topic, listener);
-      await new Promise((resolve) => setImmediate(resolve));
-      // SUBSCRIBE is idempotent; awaiting it is how we know the channel is live.
-      await subscribeClient.subscribe(topic);
-      return unsubscribe;
+      channels.set(topic, (channels.get(topic) ?? 0) + 1);
+      let released = false;
+      const release = () => {
+        if (released) return;
+        released = true;
+        unsubscribe();
+        const left = (channels.get(topic) ?? 1) - 1;
+        if (left > 0) channels.set(topic, left);
+        else channels.delete(topic);
+      };
+      try {
+        await new Promise((resolve) => setImmediate(resolve));
+        // SUBSCRIBE is idempotent; awaiting it is how we know the channel is live.
+        await subscribeClient.subscribe(topic);
+      } catch (error) {
+        release();
+        throw error;
+      }
+      return release;
+    },
+    onResubscribed(listener) {
+      resubscribed.add(listener);
+      return () => void resubscribed.delete(listener);
     },
     async close() {
       publishClient.disconnect();

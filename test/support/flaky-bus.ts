@@ -42,6 +42,7 @@ export function createFlakyBus(inner: EventBus = createMemoryBus()) {
         unsubscribe();
       };
     },
+    onResubscribed: (listener) => inner.onResubscribed(listener),
     close: () => inner.close(),
   };
   return Object.assign(state, { bus });

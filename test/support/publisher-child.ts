@@ -9,6 +9,7 @@ const orm = await createOrm({ kind: 'postgresql', url: process.env.CHILD_DATABAS
 const hangingBus: EventBus = {
   publish: () => new Promise(() => {}),
   subscribeProject: async () => () => {},
+  onResubscribed: () => () => {},
   close: async () => {},
 };
 const publisher = new OutboxPublisher({
