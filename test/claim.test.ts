@@ -40,7 +40,7 @@ async function claim(options: Partial<ClaimOptions> & { limit: number }) {
 }
 
 /** What a publisher passes to its next claim once the bus accepted a batch. */
-const handOver = (batch: { token: string; rows: { id: string }[] }) => ({ ids: batch.rows.map((row) => row.id), token: batch.token });
+const handOver = (batch: { token: string; rows: { id: string }[] }) => ({ ids: batch.rows.map((row) => row.id), token: batch.token, mark: true });
 
 const statusOf = async (ids: string[]) => (await client.query('select distinct status from event_outbox where id = any($1)', [ids])).rows.map((row) => row.status);
 
@@ -90,6 +90,15 @@ describe('claimBatch', () => {
     // The first event is claimed and not yet published: nobody may take the second.
     expect((await claim({ limit: 10 })).rows).toEqual([]);
     const second = await claim({ limit: 10, handedOver: handOver(first) });
+    expect(second.rows.map((row) => [row.aggregate_id, row.sequence])).toEqual([[sessionIds[0], 2]]);
+  });
+
+  it('leaves the update of a handed-over batch to the caller when told to, still claiming past it', async () => {
+    const { sessionIds } = await seedPendingEvents(client, { sessions: 1, perSession: 2 });
+    const first = await claim({ limit: 1 });
+    const second = await claim({ limit: 10, handedOver: { ...handOver(first), mark: false } });
+    expect(second.marked).toBe(0);
+    expect(await statusOf(first.rows.map((row) => row.id))).toEqual(['pending']);
     expect(second.rows.map((row) => [row.aggregate_id, row.sequence])).toEqual([[sessionIds[0], 2]]);
   });
 
@@ -177,7 +186,7 @@ describe('the claim plan', () => {
     await client.query(`update event_outbox set status = 'published', published_at = now() where sequence <= 10`);
     await client.query('vacuum analyze event_outbox');
     const handedOver = (await client.query('select id from event_outbox where sequence = 11 limit 400')).rows.map((row) => row.id);
-    const scans = await tableScans({ handedOver: { ids: handedOver, token: crypto.randomUUID() }, walkAfter: aggregateAt(1) });
+    const scans = await tableScans({ handedOver: { ids: handedOver, token: crypto.randomUUID(), mark: true }, walkAfter: aggregateAt(1) });
     expect(scans.filter((line) => !expected(line))).toEqual([]);
   });
 });

@@ -156,7 +156,7 @@ export class OutboxPublisher {
     const walkFrom = this.#walkAfter;
     const handedOver = this.#handedOver;
     const marking = this.#marking;
-    const result = await this.#claim(token, handedOver && (marking ? { ids: handedOver.ids, token: null } : handedOver));
+    const result = await this.#claim(token, handedOver && { ids: handedOver.ids, token: handedOver.token, mark: !marking });
     this.#handedOver = null;
     if (handedOver && !marking) this.#reportPublished(handedOver.rows, result.marked);
     this.#walkAfter = result.walkAfter;

@@ -20,12 +20,12 @@ export interface ClaimOptions {
   token: string;
   leaseMs: number;
   /**
-   * The previous batch's events that the bus accepted: the claim counts them as published already
-   * when it looks for heads, so the next events of their aggregates can be claimed. With their
-   * claim's `token` it also marks them published (where they are still held under it), in the
-   * same statement; with `token: null` their update runs elsewhere.
+   * The previous batch, all of whose events the bus accepted: the claim counts the events still
+   * held under its `token` as published already when it looks for heads, so the next events of
+   * their aggregates can be claimed. With `mark`, it also marks them published (where they are
+   * still held under that token) in the same statement; without, their update runs elsewhere.
    */
-  handedOver?: { ids: readonly string[]; token: string | null } | null;
+  handedOver?: { ids: readonly string[]; token: string; mark: boolean } | null;
   /** Resume the walk over aggregates after this aggregate id (null: from the start). */
   walkAfter?: string | null;
   /** At most this many aggregates are looked at per claim (default: 2 * limit). */
@@ -85,7 +85,7 @@ export async function claimBatch(orm: Orm, options: ClaimOptions): Promise<Claim
 export function claimBatchQuery(options: ClaimOptions): CompiledQuery<ClaimRow> {
   const { limit, token, leaseMs } = options;
   const parameters = [
-    options.handedOver?.ids ?? [],
+    options.handedOver?.mark ? options.handedOver.ids : [],
     options.handedOver?.token ?? null,
     limit,
     options.walkLimit ?? limit * 2,
@@ -106,8 +106,11 @@ export function claimBatchQuery(options: ClaimOptions): CompiledQuery<ClaimRow> 
 const claimable = (t: string) =>
   `${t}.status <> 'published' and ${t}.status <> 'failed' and ${t}.next_retry_at <= now() and (${t}.claimed_until is null or ${t}.claimed_until <= now())`;
 
-// $1 handed-over ids, $2 their claim token, $3 limit, $4 walk limit, $5 lease in seconds,
-// $6 this claim's token, $7 (only when walking after an aggregate) where the walk starts.
+const notHandedOver = `coalesce(claim_token <> $2::uuid, true)`;
+
+// $1 handed-over ids to mark published here, $2 the handed-over batch's claim token, $3 limit,
+// $4 walk limit, $5 lease in seconds, $6 this claim's token, $7 (only when walking after an
+// aggregate) where the walk starts.
 const claimStatement = (walkAfter: boolean) => `
     with recursive marked as (
       update event_outbox
@@ -115,13 +118,15 @@ const claimStatement = (walkAfter: boolean) => `
       where id = any($1::uuid[]) and claim_token = $2::uuid
       returning id
     ),
-    -- Heads: the first event of each aggregate that is not published, counting handed-over ones
-    -- as published (this statement's snapshot does not see the update above).
+    -- Heads: the first event of each aggregate that is not published, counting the handed-over
+    -- batch's (still held under its token) as published: this statement's snapshot does not see
+    -- the update above, and that batch may be being marked on another connection. One column
+    -- check per row, not a search of the batch's ids.
     walk as (
       (
         select aggregate_id, sequence, status, next_retry_at, claimed_until, created_at, 1 as step
         from event_outbox
-        where status <> 'published' and id <> all($1::uuid[]) ${walkAfter ? 'and aggregate_id > $7::uuid' : ''}
+        where status <> 'published' and ${notHandedOver} ${walkAfter ? 'and aggregate_id > $7::uuid' : ''}
         order by aggregate_id, sequence
         limit 1
       )
@@ -132,7 +137,7 @@ const claimStatement = (walkAfter: boolean) => `
         cross join lateral (
           select aggregate_id, sequence, status, next_retry_at, claimed_until, created_at
           from event_outbox
-          where status <> 'published' and id <> all($1::uuid[]) and aggregate_id > walk.aggregate_id
+          where status <> 'published' and ${notHandedOver} and aggregate_id > walk.aggregate_id
           order by aggregate_id, sequence
           limit 1
         ) next
