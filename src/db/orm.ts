@@ -103,13 +103,13 @@ const preparedNames = new Map<string, string>();
  * statement as usual.
  */
 export async function runPrepared<Row>(orm: Orm, query: CompiledQuery<Row>, prepare = true): Promise<Row[]> {
-  const em = forkEm(orm);
-  const native: unknown = prepare ? await em.getConnection().getNativeClient() : null;
+  // The connection is shared and context-free: no EntityManager fork on this hot path.
+  const native: unknown = prepare ? await orm.em.getConnection().getNativeClient() : null;
   if (native instanceof pg.Pool) {
     let name = preparedNames.get(query.sql);
     if (!name) preparedNames.set(query.sql, (name = `chat_outbox_${createHash('sha1').update(query.sql).digest('hex').slice(0, 16)}`));
     const result = await native.query({ name, text: query.sql, values: [...query.parameters] });
     return result.rows as Row[];
   }
-  return (await em.getKysely().executeQuery(query)).rows;
+  return (await forkEm(orm).getKysely().executeQuery(query)).rows;
 }

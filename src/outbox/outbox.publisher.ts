@@ -84,7 +84,7 @@ export class OutboxPublisher {
   #lastCycleAt: Date | null = null;
   #listening = false;
   /** The last batch's events the bus accepted, counted as published by the next claim (see #cycle). */
-  #handedOver: { ids: string[]; token: string; rows: OutboxRow[] } | null = null;
+  #handedOver: { token: string; rows: OutboxRow[] } | null = null;
   /** A large batch's "published" update, running beside the next claim. */
   #marking: Promise<void> | null = null;
   /** Where the next claim's walk over aggregates resumes (null: from the start). */
@@ -156,7 +156,7 @@ export class OutboxPublisher {
     const walkFrom = this.#walkAfter;
     const handedOver = this.#handedOver;
     const marking = this.#marking;
-    const result = await this.#claim(token, handedOver && { ids: handedOver.ids, token: handedOver.token, mark: !marking });
+    const result = await this.#claim(token, handedOver && { ids: handedOver.rows.map((row) => row.id), token: handedOver.token, mark: !marking });
     this.#handedOver = null;
     if (handedOver && !marking) this.#reportPublished(handedOver.rows, result.marked);
     this.#walkAfter = result.walkAfter;
@@ -169,10 +169,9 @@ export class OutboxPublisher {
         if (outcome.failures.length > 0 || outcome.unattempted.length > 0) {
           await this.#record(claimed, outcome, token);
         } else {
-          const ids = outcome.published.map((row) => row.id);
-          this.#handedOver = { ids, token, rows: outcome.published };
-          if (ids.length >= MARK_ALONGSIDE_FROM) {
-            const marking = this.#markPublished(ids, token, outcome.published);
+          this.#handedOver = { token, rows: outcome.published };
+          if (outcome.published.length >= MARK_ALONGSIDE_FROM) {
+            const marking = this.#markPublished(token, outcome.published);
             marking.catch(() => {}); // surfaced by #settle; never an unhandled rejection meanwhile
             this.#marking = marking;
           }
@@ -221,12 +220,12 @@ export class OutboxPublisher {
     const handedOver = this.#handedOver;
     if (all && handedOver) {
       this.#handedOver = null;
-      await this.#markPublished(handedOver.ids, handedOver.token, handedOver.rows);
+      await this.#markPublished(handedOver.token, handedOver.rows);
     }
   }
 
-  async #markPublished(ids: string[], token: string, rows: OutboxRow[]): Promise<void> {
-    this.#reportPublished(rows, await markPublished(forkEm(this.#deps.orm).getKysely(), ids, token));
+  async #markPublished(token: string, rows: OutboxRow[]): Promise<void> {
+    this.#reportPublished(rows, await markPublished(forkEm(this.#deps.orm).getKysely(), rows.map((row) => row.id), token));
   }
 
   #reportPublished(rows: OutboxRow[], marked: number): void {
