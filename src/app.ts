@@ -26,7 +26,10 @@ export interface AppOverrides {
  * `main.ts` adds signals and printing; tests start it on port 0 and stop it.
  */
 export async function startApp(config: AppConfig, logger: Logger, overrides: AppOverrides = {}) {
-  const orm: Orm = await createOrm(config.database);
+  // The request pool's statements end with the operation deadline: PostgreSQL cancels one that
+  // runs longer, so a cancelled operation does not keep a backend busy (PGlite has no such limit).
+  const deadline = config.operationLimits.operationTimeoutMs;
+  const orm: Orm = await createOrm(config.database, deadline > 0 ? { settings: { statement_timeout: `${deadline}ms` } } : {});
   const closers: (() => Promise<void>)[] = [() => orm.close()];
   const closeAll = async () => {
     for (const close of closers.reverse()) await close().catch((error) => logger.error({ err: String(error) }, 'error while closing'));
@@ -34,7 +37,7 @@ export async function startApp(config: AppConfig, logger: Logger, overrides: App
 
   try {
     if (config.migrateOnStart) {
-      const applied = await migrateToLatest(orm);
+      const applied = await migrate(config, orm);
       logger.info({ database: config.database.kind, applied }, applied.length ? 'migrations applied' : 'database schema is up to date');
     }
     if (config.seedDemo) {
@@ -131,6 +134,7 @@ export async function startApp(config: AppConfig, logger: Logger, overrides: App
       health,
       serveMetrics: config.metricsEnabled,
       keepAliveMs: config.subscriptions.keepAliveMs,
+      limits: config.operationLimits,
     });
     const running: RunningServer = await server.start(config.port, config.host);
     closers.push(() => server.stop());
@@ -166,6 +170,20 @@ export async function startApp(config: AppConfig, logger: Logger, overrides: App
   } catch (error) {
     await closeAll();
     throw error;
+  }
+}
+
+/**
+ * On PostgreSQL, migrations run on a connection of their own, free of the request pool's
+ * statement timeout; PGlite is one in-process backend with no such timeout.
+ */
+async function migrate(config: AppConfig, requestOrm: Orm): Promise<string[]> {
+  if (config.database.kind === 'pglite') return migrateToLatest(requestOrm);
+  const own = await createOrm(config.database);
+  try {
+    return await migrateToLatest(own);
+  } finally {
+    await own.close();
   }
 }
 

@@ -52,6 +52,39 @@ export interface AppConfig {
   analyticsRollupBatchSize: number;
   outbox: OutboxPublisherOptions;
   subscriptions: SubscriptionOptions;
+  operationLimits: OperationLimits;
+}
+
+/**
+ * What one operation may ask of the server. Every operation in docs/ passes with room to spare
+ * (a test checks); a request beyond any limit is refused before it runs, with QUERY_TOO_COMPLEX.
+ */
+export interface OperationLimits {
+  /** Deepest selection nesting (`GRAPHQL_MAX_DEPTH`, default 12). */
+  maxDepth: number;
+  /** Most aliased fields in one document (`GRAPHQL_MAX_ALIASES`, default 20). */
+  maxAliases: number;
+  /** Most lexical tokens in one document; the parser stops there (`GRAPHQL_MAX_TOKENS`, default 2000). */
+  maxTokens: number;
+  /** Most directives in one document (`GRAPHQL_MAX_DIRECTIVES`, default 20). */
+  maxDirectives: number;
+  /**
+   * Highest cost of one operation (`GRAPHQL_MAX_COST`, default 10000): every field costs 1, and a
+   * connection's selection counts once per item of the page it asks for (`first`, default 20).
+   */
+  maxCost: number;
+  /** Items assumed for a list that is not a paginated connection, in the cost (`GRAPHQL_LIST_SIZE_GUESS`, default 10). */
+  listSizeGuess: number;
+  /** Most mutation root fields in one request, so one request is a bounded number of writes (`GRAPHQL_MAX_MUTATION_FIELDS`, default 3). */
+  maxMutationFields: number;
+  /** Largest HTTP request body (`HTTP_MAX_BODY_BYTES`, default 131072 = 128 KiB); larger is 413 PAYLOAD_TOO_LARGE. */
+  maxBodyBytes: number;
+  /**
+   * Deadline of one query or mutation (`OPERATION_TIMEOUT_MS`, default 10000; 0: none). Past it the
+   * operation is answered with TIMEOUT and aborted, and PostgreSQL cancels a statement of the
+   * request pool that runs longer (its `statement_timeout`).
+   */
+  operationTimeoutMs: number;
 }
 
 export const OUTBOX_WAKE_MODES = ['all', 'in-process', 'poll'] as const;
@@ -183,6 +216,17 @@ export function loadConfig(env: Env = process.env): AppConfig {
       bufferSize: readInteger(env, 'SUBSCRIPTION_BUFFER_SIZE', 1_000, 1, 1_000_000),
       authRecheckMs: readInteger(env, 'SUBSCRIPTION_AUTH_RECHECK_MS', 5_000, 0, 3_600_000),
       keepAliveMs: readInteger(env, 'WS_KEEPALIVE_MS', 12_000, 0, 3_600_000),
+    },
+    operationLimits: {
+      maxDepth: readInteger(env, 'GRAPHQL_MAX_DEPTH', 12, 1, 1_000),
+      maxAliases: readInteger(env, 'GRAPHQL_MAX_ALIASES', 20, 0, 10_000),
+      maxTokens: readInteger(env, 'GRAPHQL_MAX_TOKENS', 2_000, 10, 1_000_000),
+      maxDirectives: readInteger(env, 'GRAPHQL_MAX_DIRECTIVES', 20, 0, 10_000),
+      maxCost: readInteger(env, 'GRAPHQL_MAX_COST', 10_000, 1, 100_000_000),
+      listSizeGuess: readInteger(env, 'GRAPHQL_LIST_SIZE_GUESS', 10, 1, 10_000),
+      maxMutationFields: readInteger(env, 'GRAPHQL_MAX_MUTATION_FIELDS', 3, 1, 1_000),
+      maxBodyBytes: readInteger(env, 'HTTP_MAX_BODY_BYTES', 131_072, 1_024, 104_857_600),
+      operationTimeoutMs: readInteger(env, 'OPERATION_TIMEOUT_MS', 10_000, 0, 3_600_000),
     },
     metricsEnabled: readBoolean(env, 'METRICS_ENABLED', true),
     healthCheckTimeoutMs: readInteger(env, 'HEALTH_CHECK_TIMEOUT_MS', 2_000, 100, 60_000),

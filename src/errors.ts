@@ -10,6 +10,14 @@ export const ERROR_CODES = [
   'CONFLICT',
   /** A subscription fell too far behind its client and was ended; resume with `after`. */
   'SLOW_CONSUMER',
+  /** The request is not a well-formed GraphQL request (unparseable variables, no body length). */
+  'BAD_REQUEST',
+  /** The operation exceeds a limit on depth, aliases, tokens, directives, cost or mutation fields. */
+  'QUERY_TOO_COMPLEX',
+  /** The request body is larger than `HTTP_MAX_BODY_BYTES`. */
+  'PAYLOAD_TOO_LARGE',
+  /** The operation ran past `OPERATION_TIMEOUT_MS` and was cancelled. */
+  'TIMEOUT',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 

@@ -6,10 +6,12 @@ import { useServer } from 'graphql-ws/use/ws';
 import { createYoga } from 'graphql-yoga';
 import { WebSocketServer } from 'ws';
 import type { TokenService } from './auth/token.ts';
+import type { OperationLimits } from './config.ts';
 import type { Orm } from './db/orm.ts';
 import type { EventStreams } from './events/event-subscription.service.ts';
 import { createContextFactory, type GraphQLContext } from './graphql/context.ts';
-import { maskError, useRequestErrorCodes } from './graphql/errors.ts';
+import { maskError, useRequestErrorCodes, useRequestParseErrors, withoutHttpExtension } from './graphql/errors.ts';
+import { useOperationLimits } from './graphql/operation-limits.ts';
 import { createHealthChecks, type HealthChecks } from './health/health-checks.ts';
 import type { Logger } from './logger.ts';
 import { useOperationObservability } from './observability/graphql-operations.plugin.ts';
@@ -55,6 +57,8 @@ export interface ServerDeps {
   logger: Logger;
   /** graphql-ws ping interval in ms (0: off). Transport keep-alive; never an outbox event. */
   keepAliveMs: number;
+  /** What one operation and one request body may ask of the server. */
+  limits: OperationLimits;
   /** Instruments the server records into (a fresh registry when absent). */
   metrics?: Metrics;
   /** Serve them at GET /metrics (`METRICS_ENABLED`, default true). */
@@ -87,7 +91,9 @@ export function buildServer(deps: ServerDeps) {
       return createContext(socketAuthorization !== undefined ? socketAuthorization : request?.headers.get('authorization'), log);
     },
     maskedErrors: { maskError },
-    plugins: [useRequestErrorCodes(), useOperationObservability({ metrics, logger: deps.logger })],
+    // Checked against Content-Length before reading, and counted while a body without one streams in.
+    maxRequestBodySize: deps.limits.maxBodyBytes,
+    plugins: [useRequestParseErrors(), useOperationLimits(deps.limits), useRequestErrorCodes(), useOperationObservability({ metrics, logger: deps.logger })],
     // Served from the npm package: GraphiQL works without internet access.
     renderGraphiQL,
     graphiql: { title: 'chat-outbox', subscriptionsProtocol: 'WS' },
@@ -117,7 +123,7 @@ export function buildServer(deps: ServerDeps) {
           document = parse(payload.query);
         } catch (error) {
           // A syntax error is this operation's problem: answer it, keep the socket open.
-          if (error instanceof GraphQLError) return [error];
+          if (error instanceof GraphQLError) return [withoutHttpExtension(error)];
           throw error;
         }
         const args = {
@@ -129,7 +135,7 @@ export function buildServer(deps: ServerDeps) {
           rootValue: { execute, subscribe },
         };
         const errors = validate(args.schema, args.document);
-        if (errors.length) return errors;
+        if (errors.length) return errors.map(withoutHttpExtension);
         return args;
       },
     },

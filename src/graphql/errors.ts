@@ -46,3 +46,31 @@ export function useRequestErrorCodes(): Plugin {
     },
   };
 }
+
+/**
+ * yoga's own request parsers throw plain errors on some malformed requests (a GET whose
+ * `variables` is not JSON), which would be answered as 500 INTERNAL_SERVER_ERROR. Whatever a
+ * parser cannot read is the client's mistake: 400 BAD_REQUEST.
+ */
+export function useRequestParseErrors(): Plugin {
+  return {
+    onRequestParse({ requestParser, setRequestParser }) {
+      if (!requestParser) return;
+      setRequestParser(async (request) => {
+        try {
+          return await requestParser(request);
+        } catch (error) {
+          if (error instanceof GraphQLError) throw error;
+          throw new GraphQLError('The request could not be read as a GraphQL request.', { extensions: { code: 'BAD_REQUEST', http: { status: 400 } } });
+        }
+      });
+    },
+  };
+}
+
+/** graphql-ws has no HTTP status: the hint for yoga is dropped before an error goes out there. */
+export function withoutHttpExtension(error: GraphQLError): GraphQLError {
+  if (!error.extensions?.http) return error;
+  const { http: _http, ...extensions } = error.extensions;
+  return new GraphQLError(error.message, { nodes: error.nodes, source: error.source, positions: error.positions, path: error.path, originalError: error.originalError, extensions });
+}

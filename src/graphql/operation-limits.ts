@@ -1,0 +1,222 @@
+import { maxAliasesRule } from '@escape.tech/graphql-armor-max-aliases';
+import { maxDepthRule } from '@escape.tech/graphql-armor-max-depth';
+import { maxDirectivesRule } from '@escape.tech/graphql-armor-max-directives';
+import {
+  getNamedType,
+  GraphQLError,
+  isListType,
+  isNonNullType,
+  isObjectType,
+  Kind,
+  parse,
+  type ASTVisitor,
+  type DocumentNode,
+  type GraphQLSchema,
+  type GraphQLOutputType,
+  type SelectionSetNode,
+  type ValidationContext,
+  type ValidationRule,
+} from 'graphql';
+import { getComplexity, type ComplexityEstimator } from 'graphql-query-complexity';
+import type { Plugin } from 'graphql-yoga';
+import type { OperationLimits } from '../config.ts';
+import { DEFAULT_PAGE_SIZE } from '../db/pagination.ts';
+import type { ErrorCode } from '../errors.ts';
+import { withoutHttpExtension } from './errors.ts';
+
+/**
+ * A request the server refuses because of a limit, not its meaning. `http.status` sets the HTTP
+ * status over yoga (graphql-ws has none) and yoga strips it from the response; `spec: false` keeps
+ * that status for `application/json` too, where yoga would answer a validation error with 200.
+ */
+export function requestRejected(code: ErrorCode, message: string, status: number, details: Record<string, unknown> = {}): GraphQLError {
+  return new GraphQLError(message, { extensions: { code, ...details, http: { status, spec: false } } });
+}
+
+const tooComplex = (message: string, details: Record<string, unknown> = {}) => requestRejected('QUERY_TOO_COMPLEX', message, 400, details);
+
+/**
+ * Cost of one field: 1, plus its selection times the page it asks for on connections (`first`, or
+ * the default page) and a fixed guess on other lists. Introspection costs nothing here: graphql's
+ * own MaxIntrospectionDepthRule (in its specified rules) bounds it.
+ */
+function costEstimator(listSize: number): ComplexityEstimator {
+  return ({ type, field, args, childComplexity }) => {
+    if (field.name.startsWith('__')) return 0;
+    // A connection's `nodes` and `edges` are the page its field already counted.
+    if (isConnectionObject(type)) return 1 + childComplexity;
+    if (isConnection(field.type)) {
+      const page = typeof args.first === 'number' ? args.first : DEFAULT_PAGE_SIZE;
+      return 1 + childComplexity * Math.max(page, 1);
+    }
+    return 1 + childComplexity * (isList(field.type) ? listSize : 1);
+  };
+}
+
+const isList = (type: GraphQLOutputType): boolean => isListType(isNonNullType(type) ? type.ofType : type);
+
+const isConnection = (type: GraphQLOutputType): boolean => isConnectionObject(getNamedType(type));
+
+function isConnectionObject(type: unknown): boolean {
+  return isObjectType(type) && 'pageInfo' in type.getFields() && 'nodes' in type.getFields();
+}
+
+/** At most `max` root fields in a mutation (fragments included): one request, a bounded number of writes. */
+function maxMutationFieldsRule(max: number): ValidationRule {
+  return (context: ValidationContext): ASTVisitor => ({
+    OperationDefinition(operation) {
+      if (operation.operation !== 'mutation') return;
+      const count = countRootFields(context, operation.selectionSet, new Set());
+      if (count > max) {
+        context.reportError(tooComplex(`A request may run at most ${max} mutation fields, this one has ${count}.`, { limit: 'mutationFields', max }));
+      }
+    },
+  });
+}
+
+function countRootFields(context: ValidationContext, selectionSet: SelectionSetNode, seen: Set<string>): number {
+  let count = 0;
+  for (const selection of selectionSet.selections) {
+    if (selection.kind === Kind.FIELD) {
+      if (selection.name.value !== '__typename') count += 1;
+    } else if (selection.kind === Kind.INLINE_FRAGMENT) {
+      count += countRootFields(context, selection.selectionSet, seen);
+    } else if (!seen.has(selection.name.value)) {
+      seen.add(selection.name.value);
+      const fragment = context.getFragment(selection.name.value);
+      if (fragment) count += countRootFields(context, fragment.selectionSet, seen);
+    }
+  }
+  return count;
+}
+
+/** graphql-armor rules report an uncoded "Syntax Error"; ours carry the code and the limit instead. */
+function armorOptions(limit: string, max: number) {
+  return {
+    n: max,
+    propagateOnRejection: false,
+    onReject: [
+      (context: ValidationContext | null, error: GraphQLError) =>
+        context?.reportError(tooComplex(error.message.replace(/^Syntax Error: /, ''), { limit, max })),
+    ],
+  };
+}
+
+/**
+ * yoga marks parse and validation errors `spec: true` (answered 200 under `application/json`)
+ * after our hooks have run; a refusal by limit stays the 4xx it was given. yoga's own body limit
+ * gets our code.
+ */
+function keepRefusalStatus(error: GraphQLError) {
+  const extensions = error.extensions as { code?: unknown; http?: { spec?: boolean } };
+  if (extensions.code === 'REQUEST_ENTITY_TOO_LARGE') extensions.code = 'PAYLOAD_TOO_LARGE';
+  if (extensions.http && (extensions.code === 'QUERY_TOO_COMPLEX' || extensions.code === 'PAYLOAD_TOO_LARGE')) extensions.http.spec = false;
+}
+
+/** graphql-ws operations have no HTTP request in their context, and no status to set. */
+const overTransport = (error: GraphQLError, context: unknown) =>
+  (context as { request?: unknown } | null)?.request ? error : withoutHttpExtension(error);
+
+/**
+ * The limits that depend on the document alone, as validation rules (yoga caches a document's
+ * validation, so nothing here may depend on variables).
+ */
+export function operationLimitRules(limits: OperationLimits): ValidationRule[] {
+  return [
+    maxDepthRule(armorOptions('depth', limits.maxDepth)),
+    maxAliasesRule(armorOptions('aliases', limits.maxAliases)),
+    maxDirectivesRule(armorOptions('directives', limits.maxDirectives)),
+    maxMutationFieldsRule(limits.maxMutationFields),
+  ];
+}
+
+/**
+ * The cost of one operation with its variables (`first: $n` counts as the `$n` sent), or a
+ * QUERY_TOO_COMPLEX error when it is above the limit.
+ */
+export function costRefusal(
+  limits: OperationLimits,
+  request: { schema: GraphQLSchema; document: DocumentNode; variableValues?: unknown; operationName?: string | null },
+): GraphQLError | null {
+  let cost: number;
+  try {
+    cost = getComplexity({
+      schema: request.schema,
+      query: request.document,
+      variables: (request.variableValues ?? {}) as Record<string, unknown>,
+      operationName: request.operationName ?? undefined,
+      estimators: [costEstimator(limits.listSizeGuess)],
+    });
+  } catch {
+    // Variables the operation cannot use: graphql's coercion answers that with BAD_USER_INPUT.
+    return null;
+  }
+  if (cost <= limits.maxCost) return null;
+  return tooComplex(`The operation costs ${cost}, more than the limit of ${limits.maxCost}.`, { limit: 'cost', max: limits.maxCost, cost });
+}
+
+/**
+ * The operation limits, for every transport (HTTP, SSE and graphql-ws all parse and validate
+ * through yoga's envelop):
+ * - tokens: counted by graphql's own parser, which stops at the limit, so a huge document costs
+ *   no more than the limit to reject; a document nested deep enough to exhaust the stack is
+ *   refused the same way instead of crashing the request;
+ * - depth, aliases and directives (graphql-armor) and mutation root fields: validation rules,
+ *   checked before anything runs;
+ * - cost (graphql-query-complexity, multiplied by page sizes): it depends on the variables, so it
+ *   is checked per request, after validation and before execution or subscription;
+ * - the execution deadline: a query or mutation still running after it is answered with TIMEOUT
+ *   and its execution is aborted (no further resolvers run); the request pool's
+ *   `statement_timeout` bounds the SQL statement that was in flight.
+ * Each rejection is coded (QUERY_TOO_COMPLEX, TIMEOUT) and, over HTTP, a 4xx/5xx status.
+ */
+export function useOperationLimits(limits: OperationLimits): Plugin {
+  const rules = operationLimitRules(limits);
+  return {
+    onParse({ setParseFn }) {
+      setParseFn((source, options) => {
+        try {
+          return parse(source, { ...options, maxTokens: limits.maxTokens });
+        } catch (error) {
+          if (error instanceof RangeError) throw tooComplex('The document is nested too deeply to parse.', { limit: 'nesting' });
+          if (error instanceof GraphQLError && /more than \d+ tokens/.test(error.message)) {
+            throw tooComplex(`The document has more than ${limits.maxTokens} tokens.`, { limit: 'tokens', max: limits.maxTokens });
+          }
+          throw error;
+        }
+      });
+    },
+    onValidate({ addValidationRule }) {
+      for (const rule of rules) addValidationRule(rule);
+    },
+    onSubscribe({ args, setResultAndStopExecution }) {
+      const refusal = costRefusal(limits, args);
+      if (refusal) setResultAndStopExecution({ errors: [overTransport(refusal, args.contextValue)] });
+    },
+    onResultProcess({ result }) {
+      for (const single of Array.isArray(result) ? result : [result]) {
+        if ('errors' in single && single.errors) single.errors.forEach(keepRefusalStatus);
+      }
+    },
+    onExecute({ args, executeFn, setExecuteFn, setResultAndStopExecution }) {
+      const refusal = costRefusal(limits, args);
+      if (refusal) return setResultAndStopExecution({ errors: [overTransport(refusal, args.contextValue)] });
+      if (limits.operationTimeoutMs <= 0) return;
+      // yoga's executor takes `signal` (the request's own, which ends when the client goes away).
+      setExecuteFn((executeArgs: Parameters<typeof executeFn>[0] & { signal?: AbortSignal }) => {
+        const deadline = AbortSignal.timeout(limits.operationTimeoutMs);
+        const timeout = requestRejected('TIMEOUT', `The operation did not finish within ${limits.operationTimeoutMs} ms and was cancelled.`, 503, {
+          timeoutMs: limits.operationTimeoutMs,
+        });
+        const signal = executeArgs.signal ? AbortSignal.any([executeArgs.signal, deadline]) : deadline;
+        return new Promise((resolve, reject) => {
+          const onTimeout = () => resolve({ errors: [timeout] });
+          deadline.addEventListener('abort', onTimeout, { once: true });
+          Promise.resolve(executeFn({ ...executeArgs, signal } as Parameters<typeof executeFn>[0]))
+            .then(resolve, (error) => (deadline.aborted ? resolve({ errors: [timeout] }) : reject(error)))
+            .finally(() => deadline.removeEventListener('abort', onTimeout));
+        });
+      });
+    },
+  };
+}
