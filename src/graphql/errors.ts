@@ -49,8 +49,9 @@ export function useRequestErrorCodes(): Plugin {
 
 /**
  * yoga's own request parsers throw plain errors on some malformed requests (a GET whose
- * `variables` is not JSON), which would be answered as 500 INTERNAL_SERVER_ERROR. Whatever a
- * parser cannot read is the client's mistake: 400 BAD_REQUEST.
+ * `variables` is not JSON: 500 INTERNAL_SERVER_ERROR) and uncoded ones on others (a multipart
+ * body whose `operations` is not JSON: 200). Whatever a parser cannot read is the client's
+ * mistake: 400 BAD_REQUEST.
  */
 export function useRequestParseErrors(): Plugin {
   return {
@@ -60,8 +61,10 @@ export function useRequestParseErrors(): Plugin {
         try {
           return await requestParser(request);
         } catch (error) {
-          if (error instanceof GraphQLError) throw error;
-          throw new GraphQLError('The request could not be read as a GraphQL request.', { extensions: { code: 'BAD_REQUEST', http: { status: 400 } } });
+          // yoga's own refusals (body too large, bad JSON) already carry a code and a status.
+          if (error instanceof GraphQLError && error.extensions?.code) throw error;
+          const message = error instanceof GraphQLError ? error.message : 'The request could not be read as a GraphQL request.';
+          throw new GraphQLError(message, { extensions: { code: 'BAD_REQUEST', http: { status: 400, spec: false } } });
         }
       });
     },
