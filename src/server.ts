@@ -6,11 +6,14 @@ import { useServer } from 'graphql-ws/use/ws';
 import { createYoga } from 'graphql-yoga';
 import { WebSocketServer } from 'ws';
 import type { TokenService } from './auth/token.ts';
+import type { CorsConfig } from './config.ts';
 import type { Orm } from './db/orm.ts';
 import type { EventStreams } from './events/event-subscription.service.ts';
 import { createContextFactory, type GraphQLContext } from './graphql/context.ts';
 import { maskError, useRequestErrorCodes } from './graphql/errors.ts';
 import { createHealthChecks, type HealthChecks } from './health/health-checks.ts';
+import { corsPolicy } from './http/cors-policy.ts';
+import { useCsrfPrevention } from './http/csrf-prevention.plugin.ts';
 import type { Logger } from './logger.ts';
 import { useOperationObservability } from './observability/graphql-operations.plugin.ts';
 import { graphqlWsMetricsHooks } from './observability/graphql-ws.metrics.ts';
@@ -61,6 +64,8 @@ export interface ServerDeps {
   serveMetrics?: boolean;
   /** What /health/ready reports (database and migrations only when absent). */
   health?: HealthChecks;
+  /** Origins allowed cross-origin (`CORS_ORIGINS`); none when absent. */
+  cors?: CorsConfig;
 }
 
 export interface RunningServer {
@@ -87,7 +92,8 @@ export function buildServer(deps: ServerDeps) {
       return createContext(socketAuthorization !== undefined ? socketAuthorization : request?.headers.get('authorization'), log);
     },
     maskedErrors: { maskError },
-    plugins: [useRequestErrorCodes(), useOperationObservability({ metrics, logger: deps.logger })],
+    plugins: [useCsrfPrevention(), useRequestErrorCodes(), useOperationObservability({ metrics, logger: deps.logger })],
+    cors: corsPolicy(deps.cors ?? { origins: [] }),
     // Served from the npm package: GraphiQL works without internet access.
     renderGraphiQL,
     graphiql: { title: 'chat-outbox', subscriptionsProtocol: 'WS' },
