@@ -260,22 +260,29 @@ function readList(env: Env, name: string): string[] | null {
   return raw.split(',').map((item) => item.trim()).filter(Boolean);
 }
 
-const MISSING_AUTH =
-  'set JWT_SECRET (a random string of at least 32 characters) or JWT_JWKS_URL (with JWT_ISSUER and JWT_AUDIENCE) to check bearer tokens;' +
-  ' the published development secret is used only by the embedded demo (no DATABASE_URL, loopback HOST, NODE_ENV not production)';
-
 function readAuth(env: Env, where: { nodeEnv: string; database: DatabaseConfig; host: string }, options: LoadOptions): AuthConfig {
   const jwks = readJwks(env);
   // The demo secret is printed in this file: only a setup nobody else can reach may use it.
-  const devSecretAllowed = where.nodeEnv !== 'production' && where.database.kind === 'pglite' && isLoopbackHost(where.host);
+  const exposure =
+    where.nodeEnv === 'production'
+      ? 'NODE_ENV=production'
+      : where.database.kind === 'postgresql'
+        ? 'DATABASE_URL is set'
+        : isLoopbackHost(where.host)
+          ? null
+          : `HOST=${where.host} is reachable from other machines`;
   let secret = env.JWT_SECRET || null;
   if (secret !== null && secret.length < 32) throw new ConfigError('JWT_SECRET must be at least 32 characters long');
-  if (secret === DEV_JWT_SECRET && !devSecretAllowed) {
-    throw new ConfigError(`JWT_SECRET is the published development secret: ${MISSING_AUTH}`);
+  if (secret === DEV_JWT_SECRET && exposure) {
+    throw new ConfigError(`JWT_SECRET is the published development secret, refused because ${exposure}: set a random string of at least 32 characters`);
   }
   if (secret === null && jwks === null) {
-    if (devSecretAllowed) secret = DEV_JWT_SECRET;
-    else if (options.requireAuth !== false) throw new ConfigError(`JWT_SECRET or JWT_JWKS_URL is required: ${MISSING_AUTH}`);
+    if (!exposure) secret = DEV_JWT_SECRET;
+    else if (options.requireAuth !== false) {
+      throw new ConfigError(
+        `set JWT_SECRET (a random string of at least 32 characters) or JWT_JWKS_URL (with JWT_ISSUER and JWT_AUDIENCE): ${exposure}, so the published development secret is not used`,
+      );
+    }
   }
 
   const issuer = env.JWT_ISSUER || null;
