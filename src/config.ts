@@ -254,10 +254,10 @@ export function isLoopbackHost(host: string): boolean {
   return bare === 'localhost' || bare === '::1' || /^127(\.\d{1,3}){3}$/.test(bare) || bare === '::ffff:127.0.0.1';
 }
 
+/** A comma-separated list; unset, empty or only commas: null (the default applies). */
 function readList(env: Env, name: string): string[] | null {
-  const raw = env[name];
-  if (raw === undefined || raw.trim() === '') return null;
-  return raw.split(',').map((item) => item.trim()).filter(Boolean);
+  const items = (env[name] ?? '').split(',').map((item) => item.trim()).filter(Boolean);
+  return items.length ? items : null;
 }
 
 function readAuth(env: Env, where: { nodeEnv: string; database: DatabaseConfig; host: string }, options: LoadOptions): AuthConfig {

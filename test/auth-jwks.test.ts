@@ -220,7 +220,39 @@ describe('JWT_SECRET and JWT_JWKS_URL together', () => {
 });
 
 describe('when the provider cannot be reached', () => {
-  it('refuses its tokens with UNAUTHENTICATED (never a 500) and logs a warning for the operator', async () => {
+  const unavailable = async (t: TestApp, token: string) => {
+    const result = await gqlWith(t, token, VIEWER);
+    expect(result.status).toBeLessThan(500);
+    expect(errorCode(result)).toBe('UNAUTHENTICATED');
+    expect(result.errors?.[0]?.message).toMatch(/signing keys are unavailable/);
+  };
+  const authLogs = (logs: ReturnType<typeof captureLogs>) => logs.records().filter((r) => r.component === 'auth').map((r) => [r.level, r.msg]);
+
+  it('refuses its tokens with UNAUTHENTICATED (never a 500), warns once, and accepts them again once it answers', async () => {
+    const provider = await TestIdentityProvider.start();
+    const key = await generateProviderKey('rsa-1', 'RS256');
+    provider.published = [key];
+    provider.available = false;
+    const logs = captureLogs('info');
+    const t = await startTestApp(provider.env(), { logger: logs.logger });
+    try {
+      await unavailable(t, await provider.sign(key, 'u'));
+      await unavailable(t, await provider.sign(key, 'u'));
+      expect(authLogs(logs)).toEqual([[40, expect.stringMatching(/could not fetch the JWKS/)]]);
+
+      provider.available = true;
+      expect((await gqlWith(t, await provider.sign(key, 'back'), VIEWER)).data.viewer.userId).toBe('back');
+      expect(authLogs(logs)).toEqual([
+        [40, expect.stringMatching(/could not fetch the JWKS/)],
+        [30, 'the JWKS can be fetched again'],
+      ]);
+    } finally {
+      await t.stop();
+      await provider.stop();
+    }
+  });
+
+  it('refuses its tokens with UNAUTHENTICATED when nothing listens at JWT_JWKS_URL', async () => {
     const provider = await TestIdentityProvider.start();
     const key = await generateProviderKey('rsa-1', 'RS256');
     const env = provider.env();
@@ -228,11 +260,8 @@ describe('when the provider cannot be reached', () => {
     const logs = captureLogs('warn');
     const t = await startTestApp(env, { logger: logs.logger });
     try {
-      const result = await gqlWith(t, await provider.sign(key, 'u'), VIEWER);
-      expect(result.status).toBeLessThan(500);
-      expect(errorCode(result)).toBe('UNAUTHENTICATED');
-      expect(result.errors?.[0]?.message).toMatch(/signing keys are unavailable/);
-      expect(logs.records().some((r) => r.component === 'auth' && /could not fetch the JWKS/.test(r.msg))).toBe(true);
+      await unavailable(t, await provider.sign(key, 'u'));
+      expect(authLogs(logs)).toEqual([[40, expect.stringMatching(/could not fetch the JWKS/)]]);
     } finally {
       await t.stop();
     }

@@ -119,6 +119,7 @@ describe('bearer token settings', () => {
     [{ JWT_JWKS_URL: 'not a url' }, /JWT_JWKS_URL must be a URL/],
     [{ JWT_ISSUER: '' }, /JWT_ISSUER is required with JWT_JWKS_URL/],
     [{ JWT_AUDIENCE: '' }, /JWT_AUDIENCE is required with JWT_JWKS_URL/],
+    [{ JWT_AUDIENCE: ' , ' }, /JWT_AUDIENCE is required with JWT_JWKS_URL/],
     [{ JWT_JWKS_ALGORITHMS: 'RS256,HS256' }, /JWT_JWKS_ALGORITHMS may list only .*"HS256"/],
     [{ JWT_JWKS_ALGORITHMS: 'none' }, /JWT_JWKS_ALGORITHMS may list only .*"none"/],
     [{ JWT_CLOCK_TOLERANCE_S: '3600' }, /JWT_CLOCK_TOLERANCE_S/],

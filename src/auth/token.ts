@@ -121,15 +121,25 @@ function createKeySet(config: NonNullable<TokenServiceOptions['jwks']>, logger: 
     cacheMaxAge: config.cacheMaxAgeMs,
     timeoutDuration: JWKS_FETCH_TIMEOUT_MS,
   });
+  // Logged once when fetching starts failing and once when it works again, not per request.
+  let failing = false;
   const getKey: JWTVerifyGetKey = async (header, token) => {
     try {
-      return await remote(header, token);
+      const key = await remote(header, token);
+      if (failing) {
+        failing = false;
+        logger?.info({ jwksUrl: config.url.href }, 'the JWKS can be fetched again');
+      }
+      return key;
     } catch (error) {
       // These describe the token (a kid or key type the set does not have), not the provider.
       if (error instanceof joseErrors.JWKSNoMatchingKey || error instanceof joseErrors.JWKSMultipleMatchingKeys || error instanceof joseErrors.JOSENotSupported) {
         throw error;
       }
-      logger?.warn({ err: String(error), jwksUrl: config.url.href }, 'could not fetch the JWKS; tokens signed by the identity provider are refused until it answers');
+      if (!failing) {
+        failing = true;
+        logger?.warn({ err: String(error), jwksUrl: config.url.href }, 'could not fetch the JWKS; tokens signed by the identity provider are refused until it answers');
+      }
       throw new KeySetUnavailable(String(error));
     }
   };

@@ -26,6 +26,8 @@ export class TestIdentityProvider {
   readonly issuer = 'https://id.test.example/';
   readonly audience = 'chat-outbox-api';
   published: ProviderKey[] = [];
+  /** false: the JWKS endpoint answers 503, as a provider in trouble does. */
+  available = true;
   fetches = 0;
   readonly #server: Server;
 
@@ -33,6 +35,7 @@ export class TestIdentityProvider {
     this.#server = createServer((request, response) => {
       if (request.url !== '/jwks.json') return void response.writeHead(404).end();
       this.fetches++;
+      if (!this.available) return void response.writeHead(503).end();
       response.writeHead(200, { 'content-type': 'application/jwk-set+json' }).end(JSON.stringify({ keys: this.published.map((key) => key.publicJwk) }));
     });
   }
