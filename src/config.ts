@@ -119,7 +119,7 @@ export interface AuthConfig {
   issuer: string;
   /** `aud` a token must carry, one of these (`JWT_AUDIENCE`, comma-separated; required with JWT_JWKS_URL, optional otherwise). */
   audience: string[] | null;
-  /** Leeway for `exp`, `nbf` and `iat` between our clock and the issuer's (`JWT_CLOCK_TOLERANCE_S`, default 30). */
+  /** Leeway for `exp` and `nbf` between our clock and the issuer's (`JWT_CLOCK_TOLERANCE_S`, default 30). */
   clockToleranceS: number;
 }
 
@@ -131,7 +131,8 @@ export interface JwksConfig {
   /**
    * After a fetch, how long a token with an unknown `kid` is refused without fetching again
    * (`JWT_JWKS_COOLDOWN_MS`, default 30000). It keeps made-up `kid`s from turning every request
-   * into a call to the provider; a rotated-in key is picked up on the first request after it.
+   * into a call to the provider; a newly published key is found by the first token that needs it
+   * once the cooldown has passed.
    */
   cooldownMs: number;
   /** Keys are fetched again on the next request once the set is older than this (`JWT_JWKS_CACHE_MAX_AGE_MS`, default 600000), so a withdrawn key stops working. */
@@ -196,8 +197,8 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
 
 export interface LoadOptions {
   /**
-   * Default true: refuse to start without a way to check tokens. Tools that never serve nor sign
-   * (the outbox CLI) pass false and get `auth` with neither a secret nor JWKS.
+   * Default true: refuse to start without a way to check tokens. Tools that neither serve nor sign
+   * (the outbox CLI, migrations) pass false and may get `auth` with neither a secret nor JWKS.
    */
   requireAuth?: boolean;
 }

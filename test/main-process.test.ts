@@ -40,6 +40,25 @@ describe('the server process (src/main.ts) on PostgreSQL and Redis', () => {
   });
 });
 
+describe('the server process without a way to check tokens', () => {
+  it.each([
+    ['DATABASE_URL is set', { DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/none' }],
+    ['HOST is 0.0.0.0', { HOST: '0.0.0.0', PGLITE_DATA_DIR: '/nonexistent/never-created' }],
+  ])('refuses to start when %s, with one line that says what to set, and exits 1', async (_when, env) => {
+    const run = promisify(execFile)(process.execPath, ['src/main.ts'], {
+      cwd: root,
+      env: { ...process.env, JWT_SECRET: '', JWT_JWKS_URL: '', DATABASE_URL: '', HOST: '', PORT: '0', ...env },
+    });
+    const failure = await run.then(
+      () => null,
+      (error: { code: number; stderr: string; stdout: string }) => error,
+    );
+    expect(failure?.code).toBe(1);
+    expect(failure?.stdout).toBe('');
+    expect(failure?.stderr).toMatch(/^Configuration error: set JWT_SECRET \(a random string of at least 32 characters\) or JWT_JWKS_URL \(with JWT_ISSUER and JWT_AUDIENCE\): [^\n]+\n$/);
+  });
+});
+
 describe('npm run outbox', () => {
   it('requeues failed events with their ids and reports counts', async () => {
     const client = await connect(db.url);
