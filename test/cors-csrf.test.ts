@@ -42,6 +42,8 @@ describe('CORS', () => {
       expect(response.status).toBe(200);
       expect(response.headers.get('access-control-allow-origin')).toBe(origin);
       expect(response.headers.get('access-control-allow-credentials')).toBeNull();
+      // The page may read the request id, to quote it when reporting a problem.
+      expect(response.headers.get('access-control-expose-headers')).toBe('x-request-id');
     }
   });
 

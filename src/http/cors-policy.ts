@@ -1,9 +1,12 @@
 import type { CORSOptions } from 'graphql-yoga';
 import type { CorsConfig } from '../config.ts';
+import { REQUEST_ID_HEADER } from '../observability/request-context.ts';
 
 /** How long a browser may reuse a preflight answer before asking again. */
 const PREFLIGHT_MAX_AGE_S = 600;
 const METHODS = ['GET', 'POST'];
+/** Response headers a cross-origin page may read besides the safelisted ones: the id to quote in a bug report. */
+const EXPOSED_HEADERS = [REQUEST_ID_HEADER];
 
 /**
  * yoga's `cors` option for `CORS_ORIGINS`. An allowed Origin is answered with exactly that origin;
@@ -19,6 +22,6 @@ export function corsPolicy(config: CorsConfig): (request: Request) => CORSOption
     const origin = request.headers.get('origin');
     if (!origin || (allowed && !allowed.has(origin))) return false;
     // With `*` (asked for explicitly) the origin is echoed with Vary: Origin and no credentials.
-    return { origin: allowed ? origin : '*', credentials: false, methods: METHODS, maxAge: PREFLIGHT_MAX_AGE_S };
+    return { origin: allowed ? origin : '*', credentials: false, methods: METHODS, exposedHeaders: EXPOSED_HEADERS, maxAge: PREFLIGHT_MAX_AGE_S };
   };
 }
