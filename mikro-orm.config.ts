@@ -3,4 +3,5 @@
 import { loadConfig } from './src/config.ts';
 import { ormOptions } from './src/db/orm.ts';
 
-export default ormOptions(loadConfig().database);
+// Migrations neither serve nor check tokens: no JWT setting is needed for them.
+export default ormOptions(loadConfig(process.env, { requireAuth: false }).database);

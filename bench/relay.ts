@@ -7,6 +7,7 @@
 //  4. sendMessage throughput into one project against ten.
 // BENCH_ONLY=drain,latency,claim,writes runs some sections; BENCH_BACKLOG, BENCH_LATENCY_EVENTS
 // and BENCH_PUBLISHED_ROWS scale them down for a quick look.
+import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
@@ -161,7 +162,9 @@ async function latencyRun(url: string, label: string, env: Record<string, string
   await client.end();
   // The server runs in its own process, as in production, so the writer and the clients of this
   // process do not share its event loop.
-  const server = await startServerProcess({ DATABASE_URL: url, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env });
+  // A server on PostgreSQL refuses the published development secret: this run gets its own.
+  const jwtSecret = randomBytes(32).toString('hex');
+  const server = await startServerProcess({ DATABASE_URL: url, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', JWT_SECRET: jwtSecret, ...env });
   const orm = await createOrm({ kind: 'postgresql', url });
   const writers = new pg.Pool({ connectionString: url, max: 8 });
   const notifierOrm = await createOrm({ kind: 'postgresql', url });
@@ -171,8 +174,7 @@ async function latencyRun(url: string, label: string, env: Record<string, string
     const sessions: { projectId: string; id: string }[] = [];
     const subscribers = [];
     const receivedAt = new Map<string, number>();
-    const config = loadConfig({});
-    const token = await createTokenService({ secret: config.jwtSecret, issuer: config.jwtIssuer }).sign('bench');
+    const token = await createTokenService({ secret: jwtSecret, issuer: loadConfig({ JWT_SECRET: jwtSecret }).auth.issuer }).sign('bench');
     for (let p = 0; p < PROJECTS; p++) {
       const project = await createProject(forkEm(orm), 'bench', { name: `latency ${p}` });
       for (let i = 0; i < 5; i++) {

@@ -33,7 +33,8 @@ if (command === 'reprocess' && !values.project && !values.event?.length && !valu
   process.exit(2);
 }
 
-const config = loadConfigOrExit();
+// It neither serves nor signs tokens, so it needs no JWT setting.
+const config = loadConfigOrExit(process.env, { requireAuth: false });
 const orm = await createOrm(config.database);
 try {
   const db = forkEm(orm).getKysely();

@@ -8,5 +8,9 @@ if (!userId) {
   process.exit(2);
 }
 const config = loadConfigOrExit();
-const tokens = createTokenService({ secret: config.jwtSecret, issuer: config.jwtIssuer });
+const tokens = createTokenService(config.auth);
+if (!tokens.canSign) {
+  console.error('npm run token needs JWT_SECRET: with JWT_JWKS_URL alone, tokens come from your identity provider');
+  process.exit(1);
+}
 console.log(await tokens.sign(userId, { expiresIn }));

@@ -114,7 +114,8 @@ export async function startApp(config: AppConfig, logger: Logger, overrides: App
       closers.push(() => analyticsRollup.stop());
     }
 
-    const tokens = createTokenService({ secret: config.jwtSecret, issuer: config.jwtIssuer });
+    const tokens = createTokenService({ ...config.auth, logger: logger.child({ component: 'auth' }) });
+    if (config.auth.usingDevSecret) logger.warn('bearer tokens use the published development secret: set JWT_SECRET or JWT_JWKS_URL before anyone else can reach this server');
     const events = createEventStreams({
       orm,
       bus,
@@ -133,6 +134,7 @@ export async function startApp(config: AppConfig, logger: Logger, overrides: App
       metrics,
       health,
       serveMetrics: config.metricsEnabled,
+      cors: config.cors,
       keepAliveMs: config.subscriptions.keepAliveMs,
       limits: config.operationLimits,
     });

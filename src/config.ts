@@ -12,7 +12,7 @@ export type DatabaseConfig =
   | { kind: 'pglite'; dataDir: string };
 
 export interface AppConfig {
-  /** `production` makes a missing JWT_SECRET fatal instead of falling back to the dev secret. */
+  /** `production` never falls back to the development JWT secret, not even for the embedded demo. */
   nodeEnv: string;
   /** Where the data lives: `DATABASE_URL` (PostgreSQL) or, without it, embedded PGlite in `PGLITE_DATA_DIR`. */
   database: DatabaseConfig;
@@ -22,12 +22,8 @@ export interface AppConfig {
   seedDemo: boolean;
   /** HTTP/WebSocket port (`PORT`, default 4000; 0 picks a free one). */
   port: number;
-  /** Interface to bind (`HOST`, default 0.0.0.0). */
+  /** Interface to bind (`HOST`, default 127.0.0.1: loopback only; containers set 0.0.0.0 explicitly). */
   host: string;
-  /** HS256 secret for bearer tokens (`JWT_SECRET`, >= 32 chars; a dev default outside production). */
-  jwtSecret: string;
-  /** `iss` claim required on tokens and set on dev tokens (`JWT_ISSUER`, default `chat-outbox`). */
-  jwtIssuer: string;
   /** Pino level (`LOG_LEVEL`, default `info`). */
   logLevel: string;
   /** Redis for the pub/sub bus (`REDIS_URL`); unset: in-process bus, fine for a single instance. */
@@ -53,6 +49,8 @@ export interface AppConfig {
   outbox: OutboxPublisherOptions;
   subscriptions: SubscriptionOptions;
   operationLimits: OperationLimits;
+  auth: AuthConfig;
+  cors: CorsConfig;
 }
 
 /**
@@ -134,7 +132,60 @@ export interface SubscriptionOptions {
   keepAliveMs: number;
 }
 
-/** Only for local development; production refuses to start with it. */
+/**
+ * How bearer tokens are checked. At least one of `secret` and `jwks` is set for a server: HS256
+ * tokens are checked with the secret, tokens signed with `jwks.algorithms` against the provider's
+ * keys, chosen by the token header's `alg`, so a token can never pick the other kind of key.
+ */
+export interface AuthConfig {
+  /**
+   * HS256 shared secret (`JWT_SECRET`, at least 32 characters): development tokens, `npm run token`.
+   * Without it HS256 tokens are refused. Falls back to the published DEV_JWT_SECRET only for the
+   * embedded demo (no DATABASE_URL, loopback HOST, NODE_ENV not production).
+   */
+  secret: string | null;
+  /** The secret in use is the published development one: fine for the demo, nothing else. */
+  usingDevSecret: boolean;
+  /** An OpenID Connect provider's signing keys (`JWT_JWKS_URL`); null: only HS256 tokens. */
+  jwks: JwksConfig | null;
+  /** `iss` every token must carry, set on tokens signed here (`JWT_ISSUER`; default `chat-outbox`, required with JWT_JWKS_URL). */
+  issuer: string;
+  /** `aud` a token must carry, one of these (`JWT_AUDIENCE`, comma-separated; required with JWT_JWKS_URL, optional otherwise). */
+  audience: string[] | null;
+  /** Leeway for `exp` and `nbf` between our clock and the issuer's (`JWT_CLOCK_TOLERANCE_S`, default 30). */
+  clockToleranceS: number;
+}
+
+export interface JwksConfig {
+  /** `JWT_JWKS_URL`: https, or http to a loopback address only (keys fetched in the clear could be swapped). */
+  url: URL;
+  /** Signature algorithms accepted with these keys (`JWT_JWKS_ALGORITHMS`, default RS256,ES256,EdDSA); never HS*, never none. */
+  algorithms: string[];
+  /**
+   * After a fetch, how long a token with an unknown `kid` is refused without fetching again
+   * (`JWT_JWKS_COOLDOWN_MS`, default 30000). It keeps made-up `kid`s from turning every request
+   * into a call to the provider; a newly published key is found by the first token that needs it
+   * once the cooldown has passed.
+   */
+  cooldownMs: number;
+  /** Keys are fetched again on the next request once the set is older than this (`JWT_JWKS_CACHE_MAX_AGE_MS`, default 600000), so a withdrawn key stops working. */
+  cacheMaxAgeMs: number;
+}
+
+/** Asymmetric JWS algorithms a JWKS key may verify; HS* (a shared secret) and `none` are not among them. */
+export const JWKS_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'] as const;
+const DEFAULT_JWKS_ALGORITHMS = ['RS256', 'ES256', 'EdDSA'];
+
+/**
+ * Cross-origin browser access (`CORS_ORIGINS`, comma-separated exact origins such as
+ * `https://app.example.com`, or `*` alone). Default: none; same-origin pages (GraphiQL) need none.
+ * Credentials (cookies) are never allowed: the API authenticates with the Authorization header only.
+ */
+export interface CorsConfig {
+  origins: '*' | string[];
+}
+
+/** Published in the source: used only by the embedded demo on loopback; anything else refuses it. */
 export const DEV_JWT_SECRET = 'chat-outbox-development-secret-do-not-use-in-production';
 
 type Env = Record<string, string | undefined>;
@@ -177,13 +228,19 @@ function readDatabase(env: Env): DatabaseConfig {
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
-export function loadConfig(env: Env = process.env): AppConfig {
+export interface LoadOptions {
+  /**
+   * Default true: refuse to start without a way to check tokens. Tools that neither serve nor sign
+   * (the outbox CLI, migrations) pass false and may get `auth` with neither a secret nor JWKS.
+   */
+  requireAuth?: boolean;
+}
+
+export function loadConfig(env: Env = process.env, options: LoadOptions = {}): AppConfig {
   const nodeEnv = env.NODE_ENV || 'development';
   const database = readDatabase(env);
 
-  const jwtSecret = env.JWT_SECRET || (nodeEnv === 'production' ? '' : DEV_JWT_SECRET);
-  if (!jwtSecret) throw new ConfigError('JWT_SECRET is required when NODE_ENV=production');
-  if (jwtSecret.length < 32) throw new ConfigError('JWT_SECRET must be at least 32 characters long');
+  const host = env.HOST || '127.0.0.1';
 
   const logLevel = env.LOG_LEVEL || 'info';
   if (!LOG_LEVELS.includes(logLevel)) {
@@ -196,9 +253,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     migrateOnStart: readBoolean(env, 'MIGRATE_ON_START', true),
     seedDemo: readBoolean(env, 'SEED_DEMO', database.kind === 'pglite'),
     port: readInteger(env, 'PORT', 4000, 0, 65535),
-    host: env.HOST || '0.0.0.0',
-    jwtSecret,
-    jwtIssuer: env.JWT_ISSUER || 'chat-outbox',
+    host,
     logLevel,
     redisUrl: readRedisUrl(env),
     outbox: {
@@ -233,7 +288,109 @@ export function loadConfig(env: Env = process.env): AppConfig {
     shutdownDrainMs: readInteger(env, 'SHUTDOWN_DRAIN_MS', 0, 0, 60_000),
     analyticsRollupIntervalMs: readInteger(env, 'ANALYTICS_ROLLUP_INTERVAL_MS', 1_000, 0, 3_600_000),
     analyticsRollupBatchSize: readInteger(env, 'ANALYTICS_ROLLUP_BATCH_SIZE', 5_000, 100, 1_000_000),
+    auth: readAuth(env, { nodeEnv, database, host }, options),
+    cors: readCors(env),
   };
+}
+
+/** 127.0.0.0/8, ::1 and `localhost`: what only this machine can reach. */
+export function isLoopbackHost(host: string): boolean {
+  const bare = host.replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  return bare === 'localhost' || bare === '::1' || /^127(\.\d{1,3}){3}$/.test(bare) || bare === '::ffff:127.0.0.1';
+}
+
+/** A comma-separated list; unset, empty or only commas: null (the default applies). */
+function readList(env: Env, name: string): string[] | null {
+  const items = (env[name] ?? '').split(',').map((item) => item.trim()).filter(Boolean);
+  return items.length ? items : null;
+}
+
+function readAuth(env: Env, where: { nodeEnv: string; database: DatabaseConfig; host: string }, options: LoadOptions): AuthConfig {
+  const jwks = readJwks(env);
+  // The demo secret is printed in this file: only a setup nobody else can reach may use it.
+  const exposure =
+    where.nodeEnv === 'production'
+      ? 'NODE_ENV=production'
+      : where.database.kind === 'postgresql'
+        ? 'DATABASE_URL is set'
+        : isLoopbackHost(where.host)
+          ? null
+          : `HOST=${where.host} is reachable from other machines`;
+  let secret = env.JWT_SECRET || null;
+  if (secret !== null && secret.length < 32) throw new ConfigError('JWT_SECRET must be at least 32 characters long');
+  if (secret === DEV_JWT_SECRET && exposure) {
+    throw new ConfigError(`JWT_SECRET is the published development secret, refused because ${exposure}: set a random string of at least 32 characters`);
+  }
+  if (secret === null && jwks === null) {
+    if (!exposure) secret = DEV_JWT_SECRET;
+    else if (options.requireAuth !== false) {
+      throw new ConfigError(
+        `set JWT_SECRET (a random string of at least 32 characters) or JWT_JWKS_URL (with JWT_ISSUER and JWT_AUDIENCE): ${exposure}, so the published development secret is not used`,
+      );
+    }
+  }
+
+  const issuer = env.JWT_ISSUER || null;
+  const audience = readList(env, 'JWT_AUDIENCE');
+  // A provider signs tokens for every application it serves: without both checks, a token it
+  // issued to another application (or another tenant) would be accepted here.
+  if (jwks && !issuer) throw new ConfigError('JWT_ISSUER is required with JWT_JWKS_URL: the provider\'s issuer, exactly as in its tokens\' "iss"');
+  if (jwks && !audience) throw new ConfigError('JWT_AUDIENCE is required with JWT_JWKS_URL: the "aud" your provider puts in tokens for this API');
+
+  return {
+    secret,
+    usingDevSecret: secret === DEV_JWT_SECRET,
+    jwks,
+    issuer: issuer ?? 'chat-outbox',
+    audience,
+    clockToleranceS: readInteger(env, 'JWT_CLOCK_TOLERANCE_S', 30, 0, 300),
+  };
+}
+
+function readJwks(env: Env): JwksConfig | null {
+  const raw = env.JWT_JWKS_URL;
+  if (!raw) return null;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(`JWT_JWKS_URL must be a URL, got "${raw}"`);
+  }
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && isLoopbackHost(url.hostname))) {
+    throw new ConfigError('JWT_JWKS_URL must be an https:// URL (http:// only to a loopback address)');
+  }
+  const algorithms = readList(env, 'JWT_JWKS_ALGORITHMS') ?? DEFAULT_JWKS_ALGORITHMS;
+  for (const alg of algorithms) {
+    if (!(JWKS_ALGORITHMS as readonly string[]).includes(alg)) {
+      throw new ConfigError(`JWT_JWKS_ALGORITHMS may list only ${JWKS_ALGORITHMS.join(', ')} (HS256 tokens are checked with JWT_SECRET), got "${alg}"`);
+    }
+  }
+  return {
+    url,
+    algorithms,
+    cooldownMs: readInteger(env, 'JWT_JWKS_COOLDOWN_MS', 30_000, 0, 3_600_000),
+    cacheMaxAgeMs: readInteger(env, 'JWT_JWKS_CACHE_MAX_AGE_MS', 600_000, 1_000, 86_400_000),
+  };
+}
+
+function readCors(env: Env): CorsConfig {
+  const origins = readList(env, 'CORS_ORIGINS') ?? [];
+  if (origins.includes('*')) {
+    if (origins.length > 1) throw new ConfigError('CORS_ORIGINS is either * alone or a list of exact origins, not both');
+    return { origins: '*' };
+  }
+  for (const origin of origins) {
+    let parsed: URL | null = null;
+    try {
+      parsed = new URL(origin);
+    } catch {}
+    // Browsers send the origin as scheme://host[:port], with no path and no trailing slash: anything
+    // else would never match, so it is refused here rather than silently ignored.
+    if (!parsed || !/^https?:$/.test(parsed.protocol) || parsed.origin !== origin) {
+      throw new ConfigError(`CORS_ORIGINS must list exact origins such as https://app.example.com (no path, no trailing slash), got "${origin}"`);
+    }
+  }
+  return { origins };
 }
 
 function readRedisUrl(env: Env): string | null {
@@ -244,9 +401,9 @@ function readRedisUrl(env: Env): string | null {
 }
 
 /** For entry points (server, CLI scripts): a wrong setting prints one line naming it and exits 1. */
-export function loadConfigOrExit(env: Env = process.env): AppConfig {
+export function loadConfigOrExit(env: Env = process.env, options: LoadOptions = {}): AppConfig {
   try {
-    return loadConfig(env);
+    return loadConfig(env, options);
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     console.error(`Configuration error: ${error.message}`);

@@ -12,7 +12,8 @@ const logger = createLogger({ level: config.logLevel, pretty: process.stdout.isT
 const app = await startApp(config, logger);
 
 logger.info({ url: app.graphqlUrl, database: config.database.kind }, 'chat-outbox is listening');
-if (config.seedDemo) {
+// Demo tokens need the secret: a JWKS-only server's tokens come from the identity provider.
+if (config.seedDemo && app.tokens.canSign) {
   const lines = [`\nGraphiQL: ${app.graphqlUrl}`, 'Demo users (paste a line into the Headers tab):'];
   for (const user of DEMO_USERS) {
     const token = await app.tokens.sign(user.userId, { expiresIn: '30d' });

@@ -6,13 +6,15 @@ import { useServer } from 'graphql-ws/use/ws';
 import { createYoga } from 'graphql-yoga';
 import { WebSocketServer } from 'ws';
 import type { TokenService } from './auth/token.ts';
-import type { OperationLimits } from './config.ts';
+import type { CorsConfig, OperationLimits } from './config.ts';
 import type { Orm } from './db/orm.ts';
 import type { EventStreams } from './events/event-subscription.service.ts';
 import { createContextFactory, type GraphQLContext } from './graphql/context.ts';
 import { maskError, useRequestErrorCodes, useRequestParseErrors, withoutHttpExtension } from './graphql/errors.ts';
 import { useOperationLimits } from './graphql/operation-limits.ts';
 import { createHealthChecks, type HealthChecks } from './health/health-checks.ts';
+import { corsPolicy } from './http/cors-policy.ts';
+import { useCsrfPrevention } from './http/csrf-prevention.plugin.ts';
 import type { Logger } from './logger.ts';
 import { useOperationObservability } from './observability/graphql-operations.plugin.ts';
 import { graphqlWsMetricsHooks } from './observability/graphql-ws.metrics.ts';
@@ -65,6 +67,8 @@ export interface ServerDeps {
   serveMetrics?: boolean;
   /** What /health/ready reports (database and migrations only when absent). */
   health?: HealthChecks;
+  /** Origins allowed cross-origin (`CORS_ORIGINS`); none when absent. */
+  cors?: CorsConfig;
 }
 
 export interface RunningServer {
@@ -93,7 +97,14 @@ export function buildServer(deps: ServerDeps) {
     maskedErrors: { maskError },
     // Checked against Content-Length before reading, and counted while a body without one streams in.
     maxRequestBodySize: deps.limits.maxBodyBytes,
-    plugins: [useRequestParseErrors(), useOperationLimits(deps.limits), useRequestErrorCodes(), useOperationObservability({ metrics, logger: deps.logger })],
+    plugins: [
+      useCsrfPrevention(),
+      useRequestParseErrors(),
+      useOperationLimits(deps.limits),
+      useRequestErrorCodes(),
+      useOperationObservability({ metrics, logger: deps.logger }),
+    ],
+    cors: corsPolicy(deps.cors ?? { origins: [] }),
     // Served from the npm package: GraphiQL works without internet access.
     renderGraphiQL,
     graphiql: { title: 'chat-outbox', subscriptionsProtocol: 'WS' },

@@ -56,6 +56,7 @@ interface FuzzRequest {
   body?: string;
   query?: string;
   token: string | null;
+  csrfHeader?: boolean;
 }
 
 const PUNCTUATION = ['{', '}', '(', ')', '[', ']', ':', '$', '@', '...', '!', '=', '"', '#', '\\', '\u0000', '\uffff', 'query', 'mutation', 'subscription', 'fragment', 'on'];
@@ -126,7 +127,7 @@ function buildRequest(rng: Rng): FuzzRequest {
   const token = rng.next() < 0.8 ? intruderToken : rng.pick([null, 'garbage', `${intruderToken}x`]);
   if (rng.next() < 0.2) {
     const variables = rng.next() < 0.5 ? JSON.stringify(operation.variables ?? {}) : junkDocument(rng);
-    return { kind: `${kind} via GET`, method: 'GET', query: `query=${encodeURIComponent(operation.query)}&variables=${encodeURIComponent(variables)}`, token };
+    return { kind: `${kind} via GET`, method: 'GET', query: `query=${encodeURIComponent(operation.query)}&variables=${encodeURIComponent(variables)}`, token, csrfHeader: rng.next() < 0.5 };
   }
   const contentType = rng.pick(CONTENT_TYPES);
   const json = rng.next() < 0.9 ? JSON.stringify(operation) : JSON.stringify(operation).slice(0, rng.int(0, 50));
@@ -144,6 +145,8 @@ function buildRequest(rng: Rng): FuzzRequest {
 async function send(request: FuzzRequest): Promise<{ status: number; text: string }> {
   const headers: Record<string, string> = { accept: 'application/graphql-response+json, application/json' };
   if (request.token) headers.authorization = `Bearer ${request.token}`;
+  // Half the GETs carry the CSRF header a real client sends, so they reach the parsers too.
+  if (request.method === 'GET' && request.csrfHeader) headers['x-graphql-yoga-csrf'] = '1';
   if (request.contentType) headers['content-type'] = request.contentType;
   const url = request.method === 'GET' ? `${t.app.graphqlUrl}?${request.query}` : t.app.graphqlUrl;
   const response = await fetch(url, { method: request.method, headers, body: request.body });

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApp } from '../src/app.ts';
 import { loadConfig } from '../src/config.ts';
-import { createTestDatabase, startTestApp, type TestApp } from './support/app.ts';
+import { createTestDatabase, startTestApp, TEST_JWT_SECRET, type TestApp } from './support/app.ts';
 import { quoteIdent, withAdminClient } from './support/database.ts';
 import { captureLogs, eventually } from './support/observability.ts';
 
@@ -77,7 +77,7 @@ describe('readiness with migrations not applied', () => {
       await client.query(`drop database ${quoteIdent(db.name)} with (force)`);
       await client.query(`create database ${quoteIdent(db.name)}`);
     });
-    const config = loadConfig({ DATABASE_URL: db.url, PORT: '0', HOST: '127.0.0.1', MIGRATE_ON_START: 'false' });
+    const config = loadConfig({ DATABASE_URL: db.url, PORT: '0', HOST: '127.0.0.1', MIGRATE_ON_START: 'false', JWT_SECRET: TEST_JWT_SECRET });
     const app = await startApp(config, captureLogs('silent').logger);
     try {
       const ready = await getJson(`${app.url}/health/ready`);

@@ -2,7 +2,7 @@ import { execFile, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from './support/app.ts';
+import { createTestDatabase, TEST_JWT_SECRET, type TestDatabase } from './support/app.ts';
 import { connect } from './support/database.ts';
 import { SESSION_EVENTS, subscribe } from './support/subscriber.ts';
 import { seedPendingEvents } from './support/outbox-seed.ts';
@@ -18,7 +18,7 @@ describe('the server process (src/main.ts) on PostgreSQL and Redis', () => {
   it('starts, serves a subscription, and on SIGTERM closes everything and exits 0', async () => {
     const child = spawn(process.execPath, ['src/main.ts'], {
       cwd: root,
-      env: { ...process.env, DATABASE_URL: db.url, REDIS_URL: 'redis://127.0.0.1:6379', PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', NODE_ENV: 'test' },
+      env: { ...process.env, DATABASE_URL: db.url, REDIS_URL: 'redis://127.0.0.1:6379', PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', NODE_ENV: 'test', JWT_SECRET: TEST_JWT_SECRET },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';
@@ -30,13 +30,32 @@ describe('the server process (src/main.ts) on PostgreSQL and Redis', () => {
     const url = JSON.parse(output.split('\n').find((line) => line.includes('is listening'))!).url as string;
 
     // A subscription is open while the process is asked to stop.
-    const token = (await promisify(execFile)(process.execPath, ['scripts/token.ts', 'alice'], { cwd: root, env: process.env })).stdout.trim();
+    const token = (await promisify(execFile)(process.execPath, ['scripts/token.ts', 'alice'], { cwd: root, env: { ...process.env, JWT_SECRET: TEST_JWT_SECRET } })).stdout.trim();
     const sub = await subscribe(url, token, SESSION_EVENTS, { sessionId: '01900000-0000-7000-8000-000000000000' });
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
     await sub.waitFor((s) => s.completed);
     await sub.stop();
     expect(output).toMatch(/outbox publisher stopped/);
+  });
+});
+
+describe('the server process without a way to check tokens', () => {
+  it.each([
+    ['DATABASE_URL is set', { DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/none' }],
+    ['HOST is 0.0.0.0', { HOST: '0.0.0.0', PGLITE_DATA_DIR: '/nonexistent/never-created' }],
+  ])('refuses to start when %s, with one line that says what to set, and exits 1', async (_when, env) => {
+    const run = promisify(execFile)(process.execPath, ['src/main.ts'], {
+      cwd: root,
+      env: { ...process.env, JWT_SECRET: '', JWT_JWKS_URL: '', DATABASE_URL: '', HOST: '', PORT: '0', ...env },
+    });
+    const failure = await run.then(
+      () => null,
+      (error: { code: number; stderr: string; stdout: string }) => error,
+    );
+    expect(failure?.code).toBe(1);
+    expect(failure?.stdout).toBe('');
+    expect(failure?.stderr).toMatch(/^Configuration error: set JWT_SECRET \(a random string of at least 32 characters\) or JWT_JWKS_URL \(with JWT_ISSUER and JWT_AUDIENCE\): [^\n]+\n$/);
   });
 });
 

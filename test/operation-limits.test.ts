@@ -134,7 +134,7 @@ describe('malformed requests are client errors', () => {
 
   it('a GET whose variables are not JSON is 400 BAD_REQUEST', async () => {
     const response = await fetch(`${t.app.graphqlUrl}?query=${encodeURIComponent('{ viewer { userId } }')}&variables=%7Bnope`, {
-      headers: { accept: 'application/json', authorization: `Bearer ${token}` },
+      headers: { accept: 'application/json', authorization: `Bearer ${token}`, 'x-graphql-yoga-csrf': '1' },
     });
     await expectRejected({ status: response.status, ...((await response.json()) as object) }, 'BAD_REQUEST');
   });

@@ -22,10 +22,13 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   };
 }
 
+/** The suite's HS256 secret: a server on PostgreSQL refuses to start without one (or JWKS). */
+export const TEST_JWT_SECRET = 'chat-outbox-test-suite-secret-0123456789';
+
 export interface TestApp {
   app: App;
   db: TestDatabase;
-  /** Signs a bearer token for any user id. */
+  /** Signs a bearer token for any user id (with JWT_SECRET, or the `token` option's signer). */
   token(userId: string, expiresIn?: string): Promise<string>;
   /** POSTs one GraphQL operation through the real HTTP server. */
   gql<T = any>(query: string, variables?: Record<string, unknown>, options?: { as?: string | null }): Promise<GqlResult<T>>;
@@ -40,23 +43,25 @@ export interface GqlResult<T> {
 
 /**
  * Starts the whole app (as `npm start` does, against PostgreSQL) on a free port, on its own
- * database, or on `options.db` to run a second instance against the same one.
+ * database, or on `options.db` to run a second instance against the same one. `options.token`
+ * replaces the HS256 signer, e.g. with an identity provider's keys when JWT_JWKS_URL is set.
  */
 export async function startTestApp(
   env: Record<string, string> = {},
-  options: AppOverrides & { db?: TestDatabase; logger?: Logger } = {},
+  options: AppOverrides & { db?: TestDatabase; logger?: Logger; token?: TestApp['token'] } = {},
 ): Promise<TestApp> {
-  const { db: shared, logger, ...overrides } = options;
+  const { db: shared, logger, token: signer, ...overrides } = options;
   const db = shared ?? (await createTestDatabase());
-  const config = loadConfig({ DATABASE_URL: db.url, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', ...env });
+  const config = loadConfig({ DATABASE_URL: db.url, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', JWT_SECRET: TEST_JWT_SECRET, ...env });
   const app = await startApp(config, logger ?? createLogger({ level: config.logLevel, pretty: false }), overrides);
+  const token: TestApp['token'] = signer ?? ((userId, expiresIn) => app.tokens.sign(userId, expiresIn ? { expiresIn } : {}));
   return {
     app,
     db,
-    token: (userId, expiresIn) => app.tokens.sign(userId, expiresIn ? { expiresIn } : {}),
+    token,
     async gql(query, variables, options = {}) {
       const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json' };
-      if (options.as) headers.authorization = `Bearer ${await app.tokens.sign(options.as)}`;
+      if (options.as) headers.authorization = `Bearer ${await token(options.as)}`;
       const response = await fetch(app.graphqlUrl, { method: 'POST', headers, body: JSON.stringify({ query, variables }) });
       return { status: response.status, ...((await response.json()) as object) };
     },
