@@ -1,202 +1,375 @@
 /**
- * The one place that reads `process.env`. Every option is documented and defaulted here, validated
- * once at start-up; a wrong value stops the process with a message that names the variable.
+ * The one place that reads `process.env`. Every setting is declared once, in `SETTINGS` below: its
+ * environment variable, how its value is parsed, the values it allows, its default and a one-line
+ * doc. That one list gives
+ * - the `AppConfig` type: its shape is the shape of `SETTINGS`, each field typed by its parser;
+ * - the validation at start-up: a wrong value stops the process with a ConfigError that names the
+ *   variable (`loadConfig`);
+ * - the settings table in docs/operations.md, written by `npm run docs:settings` (a test fails
+ *   when the committed table is stale).
+ *
+ * Adding a setting is one declaration: put `name: integer({ env: 'MY_SETTING', default: 10,
+ * min: 1, max: 100, doc: '…' })` (or `boolean`, `choice`, `text`, `url`, `secret`) at the place in
+ * `SETTINGS` where the field belongs in `AppConfig` (a nested object makes a nested section, as
+ * `outbox` does), then run `npm run docs:settings`. Callers read `config.myName` at once.
+ *
+ * Converting a setting written the old way (a field in an interface with a JSDoc, plus a
+ * `readInteger(env, 'NAME', fallback, min, max)` / `readBoolean` / `readChoice` call in
+ * `loadConfig`): delete both, and declare it in `SETTINGS` with the same arguments by name
+ * (`integer({ env: 'NAME', default: fallback, min, max, doc })`), the JSDoc's sentence becoming
+ * `doc`. A section such as `auth: { cors: { … } }` is a nested object of declarations.
+ *
+ * Rules that involve more than one setting (JWT_SECRET required in production, SEED_DEMO's default
+ * depending on DATABASE_URL, the database choice) stay explicit code in `loadConfig`, after every
+ * setting has been parsed on its own; such a setting declares its value as "unset" (null) and
+ * says in `defaultText` what the rule picks.
  */
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
-export type DatabaseConfig =
-  | { kind: 'postgresql'; url: string }
-  | { kind: 'pglite'; dataDir: string };
+type Env = Record<string, string | undefined>;
 
-export interface AppConfig {
-  /** `production` makes a missing JWT_SECRET fatal instead of falling back to the dev secret. */
-  nodeEnv: string;
-  /** Where the data lives: `DATABASE_URL` (PostgreSQL) or, without it, embedded PGlite in `PGLITE_DATA_DIR`. */
-  database: DatabaseConfig;
-  /** Apply pending migrations at start (`MIGRATE_ON_START`, default true). */
-  migrateOnStart: boolean;
-  /** Seed the demo project and users when the database has no projects (`SEED_DEMO`; default: on for PGlite only). */
-  seedDemo: boolean;
-  /** HTTP/WebSocket port (`PORT`, default 4000; 0 picks a free one). */
-  port: number;
-  /** Interface to bind (`HOST`, default 0.0.0.0). */
-  host: string;
-  /** HS256 secret for bearer tokens (`JWT_SECRET`, >= 32 chars; a dev default outside production). */
-  jwtSecret: string;
-  /** `iss` claim required on tokens and set on dev tokens (`JWT_ISSUER`, default `chat-outbox`). */
-  jwtIssuer: string;
-  /** Pino level (`LOG_LEVEL`, default `info`). */
-  logLevel: string;
-  /** Redis for the pub/sub bus (`REDIS_URL`); unset: in-process bus, fine for a single instance. */
-  redisUrl: string | null;
-  /** Serve Prometheus metrics at `GET /metrics` (`METRICS_ENABLED`, default true); unauthenticated, so
-   * turn it off where the port is public and nothing scrapes it. */
-  metricsEnabled: boolean;
-  /** Longest `GET /health/ready` waits for each database check before calling it failed
-   * (`HEALTH_CHECK_TIMEOUT_MS`, default 2000). Keep it below the probe's own timeout. */
-  healthCheckTimeoutMs: number;
-  /** On SIGTERM, how long to keep serving while `/health/ready` already answers 503, so load balancers
-   * stop sending new work before connections close (`SHUTDOWN_DRAIN_MS`, default 0; in Kubernetes
-   * use at least the readiness probe's period × failure threshold). */
-  shutdownDrainMs: number;
-  /**
-   * Pause of the analytics rollup worker once caught up (`ANALYTICS_ROLLUP_INTERVAL_MS`, default
-   * 1000; 0 turns the worker off). Analytics stay exact and current without it, reading unfolded
-   * events directly; the worker keeps that remainder small so queries stay fast.
-   */
-  analyticsRollupIntervalMs: number;
-  /** Most events the rollup worker folds in one transaction (`ANALYTICS_ROLLUP_BATCH_SIZE`, default 5000). */
-  analyticsRollupBatchSize: number;
-  outbox: OutboxPublisherOptions;
-  subscriptions: SubscriptionOptions;
+/** One environment variable: how it is read, what it may be, its default and what it means. */
+export class Setting<T> {
+  /** The environment variable. */
+  readonly env: string;
+  /** One line for the settings table (markdown): what it does and when to change it. */
+  readonly doc: string;
+  /** The default as the table shows it. */
+  readonly defaultText: string;
+  /** The allowed values as the table shows them; empty when the doc says it. */
+  readonly allowedText: string;
+  /** The value when the variable is unset or empty. */
+  readonly fallback: T;
+  /** Parses a non-empty value; throws a ConfigError that names the variable. */
+  readonly parse: (raw: string) => T;
+
+  constructor(spec: { env: string; doc: string; defaultText: string; allowedText?: string; fallback: T; parse: (raw: string) => T }) {
+    this.env = spec.env;
+    this.doc = spec.doc;
+    this.defaultText = spec.defaultText;
+    this.allowedText = spec.allowedText ?? '';
+    this.fallback = spec.fallback;
+    this.parse = spec.parse;
+  }
+
+  read(env: Env): T {
+    const raw = env[this.env];
+    return raw === undefined || raw === '' ? this.fallback : this.parse(raw);
+  }
+}
+
+interface Common {
+  env: string;
+  doc: string;
+}
+
+const TRUE_WORDS = ['1', 'true', 'yes', 'on'];
+const FALSE_WORDS = ['0', 'false', 'no', 'off'];
+
+function parseBoolean(name: string, raw: string): boolean {
+  if (TRUE_WORDS.includes(raw.toLowerCase())) return true;
+  if (FALSE_WORDS.includes(raw.toLowerCase())) return false;
+  throw new ConfigError(`${name} must be true or false, got "${raw}"`);
+}
+
+/** `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`, in any case. */
+function boolean(spec: Common & { default: boolean }): Setting<boolean> {
+  return new Setting({ ...spec, defaultText: `\`${spec.default}\``, fallback: spec.default, parse: (raw) => parseBoolean(spec.env, raw) });
+}
+
+/** A boolean whose default a cross-field rule in `loadConfig` decides (unset reads as null). */
+function optionalBoolean(spec: Common & { defaultText: string }): Setting<boolean | null> {
+  return new Setting<boolean | null>({ ...spec, fallback: null, parse: (raw) => parseBoolean(spec.env, raw) });
+}
+
+/** A whole number in [min, max]. */
+function integer(spec: Common & { default: number; min: number; max: number }): Setting<number> {
+  const { env, min, max } = spec;
+  return new Setting({
+    ...spec,
+    defaultText: `\`${spec.default}\``,
+    allowedText: `${min}–${max}`,
+    fallback: spec.default,
+    parse: (raw) => {
+      const value = Number(raw);
+      if (!Number.isInteger(value) || value < min || value > max) {
+        throw new ConfigError(`${env} must be an integer from ${min} to ${max}, got "${raw}"`);
+      }
+      return value;
+    },
+  });
+}
+
+/** One of a fixed list of words; the setting's type is their union. */
+function choice<const C extends readonly string[]>(spec: Common & { choices: C; default: C[number] }): Setting<C[number]> {
+  const { env, choices } = spec;
+  return new Setting<C[number]>({
+    ...spec,
+    defaultText: `\`${spec.default}\``,
+    allowedText: choices.map((word) => `\`${word}\``).join(', '),
+    fallback: spec.default,
+    parse: (raw) => {
+      if (!(choices as readonly string[]).includes(raw)) throw new ConfigError(`${env} must be one of ${choices.join(', ')}, got "${raw}"`);
+      return raw;
+    },
+  });
+}
+
+/** Any text. */
+function text(spec: Common & { default: string }): Setting<string> {
+  return new Setting({ ...spec, defaultText: `\`${spec.default}\``, fallback: spec.default, parse: (raw) => raw });
+}
+
+/**
+ * A URL with one of the given schemes, or null when unset. The message leaves the value out: a
+ * connection URL may carry a password.
+ */
+function url(spec: Common & { schemes: readonly string[] }): Setting<string | null> {
+  const { env, schemes } = spec;
+  return new Setting<string | null>({
+    ...spec,
+    defaultText: '*(unset)*',
+    allowedText: schemes.map((scheme) => `\`${scheme}://…\``).join(' or '),
+    fallback: null,
+    parse: (raw) => {
+      if (!schemes.some((scheme) => raw.startsWith(`${scheme}://`))) {
+        throw new ConfigError(`${env} must be a ${schemes.map((scheme) => `${scheme}://`).join(' or ')} URL`);
+      }
+      return raw;
+    },
+  });
+}
+
+/** A secret of at least `minLength` characters, or null when unset; never echoed in a message. */
+function secret(spec: Common & { minLength: number; defaultText: string }): Setting<string | null> {
+  const { env, minLength } = spec;
+  return new Setting<string | null>({
+    ...spec,
+    fallback: null,
+    allowedText: `≥ ${minLength} characters`,
+    parse: (raw) => {
+      if (raw.length < minLength) throw new ConfigError(`${env} must be at least ${minLength} characters long`);
+      return raw;
+    },
+  });
 }
 
 export const OUTBOX_WAKE_MODES = ['all', 'in-process', 'poll'] as const;
 export type OutboxWake = (typeof OUTBOX_WAKE_MODES)[number];
 
-export interface OutboxPublisherOptions {
-  /** Run a publisher in this process (`OUTBOX_PUBLISHER_ENABLED`, default true). Any number may run against one database. */
-  enabled: boolean;
-  /**
-   * How the publisher learns of new events besides polling (`OUTBOX_WAKE`, default `all`):
-   * `all`: right after a commit in this process, and by LISTEN/NOTIFY from other processes;
-   * `in-process`: only this process's commits (where LISTEN cannot work, such as behind PgBouncer
-   * in transaction mode: other processes' events then wait for the poll);
-   * `poll`: polling alone (for measuring the difference).
-   */
-  wake: OutboxWake;
-  /** Most events claimed per batch (`OUTBOX_BATCH_SIZE`, default 500). One claim and one "published" update per batch. */
-  batchSize: number;
-  /** Sweep for due events at least this often, whatever wake-ups arrive (`OUTBOX_POLL_INTERVAL_MS`, default 1000). */
-  pollIntervalMs: number;
-  /** Publish attempts before an event is marked `failed` (`OUTBOX_MAX_ATTEMPTS`, default 10). */
-  maxAttempts: number;
-  /** First retry delay; doubles per attempt, with jitter (`OUTBOX_BACKOFF_BASE_MS`, default 500). */
-  backoffBaseMs: number;
-  /** Longest retry delay (`OUTBOX_BACKOFF_MAX_MS`, default 300000 = 5 min). */
-  backoffMaxMs: number;
-  /**
-   * How long a claim holds an event (`OUTBOX_CLAIM_LEASE_MS`, default 30000). If a publisher dies
-   * mid-batch, its events are claimed again after this; keep it well above a publish's duration.
-   */
-  claimLeaseMs: number;
-  /**
-   * Run the claim as a named prepared statement (`OUTBOX_PREPARED_STATEMENTS`, default true): it
-   * is planned once per connection instead of on every cycle. Turn it off behind a pooler in
-   * transaction mode that does not keep prepared statements (PgBouncer before 1.21, or without
-   * `max_prepared_statements`).
-   */
-  preparedStatements: boolean;
-}
-
-export interface SubscriptionOptions {
-  /** Events one subscription may have queued for a slow client before it is ended (`SUBSCRIPTION_BUFFER_SIZE`, default 1000). */
-  bufferSize: number;
-  /** Re-check a subscriber's project membership at most this often, on the next event (`SUBSCRIPTION_AUTH_RECHECK_MS`, default 5000). */
-  authRecheckMs: number;
-  /** graphql-ws ping interval; 0 turns keep-alive off (`WS_KEEPALIVE_MS`, default 12000). */
-  keepAliveMs: number;
-}
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 /** Only for local development; production refuses to start with it. */
 export const DEV_JWT_SECRET = 'chat-outbox-development-secret-do-not-use-in-production';
 
-type Env = Record<string, string | undefined>;
+/** Every setting, in the shape of `AppConfig` and in the order of the docs table. */
+export const SETTINGS = {
+  nodeEnv: text({ env: 'NODE_ENV', default: 'development', doc: '`production` makes a missing `JWT_SECRET` fatal' }),
+  database: {
+    url: url({
+      env: 'DATABASE_URL',
+      schemes: ['postgres', 'postgresql'],
+      doc: 'PostgreSQL to store everything in; unset means the embedded PostgreSQL (PGlite)',
+    }),
+    pgliteDataDir: text({
+      env: 'PGLITE_DATA_DIR',
+      default: './.data/pglite',
+      doc: 'data folder of the embedded database (only without `DATABASE_URL`)',
+    }),
+  },
+  migrateOnStart: boolean({ env: 'MIGRATE_ON_START', default: true, doc: 'apply pending migrations at start' }),
+  seedDemo: optionalBoolean({
+    env: 'SEED_DEMO',
+    defaultText: '`true` on PGlite, `false` on PostgreSQL',
+    doc: 'seed a demo project and users when the database has no project',
+  }),
+  port: integer({ env: 'PORT', default: 4000, min: 0, max: 65_535, doc: 'HTTP and WebSocket port; `0` picks a free one' }),
+  host: text({ env: 'HOST', default: '0.0.0.0', doc: 'interface to bind' }),
+  jwtSecret: secret({
+    env: 'JWT_SECRET',
+    minLength: 32,
+    defaultText: 'a development secret',
+    doc: 'HS256 secret for bearer tokens; required in production',
+  }),
+  jwtIssuer: text({ env: 'JWT_ISSUER', default: 'chat-outbox', doc: '`iss` claim tokens must carry, and dev tokens get' }),
+  logLevel: choice({ env: 'LOG_LEVEL', choices: LOG_LEVELS, default: 'info', doc: 'pino log level' }),
+  redisUrl: url({
+    env: 'REDIS_URL',
+    schemes: ['redis', 'rediss'],
+    doc: 'the pub/sub bus between instances. Unset means an in-memory bus, which only reaches subscribers of the same process',
+  }),
+  metricsEnabled: boolean({
+    env: 'METRICS_ENABLED',
+    default: true,
+    doc: 'serve `GET /metrics`; it needs no token, so turn it off where the port is public and nothing scrapes it',
+  }),
+  healthCheckTimeoutMs: integer({
+    env: 'HEALTH_CHECK_TIMEOUT_MS',
+    default: 2_000,
+    min: 100,
+    max: 60_000,
+    doc: "how long `/health/ready` waits for each database check; keep it below the probe's timeout",
+  }),
+  shutdownDrainMs: integer({
+    env: 'SHUTDOWN_DRAIN_MS',
+    default: 0,
+    min: 0,
+    max: 60_000,
+    doc: "on SIGTERM, how long to keep serving with `/health/ready` already 503, so load balancers stop routing here first (in Kubernetes at least the readiness probe's period × failure threshold)",
+  }),
+  outbox: {
+    enabled: boolean({
+      env: 'OUTBOX_PUBLISHER_ENABLED',
+      default: true,
+      doc: 'run an OutboxPublisher in this process. Any number of processes may run one against the same database',
+    }),
+    wake: choice({
+      env: 'OUTBOX_WAKE',
+      choices: OUTBOX_WAKE_MODES,
+      default: 'all',
+      doc: "how the publisher learns of new events besides polling. `all`: right after a commit in this process, and on PostgreSQL also by LISTEN/NOTIFY from other processes. `in-process`: only this process's commits (behind PgBouncer in transaction mode, where LISTEN cannot work; other processes' events wait for the poll). `poll`: polling alone (for measuring)",
+    }),
+    batchSize: integer({
+      env: 'OUTBOX_BATCH_SIZE',
+      default: 500,
+      min: 1,
+      max: 10_000,
+      doc: 'most events claimed per cycle; one claim, one publish call and one "published" update per batch',
+    }),
+    pollIntervalMs: integer({
+      env: 'OUTBOX_POLL_INTERVAL_MS',
+      default: 1_000,
+      min: 10,
+      max: 3_600_000,
+      doc: 'the publisher looks for due events at least this often, whatever wake-ups arrive; it is also the longest wait for a retry that has become due',
+    }),
+    maxAttempts: integer({
+      env: 'OUTBOX_MAX_ATTEMPTS',
+      default: 10,
+      min: 1,
+      max: 1_000,
+      doc: 'publish attempts before an event is marked `failed`',
+    }),
+    backoffBaseMs: integer({
+      env: 'OUTBOX_BACKOFF_BASE_MS',
+      default: 500,
+      min: 1,
+      max: 3_600_000,
+      doc: 'delay before the first retry; it doubles with each attempt, with jitter',
+    }),
+    backoffMaxMs: integer({
+      env: 'OUTBOX_BACKOFF_MAX_MS',
+      default: 300_000,
+      min: 1,
+      max: 86_400_000,
+      doc: 'longest retry delay (5 minutes)',
+    }),
+    claimLeaseMs: integer({
+      env: 'OUTBOX_CLAIM_LEASE_MS',
+      default: 30_000,
+      min: 100,
+      max: 3_600_000,
+      doc: "how long a claim holds an event. A dead publisher's events are claimed again after this. Keep it well above the time one publish call takes",
+    }),
+    preparedStatements: boolean({
+      env: 'OUTBOX_PREPARED_STATEMENTS',
+      default: true,
+      doc: 'run the claim as a named prepared statement (planned once per connection). Set `false` behind a pooler in transaction mode that does not keep prepared statements (PgBouncer before 1.21, or without `max_prepared_statements`)',
+    }),
+  },
+  subscriptions: {
+    bufferSize: integer({
+      env: 'SUBSCRIPTION_BUFFER_SIZE',
+      default: 1_000,
+      min: 1,
+      max: 1_000_000,
+      doc: 'events one subscription may hold for a client that is not keeping up; one more ends the subscription with `SLOW_CONSUMER`',
+    }),
+    authRecheckMs: integer({
+      env: 'SUBSCRIPTION_AUTH_RECHECK_MS',
+      default: 5_000,
+      min: 0,
+      max: 3_600_000,
+      doc: "re-check a subscriber's project membership on an event when the last check is older than this; `0` checks on every event. The token's expiry is checked on every event regardless",
+    }),
+    keepAliveMs: integer({
+      env: 'WS_KEEPALIVE_MS',
+      default: 12_000,
+      min: 0,
+      max: 3_600_000,
+      doc: "graphql-ws: WebSocket ping interval; a socket that has not answered by the next ping is terminated. `0` turns it off. (SSE keep-alive is yoga's fixed 12 s comment line)",
+    }),
+  },
+  analyticsRollupIntervalMs: integer({
+    env: 'ANALYTICS_ROLLUP_INTERVAL_MS',
+    default: 1_000,
+    min: 0,
+    max: 3_600_000,
+    doc: 'pause of the analytics rollup worker once it has caught up; `0` turns it off. Analytics stay exact without it (they read unfolded events directly); the worker keeps that remainder small so `projectAnalytics` stays fast ([analytics.md](analytics.md))',
+  }),
+  analyticsRollupBatchSize: integer({
+    env: 'ANALYTICS_ROLLUP_BATCH_SIZE',
+    default: 5_000,
+    min: 100,
+    max: 1_000_000,
+    doc: 'most events the rollup worker folds into the running totals in one transaction',
+  }),
+};
 
-function readBoolean(env: Env, name: string, fallback: boolean): boolean {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  if (['1', 'true', 'yes', 'on'].includes(raw.toLowerCase())) return true;
-  if (['0', 'false', 'no', 'off'].includes(raw.toLowerCase())) return false;
-  throw new ConfigError(`${name} must be true or false, got "${raw}"`);
+/** A tree of declarations, nested as the config is. */
+type Declarations = { readonly [key: string]: Setting<any> | Declarations };
+
+/** What a tree of declarations reads as: each `Setting<T>` becomes its `T`. */
+export type SettingValues<D> = { -readonly [K in keyof D]: D[K] extends Setting<infer T> ? T : SettingValues<D[K]> };
+
+type Parsed = SettingValues<typeof SETTINGS>;
+
+export type DatabaseConfig =
+  | { kind: 'postgresql'; url: string }
+  | { kind: 'pglite'; dataDir: string };
+
+/** The parsed settings, with the fields that cross-field rules settle replaced by their outcome. */
+export interface AppConfig extends Omit<Parsed, 'database' | 'seedDemo' | 'jwtSecret'> {
+  /** `DATABASE_URL` (PostgreSQL) or, without it, embedded PGlite in `PGLITE_DATA_DIR`. */
+  database: DatabaseConfig;
+  /** SEED_DEMO, defaulting to on for PGlite only. */
+  seedDemo: boolean;
+  /** JWT_SECRET, or the development secret outside production. */
+  jwtSecret: string;
 }
 
-function readInteger(env: Env, name: string, fallback: number, min: number, max: number): number {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < min || value > max) {
-    throw new ConfigError(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
+export type OutboxPublisherOptions = AppConfig['outbox'];
+export type SubscriptionOptions = AppConfig['subscriptions'];
+
+function readAll<D extends Declarations>(declarations: D, env: Env): SettingValues<D> {
+  const values: Record<string, unknown> = {};
+  for (const [key, declaration] of Object.entries(declarations)) {
+    values[key] = declaration instanceof Setting ? declaration.read(env) : readAll(declaration, env);
   }
-  return value;
+  return values as SettingValues<D>;
 }
 
-function readChoice<T extends string>(env: Env, name: string, choices: readonly T[], fallback: T): T {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  if (!(choices as readonly string[]).includes(raw)) throw new ConfigError(`${name} must be one of ${choices.join(', ')}, got "${raw}"`);
-  return raw as T;
+/** Every declared setting, in declaration order (for the docs table and its test). */
+export function listSettings(declarations: Declarations = SETTINGS): Setting<unknown>[] {
+  return Object.values(declarations).flatMap((declaration) => (declaration instanceof Setting ? [declaration] : listSettings(declaration)));
 }
-
-function readDatabase(env: Env): DatabaseConfig {
-  const url = env.DATABASE_URL;
-  if (url) {
-    if (!/^postgres(ql)?:\/\//.test(url)) {
-      throw new ConfigError('DATABASE_URL must be a postgres:// or postgresql:// URL');
-    }
-    return { kind: 'postgresql', url };
-  }
-  return { kind: 'pglite', dataDir: env.PGLITE_DATA_DIR || './.data/pglite' };
-}
-
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 export function loadConfig(env: Env = process.env): AppConfig {
-  const nodeEnv = env.NODE_ENV || 'development';
-  const database = readDatabase(env);
+  const { database: db, seedDemo, jwtSecret, ...rest } = readAll(SETTINGS, env);
 
-  const jwtSecret = env.JWT_SECRET || (nodeEnv === 'production' ? '' : DEV_JWT_SECRET);
-  if (!jwtSecret) throw new ConfigError('JWT_SECRET is required when NODE_ENV=production');
-  if (jwtSecret.length < 32) throw new ConfigError('JWT_SECRET must be at least 32 characters long');
+  const database: DatabaseConfig = db.url ? { kind: 'postgresql', url: db.url } : { kind: 'pglite', dataDir: db.pgliteDataDir };
 
-  const logLevel = env.LOG_LEVEL || 'info';
-  if (!LOG_LEVELS.includes(logLevel)) {
-    throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
-  }
+  if (jwtSecret === null && rest.nodeEnv === 'production') throw new ConfigError('JWT_SECRET is required when NODE_ENV=production');
 
   return {
-    nodeEnv,
+    ...rest,
     database,
-    migrateOnStart: readBoolean(env, 'MIGRATE_ON_START', true),
-    seedDemo: readBoolean(env, 'SEED_DEMO', database.kind === 'pglite'),
-    port: readInteger(env, 'PORT', 4000, 0, 65535),
-    host: env.HOST || '0.0.0.0',
-    jwtSecret,
-    jwtIssuer: env.JWT_ISSUER || 'chat-outbox',
-    logLevel,
-    redisUrl: readRedisUrl(env),
-    outbox: {
-      enabled: readBoolean(env, 'OUTBOX_PUBLISHER_ENABLED', true),
-      wake: readChoice(env, 'OUTBOX_WAKE', OUTBOX_WAKE_MODES, 'all'),
-      batchSize: readInteger(env, 'OUTBOX_BATCH_SIZE', 500, 1, 10_000),
-      pollIntervalMs: readInteger(env, 'OUTBOX_POLL_INTERVAL_MS', 1_000, 10, 3_600_000),
-      maxAttempts: readInteger(env, 'OUTBOX_MAX_ATTEMPTS', 10, 1, 1_000),
-      backoffBaseMs: readInteger(env, 'OUTBOX_BACKOFF_BASE_MS', 500, 1, 3_600_000),
-      backoffMaxMs: readInteger(env, 'OUTBOX_BACKOFF_MAX_MS', 300_000, 1, 86_400_000),
-      claimLeaseMs: readInteger(env, 'OUTBOX_CLAIM_LEASE_MS', 30_000, 100, 3_600_000),
-      preparedStatements: readBoolean(env, 'OUTBOX_PREPARED_STATEMENTS', true),
-    },
-    subscriptions: {
-      bufferSize: readInteger(env, 'SUBSCRIPTION_BUFFER_SIZE', 1_000, 1, 1_000_000),
-      authRecheckMs: readInteger(env, 'SUBSCRIPTION_AUTH_RECHECK_MS', 5_000, 0, 3_600_000),
-      keepAliveMs: readInteger(env, 'WS_KEEPALIVE_MS', 12_000, 0, 3_600_000),
-    },
-    metricsEnabled: readBoolean(env, 'METRICS_ENABLED', true),
-    healthCheckTimeoutMs: readInteger(env, 'HEALTH_CHECK_TIMEOUT_MS', 2_000, 100, 60_000),
-    shutdownDrainMs: readInteger(env, 'SHUTDOWN_DRAIN_MS', 0, 0, 60_000),
-    analyticsRollupIntervalMs: readInteger(env, 'ANALYTICS_ROLLUP_INTERVAL_MS', 1_000, 0, 3_600_000),
-    analyticsRollupBatchSize: readInteger(env, 'ANALYTICS_ROLLUP_BATCH_SIZE', 5_000, 100, 1_000_000),
+    seedDemo: seedDemo ?? database.kind === 'pglite',
+    jwtSecret: jwtSecret ?? DEV_JWT_SECRET,
   };
-}
-
-function readRedisUrl(env: Env): string | null {
-  const url = env.REDIS_URL;
-  if (!url) return null;
-  if (!/^rediss?:\/\//.test(url)) throw new ConfigError('REDIS_URL must be a redis:// or rediss:// URL');
-  return url;
 }
 
 /** For entry points (server, CLI scripts): a wrong setting prints one line naming it and exits 1. */
@@ -208,4 +381,14 @@ export function loadConfigOrExit(env: Env = process.env): AppConfig {
     console.error(`Configuration error: ${error.message}`);
     process.exit(1);
   }
+}
+
+/** The settings table of docs/operations.md, as `npm run docs:settings` writes it. */
+export function settingsTable(declarations: Declarations = SETTINGS): string {
+  const cell = (text: string) => text.replaceAll('|', '\\|');
+  const rows = listSettings(declarations).map((setting) => {
+    const fallback = setting.allowedText ? `${setting.defaultText} (${setting.allowedText})` : setting.defaultText;
+    return `| \`${setting.env}\` | ${cell(fallback)} | ${cell(setting.doc)} |`;
+  });
+  return ['| variable | default (allowed) | meaning |', '| --- | --- | --- |', ...rows].join('\n');
 }
