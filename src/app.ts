@@ -1,5 +1,6 @@
 import { createAnalyticsRollupWorker } from './analytics/analytics-rollup.worker.ts';
 import { createTokenService } from './auth/token.ts';
+import type { Clock } from './clock.ts';
 import type { AppConfig } from './config.ts';
 import { createOrm, forkEm, migrateToLatest, type Orm } from './db/orm.ts';
 import { seedDemo } from './db/demo-seed.ts';
@@ -18,6 +19,12 @@ import { buildServer, type RunningServer } from './server.ts';
 export interface AppOverrides {
   /** Use this bus instead of the configured one (tests inject faults through it). */
   bus?: EventBus;
+  /**
+   * The clock of the background loops' waits and the subscriptions' timers (tests pass a fake one
+   * to move time on without sleeping); default: the real clock. Token signing and verification,
+   * and which outbox events are due (the database's clock), are not on it.
+   */
+  clock?: Clock;
 }
 
 /**
@@ -74,6 +81,7 @@ export async function startApp(config: AppConfig, logger: Logger, overrides: App
         options: config.outbox,
         listenEnabled: listen,
         observer: createPublisherObserver({ metrics, logger: outboxLogger }),
+        clock: overrides.clock,
       });
       publisher = started;
       if (config.outbox.wake !== 'poll') wakeOnLocalCommit(orm, () => started.nudge());
@@ -83,6 +91,7 @@ export async function startApp(config: AppConfig, logger: Logger, overrides: App
           logger: outboxLogger,
           wake: () => started.nudge(),
           onStateChange: (listening) => started.setListening(listening),
+          clock: overrides.clock,
         });
       }
       started.start();
@@ -104,6 +113,7 @@ export async function startApp(config: AppConfig, logger: Logger, overrides: App
       orm,
       logger,
       options: { intervalMs: config.analyticsRollupIntervalMs, batchSize: config.analyticsRollupBatchSize },
+      clock: overrides.clock,
     });
     if (config.analyticsRollupIntervalMs > 0) {
       analyticsRollup.start();
@@ -116,6 +126,7 @@ export async function startApp(config: AppConfig, logger: Logger, overrides: App
       orm,
       bus,
       options: config.subscriptions,
+      clock: overrides.clock,
       onDelivered: (event) => metrics.subscriptions.recordDelivered(event.type),
       onEnd: (reason) => {
         if (reason === 'slow-consumer') metrics.subscriptions.recordEndedSlowConsumer();
