@@ -1,6 +1,6 @@
 import { createAnalyticsRollupWorker } from './analytics/analytics-rollup.worker.ts';
 import { createTokenService } from './auth/token.ts';
-import type { Clock } from './clock.ts';
+import { sleep, systemClock, type Clock } from './clock.ts';
 import type { AppConfig } from './config.ts';
 import { createOrm, forkEm, migrateToLatest, type Orm } from './db/orm.ts';
 import { seedDemo } from './db/demo-seed.ts';
@@ -20,8 +20,8 @@ export interface AppOverrides {
   /** Use this bus instead of the configured one (tests inject faults through it). */
   bus?: EventBus;
   /**
-   * The clock of the background loops' waits and the subscriptions' timers (tests pass a fake one
-   * to move time on without sleeping); default: the real clock. Token signing and verification,
+   * The clock of the background loops' waits, the subscriptions' timers and the shutdown drain
+   * (tests pass a fake one to move time on without sleeping); default: the real clock. Token signing and verification,
    * and which outbox events are due (the database's clock), are not on it.
    */
   clock?: Clock;
@@ -168,7 +168,7 @@ export async function startApp(config: AppConfig, logger: Logger, overrides: App
       stop(): Promise<void> {
         stopping ??= (async () => {
           health.markShuttingDown();
-          if (config.shutdownDrainMs > 0) await new Promise((resolve) => setTimeout(resolve, config.shutdownDrainMs));
+          if (config.shutdownDrainMs > 0) await sleep(overrides.clock ?? systemClock, config.shutdownDrainMs);
           await closeAll();
         })();
         return stopping;

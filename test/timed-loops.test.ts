@@ -243,3 +243,22 @@ describe('subscriptions on a fake clock', () => {
     }
   });
 });
+
+describe('shutdown on a fake clock', () => {
+  it('keeps serving through the drain, and stops when the clock has passed it', async () => {
+    const clock = new FakeClock();
+    const t = await startTestApp({ ANALYTICS_ROLLUP_INTERVAL_MS: '0', SHUTDOWN_DRAIN_MS: '60000' }, { clock });
+    let stopped = false;
+    const stopping = t.stop().then(() => (stopped = true));
+    try {
+      await clock.advance(59_999);
+      expect((await fetch(`${t.app.url}/health/ready`)).status).toBe(503);
+      expect((await t.gql('{ __typename }')).data).toEqual({ __typename: 'Query' });
+      expect(stopped).toBe(false);
+    } finally {
+      await clock.advance(1);
+      await stopping;
+    }
+    await expect(fetch(`${t.app.url}/health/live`)).rejects.toThrow();
+  });
+});
