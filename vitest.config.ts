@@ -6,6 +6,10 @@ export default defineConfig({
   ssr: { resolve: { conditions: ['module-sync', 'node'] } },
   test: {
     globalSetup: ['./test/global-setup.ts'],
+    // Fails a file that leaves pools, sockets, timers or apps open. It relies on the default
+    // `forks` pool: each file runs in a process of its own, so what is open there is the file's.
+    setupFiles: ['./test/setup-leak-check.ts'],
+    pool: 'forks',
     include: ['test/**/*.test.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,

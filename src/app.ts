@@ -1,5 +1,6 @@
 import { createAnalyticsRollupWorker } from './analytics/analytics-rollup.worker.ts';
 import { createTokenService } from './auth/token.ts';
+import { sleep, systemClock, type Clock } from './clock.ts';
 import type { AppConfig } from './config.ts';
 import { createOrm, forkEm, migrateToLatest, type Orm } from './db/orm.ts';
 import { seedDemo } from './db/demo-seed.ts';
@@ -18,6 +19,12 @@ import { buildServer, type RunningServer } from './server.ts';
 export interface AppOverrides {
   /** Use this bus instead of the configured one (tests inject faults through it). */
   bus?: EventBus;
+  /**
+   * The clock of the background loops' waits, the subscriptions' timers and the shutdown drain
+   * (tests pass a fake one to move time on without sleeping); default: the real clock. Token signing and verification,
+   * and which outbox events are due (the database's clock), are not on it.
+   */
+  clock?: Clock;
 }
 
 /**
@@ -77,6 +84,7 @@ export async function startApp(config: AppConfig, logger: Logger, overrides: App
         options: config.outbox,
         listenEnabled: listen,
         observer: createPublisherObserver({ metrics, logger: outboxLogger }),
+        clock: overrides.clock,
       });
       publisher = started;
       if (config.outbox.wake !== 'poll') wakeOnLocalCommit(orm, () => started.nudge());
@@ -86,6 +94,7 @@ export async function startApp(config: AppConfig, logger: Logger, overrides: App
           logger: outboxLogger,
           wake: () => started.nudge(),
           onStateChange: (listening) => started.setListening(listening),
+          clock: overrides.clock,
         });
       }
       started.start();
@@ -107,6 +116,7 @@ export async function startApp(config: AppConfig, logger: Logger, overrides: App
       orm,
       logger,
       options: { intervalMs: config.analyticsRollupIntervalMs, batchSize: config.analyticsRollupBatchSize },
+      clock: overrides.clock,
     });
     if (config.analyticsRollupIntervalMs > 0) {
       analyticsRollup.start();
@@ -120,6 +130,7 @@ export async function startApp(config: AppConfig, logger: Logger, overrides: App
       orm,
       bus,
       options: config.subscriptions,
+      clock: overrides.clock,
       onDelivered: (event) => metrics.subscriptions.recordDelivered(event.type),
       onEnd: (reason) => {
         if (reason === 'slow-consumer') metrics.subscriptions.recordEndedSlowConsumer();
@@ -163,7 +174,7 @@ export async function startApp(config: AppConfig, logger: Logger, overrides: App
       stop(): Promise<void> {
         stopping ??= (async () => {
           health.markShuttingDown();
-          if (config.shutdownDrainMs > 0) await new Promise((resolve) => setTimeout(resolve, config.shutdownDrainMs));
+          if (config.shutdownDrainMs > 0) await sleep(overrides.clock ?? systemClock, config.shutdownDrainMs);
           await closeAll();
         })();
         return stopping;

@@ -1,136 +1,456 @@
 /**
- * The one place that reads `process.env`. Every option is documented and defaulted here, validated
- * once at start-up; a wrong value stops the process with a message that names the variable.
+ * The one place that reads `process.env`. Every setting is declared once, in `SETTINGS` below: its
+ * environment variable, how its value is parsed, the values it allows, its default and a one-line
+ * doc. That one list gives
+ * - the `AppConfig` type: its shape is the shape of `SETTINGS`, each field typed by its parser;
+ * - the validation at start-up: a wrong value stops the process with a ConfigError that names the
+ *   variable (`loadConfig`);
+ * - the settings table in docs/operations.md, written by `npm run docs:settings` (a test fails
+ *   when the committed table is stale).
+ *
+ * Adding a setting is one declaration: put `name: integer({ env: 'MY_SETTING', default: 10,
+ * min: 1, max: 100, doc: '…' })` (or `boolean`, `choice`, `text`, `url`, `secret`) at the place in
+ * `SETTINGS` where the field belongs in `AppConfig` (a nested object makes a nested section, as
+ * `outbox` does), then run `npm run docs:settings`. Callers read `config.myName` at once.
+ *
+ * Converting a setting written the old way (a field in an interface with a JSDoc, plus a
+ * `readInteger(env, 'NAME', fallback, min, max)` / `readBoolean` / `readChoice` call in
+ * `loadConfig`): delete both, and declare it in `SETTINGS` with the same arguments by name
+ * (`integer({ env: 'NAME', default: fallback, min, max, doc })`), the JSDoc's sentence becoming
+ * `doc`. A section such as `auth: { cors: { … } }` is a nested object of declarations.
+ *
+ * Rules that involve more than one setting (which JWT secret may be used where, JWKS needing an
+ * issuer and audience, SEED_DEMO's default depending on DATABASE_URL, the database choice) stay
+ * explicit code in `loadConfig`, after every
+ * setting has been parsed on its own; such a setting declares its value as "unset" (null) and
+ * says in `defaultText` what the rule picks.
  */
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
-export type DatabaseConfig =
-  | { kind: 'postgresql'; url: string }
-  | { kind: 'pglite'; dataDir: string };
+type Env = Record<string, string | undefined>;
 
-export interface AppConfig {
-  /** `production` never falls back to the development JWT secret, not even for the embedded demo. */
-  nodeEnv: string;
-  /** Where the data lives: `DATABASE_URL` (PostgreSQL) or, without it, embedded PGlite in `PGLITE_DATA_DIR`. */
-  database: DatabaseConfig;
-  /** Apply pending migrations at start (`MIGRATE_ON_START`, default true). */
-  migrateOnStart: boolean;
-  /** Seed the demo project and users when the database has no projects (`SEED_DEMO`; default: on for PGlite only). */
-  seedDemo: boolean;
-  /** HTTP/WebSocket port (`PORT`, default 4000; 0 picks a free one). */
-  port: number;
-  /** Interface to bind (`HOST`, default 127.0.0.1: loopback only; containers set 0.0.0.0 explicitly). */
-  host: string;
-  /** Pino level (`LOG_LEVEL`, default `info`). */
-  logLevel: string;
-  /** Redis for the pub/sub bus (`REDIS_URL`); unset: in-process bus, fine for a single instance. */
-  redisUrl: string | null;
-  /** Serve Prometheus metrics at `GET /metrics` (`METRICS_ENABLED`, default true); unauthenticated, so
-   * turn it off where the port is public and nothing scrapes it. */
-  metricsEnabled: boolean;
-  /** Longest `GET /health/ready` waits for each database check before calling it failed
-   * (`HEALTH_CHECK_TIMEOUT_MS`, default 2000). Keep it below the probe's own timeout. */
-  healthCheckTimeoutMs: number;
-  /** On SIGTERM, how long to keep serving while `/health/ready` already answers 503, so load balancers
-   * stop sending new work before connections close (`SHUTDOWN_DRAIN_MS`, default 0; in Kubernetes
-   * use at least the readiness probe's period × failure threshold). */
-  shutdownDrainMs: number;
-  /**
-   * Pause of the analytics rollup worker once caught up (`ANALYTICS_ROLLUP_INTERVAL_MS`, default
-   * 1000; 0 turns the worker off). Analytics stay exact and current without it, reading unfolded
-   * events directly; the worker keeps that remainder small so queries stay fast.
-   */
-  analyticsRollupIntervalMs: number;
-  /** Most events the rollup worker folds in one transaction (`ANALYTICS_ROLLUP_BATCH_SIZE`, default 5000). */
-  analyticsRollupBatchSize: number;
-  outbox: OutboxPublisherOptions;
-  subscriptions: SubscriptionOptions;
-  operationLimits: OperationLimits;
-  auth: AuthConfig;
-  cors: CorsConfig;
+/** One environment variable: how it is read, what it may be, its default and what it means. */
+export class Setting<T> {
+  /** The environment variable. */
+  readonly env: string;
+  /** One line for the settings table (markdown): what it does and when to change it. */
+  readonly doc: string;
+  /** The default as the table shows it. */
+  readonly defaultText: string;
+  /** The allowed values as the table shows them; empty when the doc says it. */
+  readonly allowedText: string;
+  /** The value when the variable is unset or empty. */
+  readonly fallback: T;
+  /** Parses a non-empty value; throws a ConfigError that names the variable. */
+  readonly parse: (raw: string) => T;
+
+  constructor(spec: { env: string; doc: string; defaultText: string; allowedText?: string; fallback: T; parse: (raw: string) => T }) {
+    this.env = spec.env;
+    this.doc = spec.doc;
+    this.defaultText = spec.defaultText;
+    this.allowedText = spec.allowedText ?? '';
+    this.fallback = spec.fallback;
+    this.parse = spec.parse;
+  }
+
+  read(env: Env): T {
+    const raw = env[this.env];
+    return raw === undefined || raw === '' ? this.fallback : this.parse(raw);
+  }
+}
+
+interface Common {
+  env: string;
+  doc: string;
+}
+
+const TRUE_WORDS = ['1', 'true', 'yes', 'on'];
+const FALSE_WORDS = ['0', 'false', 'no', 'off'];
+
+function parseBoolean(name: string, raw: string): boolean {
+  if (TRUE_WORDS.includes(raw.toLowerCase())) return true;
+  if (FALSE_WORDS.includes(raw.toLowerCase())) return false;
+  throw new ConfigError(`${name} must be true or false, got "${raw}"`);
+}
+
+/** `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`, in any case. */
+function boolean(spec: Common & { default: boolean }): Setting<boolean> {
+  return new Setting({ ...spec, defaultText: `\`${spec.default}\``, fallback: spec.default, parse: (raw) => parseBoolean(spec.env, raw) });
+}
+
+/** A boolean whose default a cross-field rule in `loadConfig` decides (unset reads as null). */
+function optionalBoolean(spec: Common & { defaultText: string }): Setting<boolean | null> {
+  return new Setting<boolean | null>({ ...spec, fallback: null, parse: (raw) => parseBoolean(spec.env, raw) });
+}
+
+/** A whole number in [min, max]. */
+function integer(spec: Common & { default: number; min: number; max: number }): Setting<number> {
+  const { env, min, max } = spec;
+  return new Setting({
+    ...spec,
+    defaultText: `\`${spec.default}\``,
+    allowedText: `${min}–${max}`,
+    fallback: spec.default,
+    parse: (raw) => {
+      const value = Number(raw);
+      if (!Number.isInteger(value) || value < min || value > max) {
+        throw new ConfigError(`${env} must be an integer from ${min} to ${max}, got "${raw}"`);
+      }
+      return value;
+    },
+  });
+}
+
+/** One of a fixed list of words; the setting's type is their union. */
+function choice<const C extends readonly string[]>(spec: Common & { choices: C; default: C[number] }): Setting<C[number]> {
+  const { env, choices } = spec;
+  return new Setting<C[number]>({
+    ...spec,
+    defaultText: `\`${spec.default}\``,
+    allowedText: choices.map((word) => `\`${word}\``).join(', '),
+    fallback: spec.default,
+    parse: (raw) => {
+      if (!(choices as readonly string[]).includes(raw)) throw new ConfigError(`${env} must be one of ${choices.join(', ')}, got "${raw}"`);
+      return raw;
+    },
+  });
+}
+
+/** Any text. */
+function text(spec: Common & { default: string }): Setting<string> {
+  return new Setting({ ...spec, defaultText: `\`${spec.default}\``, fallback: spec.default, parse: (raw) => raw });
+}
+
+/** Any text, or null when unset (a cross-field rule in `loadConfig` decides what that means). */
+function optionalText(spec: Common & { defaultText: string; allowedText?: string }): Setting<string | null> {
+  return new Setting<string | null>({ ...spec, fallback: null, parse: (raw) => raw });
+}
+
+/** A comma-separated list; unset, empty or only commas: null (the default applies). */
+function list(spec: Common & { defaultText: string; allowedText?: string }): Setting<string[] | null> {
+  return new Setting<string[] | null>({
+    ...spec,
+    fallback: null,
+    parse: (raw) => {
+      const items = raw.split(',').map((item) => item.trim()).filter(Boolean);
+      return items.length ? items : null;
+    },
+  });
 }
 
 /**
- * What one operation may ask of the server. Every operation in docs/ passes with room to spare
- * (a test checks); a request beyond any limit is refused before it runs, with QUERY_TOO_COMPLEX.
+ * A URL with one of the given schemes, or null when unset. The message leaves the value out: a
+ * connection URL may carry a password.
  */
-export interface OperationLimits {
-  /** Deepest selection nesting (`GRAPHQL_MAX_DEPTH`, default 12). */
-  maxDepth: number;
-  /** Most aliased fields in one document (`GRAPHQL_MAX_ALIASES`, default 20). */
-  maxAliases: number;
-  /** Most lexical tokens in one document; the parser stops there (`GRAPHQL_MAX_TOKENS`, default 2000). */
-  maxTokens: number;
-  /** Most directives in one document (`GRAPHQL_MAX_DIRECTIVES`, default 20). */
-  maxDirectives: number;
-  /**
-   * Highest cost of one operation (`GRAPHQL_MAX_COST`, default 10000): every field costs 1, and a
-   * connection's selection counts once per item of the page it asks for (`first`, default 20).
-   */
-  maxCost: number;
-  /** Items assumed for a list that is not a paginated connection, in the cost (`GRAPHQL_LIST_SIZE_GUESS`, default 10). */
-  listSizeGuess: number;
-  /** Most mutation root fields in one request, so one request is a bounded number of writes (`GRAPHQL_MAX_MUTATION_FIELDS`, default 3). */
-  maxMutationFields: number;
-  /** Largest HTTP request body (`HTTP_MAX_BODY_BYTES`, default 131072 = 128 KiB); larger is 413 PAYLOAD_TOO_LARGE. */
-  maxBodyBytes: number;
-  /**
-   * Deadline of one query or mutation (`OPERATION_TIMEOUT_MS`, default 10000; 0: none). Past it the
-   * operation is answered with TIMEOUT and aborted, and PostgreSQL cancels a statement of the
-   * request pool that runs longer (its `statement_timeout`).
-   */
-  operationTimeoutMs: number;
+function url(spec: Common & { schemes: readonly string[] }): Setting<string | null> {
+  const { env, schemes } = spec;
+  return new Setting<string | null>({
+    ...spec,
+    defaultText: '*(unset)*',
+    allowedText: schemes.map((scheme) => `\`${scheme}://…\``).join(' or '),
+    fallback: null,
+    parse: (raw) => {
+      if (!schemes.some((scheme) => raw.startsWith(`${scheme}://`))) {
+        throw new ConfigError(`${env} must be a ${schemes.map((scheme) => `${scheme}://`).join(' or ')} URL`);
+      }
+      return raw;
+    },
+  });
+}
+
+/** A secret of at least `minLength` characters, or null when unset; never echoed in a message. */
+function secret(spec: Common & { minLength: number; defaultText: string }): Setting<string | null> {
+  const { env, minLength } = spec;
+  return new Setting<string | null>({
+    ...spec,
+    fallback: null,
+    allowedText: `≥ ${minLength} characters`,
+    parse: (raw) => {
+      if (raw.length < minLength) throw new ConfigError(`${env} must be at least ${minLength} characters long`);
+      return raw;
+    },
+  });
 }
 
 export const OUTBOX_WAKE_MODES = ['all', 'in-process', 'poll'] as const;
 export type OutboxWake = (typeof OUTBOX_WAKE_MODES)[number];
 
-export interface OutboxPublisherOptions {
-  /** Run a publisher in this process (`OUTBOX_PUBLISHER_ENABLED`, default true). Any number may run against one database. */
-  enabled: boolean;
-  /**
-   * How the publisher learns of new events besides polling (`OUTBOX_WAKE`, default `all`):
-   * `all`: right after a commit in this process, and by LISTEN/NOTIFY from other processes;
-   * `in-process`: only this process's commits (where LISTEN cannot work, such as behind PgBouncer
-   * in transaction mode: other processes' events then wait for the poll);
-   * `poll`: polling alone (for measuring the difference).
-   */
-  wake: OutboxWake;
-  /** Most events claimed per batch (`OUTBOX_BATCH_SIZE`, default 500). One claim and one "published" update per batch. */
-  batchSize: number;
-  /** Sweep for due events at least this often, whatever wake-ups arrive (`OUTBOX_POLL_INTERVAL_MS`, default 1000). */
-  pollIntervalMs: number;
-  /** Publish attempts before an event is marked `failed` (`OUTBOX_MAX_ATTEMPTS`, default 10). */
-  maxAttempts: number;
-  /** First retry delay; doubles per attempt, with jitter (`OUTBOX_BACKOFF_BASE_MS`, default 500). */
-  backoffBaseMs: number;
-  /** Longest retry delay (`OUTBOX_BACKOFF_MAX_MS`, default 300000 = 5 min). */
-  backoffMaxMs: number;
-  /**
-   * How long a claim holds an event (`OUTBOX_CLAIM_LEASE_MS`, default 30000). If a publisher dies
-   * mid-batch, its events are claimed again after this; keep it well above a publish's duration.
-   */
-  claimLeaseMs: number;
-  /**
-   * Run the claim as a named prepared statement (`OUTBOX_PREPARED_STATEMENTS`, default true): it
-   * is planned once per connection instead of on every cycle. Turn it off behind a pooler in
-   * transaction mode that does not keep prepared statements (PgBouncer before 1.21, or without
-   * `max_prepared_statements`).
-   */
-  preparedStatements: boolean;
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/** Published in the source: used only by the embedded demo on loopback; anything else refuses it. */
+export const DEV_JWT_SECRET = 'chat-outbox-development-secret-do-not-use-in-production';
+
+/** Every setting, in the shape of `AppConfig` and in the order of the docs table. */
+export const SETTINGS = {
+  nodeEnv: text({ env: 'NODE_ENV', default: 'development', doc: '`production` never falls back to the development JWT secret, not even for the embedded demo' }),
+  database: {
+    url: url({
+      env: 'DATABASE_URL',
+      schemes: ['postgres', 'postgresql'],
+      doc: 'PostgreSQL to store everything in; unset means the embedded PostgreSQL (PGlite)',
+    }),
+    pgliteDataDir: text({
+      env: 'PGLITE_DATA_DIR',
+      default: './.data/pglite',
+      doc: 'data folder of the embedded database (only without `DATABASE_URL`)',
+    }),
+  },
+  migrateOnStart: boolean({ env: 'MIGRATE_ON_START', default: true, doc: 'apply pending migrations at start' }),
+  seedDemo: optionalBoolean({
+    env: 'SEED_DEMO',
+    defaultText: '`true` on PGlite, `false` on PostgreSQL',
+    doc: 'seed a demo project and users when the database has no project',
+  }),
+  port: integer({ env: 'PORT', default: 4000, min: 0, max: 65_535, doc: 'HTTP and WebSocket port; `0` picks a free one' }),
+  host: text({
+    env: 'HOST',
+    default: '127.0.0.1',
+    doc: 'interface to bind: loopback by default, so only this machine reaches it; containers and hosts behind a proxy set `0.0.0.0` (which also needs `JWT_SECRET` or `JWT_JWKS_URL`)',
+  }),
+  auth: {
+    secret: secret({
+      env: 'JWT_SECRET',
+      minLength: 32,
+      defaultText: '*(unset)*: the published development secret, for the embedded loopback demo only',
+      doc: 'HS256 secret for bearer tokens (development tokens, `npm run token`). This or `JWT_JWKS_URL` is required with `DATABASE_URL`, a non-loopback `HOST` or `NODE_ENV=production`',
+    }),
+    issuer: optionalText({
+      env: 'JWT_ISSUER',
+      defaultText: '`chat-outbox`; required with `JWT_JWKS_URL`',
+      doc: '`iss` every token must carry, and tokens signed here get: with a JWKS, the provider\'s issuer exactly as in its tokens (trailing slash included)',
+    }),
+    audience: list({
+      env: 'JWT_AUDIENCE',
+      defaultText: '*(unset)*; required with `JWT_JWKS_URL`',
+      allowedText: 'comma-separated',
+      doc: 'accepted `aud` values; the first is put on tokens signed here',
+    }),
+    clockToleranceS: integer({ env: 'JWT_CLOCK_TOLERANCE_S', default: 30, min: 0, max: 300, doc: "leeway on `exp` and `nbf` between this server's clock and the issuer's" }),
+    jwks: {
+      url: optionalText({
+        env: 'JWT_JWKS_URL',
+        defaultText: '*(unset)*',
+        allowedText: '`https://…` (`http://` to loopback only)',
+        doc: "an OpenID Connect provider's key set (`jwks_uri` in its `/.well-known/openid-configuration`): tokens signed with `JWT_JWKS_ALGORITHMS` are checked against its keys, fetched and cached with rotation ([authentication](#authentication))",
+      }),
+      algorithms: list({
+        env: 'JWT_JWKS_ALGORITHMS',
+        defaultText: '`RS256,ES256,EdDSA`',
+        allowedText: 'RS*, PS*, ES*, EdDSA, Ed25519',
+        doc: 'asymmetric algorithms accepted with JWKS keys; HS* (checked with `JWT_SECRET`) and `none` are refused',
+      }),
+      cooldownMs: integer({
+        env: 'JWT_JWKS_COOLDOWN_MS',
+        default: 30_000,
+        min: 0,
+        max: 3_600_000,
+        doc: 'after a key-set fetch, how long a token with an unknown `kid` is refused without fetching again (made-up `kid`s cannot turn every request into a call to the provider)',
+      }),
+      cacheMaxAgeMs: integer({
+        env: 'JWT_JWKS_CACHE_MAX_AGE_MS',
+        default: 600_000,
+        min: 1_000,
+        max: 86_400_000,
+        doc: 'the key set is fetched again on the next request once older than this, so a withdrawn key stops working',
+      }),
+    },
+  },
+  cors: {
+    origins: list({
+      env: 'CORS_ORIGINS',
+      defaultText: '*(unset)*: no cross-origin access',
+      allowedText: 'exact origins, comma-separated, or `*` alone',
+      doc: 'browser origins allowed to call the API (e.g. `https://app.example.com`); credentials are never allowed. Same-origin GraphiQL needs none',
+    }),
+  },
+  logLevel: choice({ env: 'LOG_LEVEL', choices: LOG_LEVELS, default: 'info', doc: 'pino log level' }),
+  redisUrl: url({
+    env: 'REDIS_URL',
+    schemes: ['redis', 'rediss'],
+    doc: 'the pub/sub bus between instances. Unset means an in-memory bus, which only reaches subscribers of the same process',
+  }),
+  metricsEnabled: boolean({
+    env: 'METRICS_ENABLED',
+    default: true,
+    doc: 'serve `GET /metrics`; it needs no token, so turn it off where the port is public and nothing scrapes it',
+  }),
+  healthCheckTimeoutMs: integer({
+    env: 'HEALTH_CHECK_TIMEOUT_MS',
+    default: 2_000,
+    min: 100,
+    max: 60_000,
+    doc: "how long `/health/ready` waits for each database check; keep it below the probe's timeout",
+  }),
+  shutdownDrainMs: integer({
+    env: 'SHUTDOWN_DRAIN_MS',
+    default: 0,
+    min: 0,
+    max: 60_000,
+    doc: "on SIGTERM, how long to keep serving with `/health/ready` already 503, so load balancers stop routing here first (in Kubernetes at least the readiness probe's period × failure threshold)",
+  }),
+  outbox: {
+    enabled: boolean({
+      env: 'OUTBOX_PUBLISHER_ENABLED',
+      default: true,
+      doc: 'run an OutboxPublisher in this process. Any number of processes may run one against the same database',
+    }),
+    wake: choice({
+      env: 'OUTBOX_WAKE',
+      choices: OUTBOX_WAKE_MODES,
+      default: 'all',
+      doc: "how the publisher learns of new events besides polling. `all`: right after a commit in this process, and on PostgreSQL also by LISTEN/NOTIFY from other processes. `in-process`: only this process's commits (behind PgBouncer in transaction mode, where LISTEN cannot work; other processes' events wait for the poll). `poll`: polling alone (for measuring)",
+    }),
+    batchSize: integer({
+      env: 'OUTBOX_BATCH_SIZE',
+      default: 500,
+      min: 1,
+      max: 10_000,
+      doc: 'most events claimed per cycle; one claim, one publish call and one "published" update per batch',
+    }),
+    pollIntervalMs: integer({
+      env: 'OUTBOX_POLL_INTERVAL_MS',
+      default: 1_000,
+      min: 10,
+      max: 3_600_000,
+      doc: 'the publisher looks for due events at least this often, whatever wake-ups arrive; it is also the longest wait for a retry that has become due',
+    }),
+    maxAttempts: integer({
+      env: 'OUTBOX_MAX_ATTEMPTS',
+      default: 10,
+      min: 1,
+      max: 1_000,
+      doc: 'publish attempts before an event is marked `failed`',
+    }),
+    backoffBaseMs: integer({
+      env: 'OUTBOX_BACKOFF_BASE_MS',
+      default: 500,
+      min: 1,
+      max: 3_600_000,
+      doc: 'delay before the first retry; it doubles with each attempt, with jitter',
+    }),
+    backoffMaxMs: integer({
+      env: 'OUTBOX_BACKOFF_MAX_MS',
+      default: 300_000,
+      min: 1,
+      max: 86_400_000,
+      doc: 'longest retry delay (5 minutes)',
+    }),
+    claimLeaseMs: integer({
+      env: 'OUTBOX_CLAIM_LEASE_MS',
+      default: 30_000,
+      min: 100,
+      max: 3_600_000,
+      doc: "how long a claim holds an event. A dead publisher's events are claimed again after this. Keep it well above the time one publish call takes",
+    }),
+    preparedStatements: boolean({
+      env: 'OUTBOX_PREPARED_STATEMENTS',
+      default: true,
+      doc: 'run the claim as a named prepared statement (planned once per connection). Set `false` behind a pooler in transaction mode that does not keep prepared statements (PgBouncer before 1.21, or without `max_prepared_statements`)',
+    }),
+  },
+  subscriptions: {
+    bufferSize: integer({
+      env: 'SUBSCRIPTION_BUFFER_SIZE',
+      default: 1_000,
+      min: 1,
+      max: 1_000_000,
+      doc: 'events one subscription may hold for a client that is not keeping up; one more ends the subscription with `SLOW_CONSUMER`',
+    }),
+    authRecheckMs: integer({
+      env: 'SUBSCRIPTION_AUTH_RECHECK_MS',
+      default: 5_000,
+      min: 0,
+      max: 3_600_000,
+      doc: "re-check a subscriber's project membership on an event when the last check is older than this; `0` checks on every event. The token's expiry is checked on every event regardless",
+    }),
+    keepAliveMs: integer({
+      env: 'WS_KEEPALIVE_MS',
+      default: 12_000,
+      min: 0,
+      max: 3_600_000,
+      doc: "graphql-ws: WebSocket ping interval; a socket that has not answered by the next ping is terminated. `0` turns it off. (SSE keep-alive is yoga's fixed 12 s comment line)",
+    }),
+  },
+  analyticsRollupIntervalMs: integer({
+    env: 'ANALYTICS_ROLLUP_INTERVAL_MS',
+    default: 1_000,
+    min: 0,
+    max: 3_600_000,
+    doc: 'pause of the analytics rollup worker once it has caught up; `0` turns it off. Analytics stay exact without it (they read unfolded events directly); the worker keeps that remainder small so `projectAnalytics` stays fast ([analytics.md](analytics.md))',
+  }),
+  analyticsRollupBatchSize: integer({
+    env: 'ANALYTICS_ROLLUP_BATCH_SIZE',
+    default: 5_000,
+    min: 100,
+    max: 1_000_000,
+    doc: 'most events the rollup worker folds into the running totals in one transaction',
+  }),
+  /** What one operation may ask of the server; every operation in docs/ passes with room to spare. */
+  operationLimits: {
+    maxDepth: integer({ env: 'GRAPHQL_MAX_DEPTH', default: 12, min: 1, max: 1_000, doc: 'deepest selection nesting ([limits](#limits-and-security))' }),
+    maxAliases: integer({ env: 'GRAPHQL_MAX_ALIASES', default: 20, min: 0, max: 10_000, doc: 'most aliased fields in one document' }),
+    maxTokens: integer({ env: 'GRAPHQL_MAX_TOKENS', default: 2_000, min: 10, max: 1_000_000, doc: 'most lexical tokens in one document; the parser stops there' }),
+    maxDirectives: integer({ env: 'GRAPHQL_MAX_DIRECTIVES', default: 20, min: 0, max: 10_000, doc: 'most directives in one document' }),
+    maxCost: integer({
+      env: 'GRAPHQL_MAX_COST',
+      default: 10_000,
+      min: 1,
+      max: 100_000_000,
+      doc: "highest cost of one operation: every field costs 1, and a connection's selection counts once per item of the page it asks for (`first`, default 20)",
+    }),
+    listSizeGuess: integer({ env: 'GRAPHQL_LIST_SIZE_GUESS', default: 10, min: 1, max: 10_000, doc: 'items assumed, in the cost, for a list that is not a paginated connection' }),
+    maxMutationFields: integer({
+      env: 'GRAPHQL_MAX_MUTATION_FIELDS',
+      default: 3,
+      min: 1,
+      max: 1_000,
+      doc: 'most mutation root fields in one request, so one request is a bounded number of writes',
+    }),
+    maxBodyBytes: integer({
+      env: 'HTTP_MAX_BODY_BYTES',
+      default: 131_072,
+      min: 1_024,
+      max: 104_857_600,
+      doc: 'largest HTTP request body (128 KiB); larger is 413 `PAYLOAD_TOO_LARGE`',
+    }),
+    operationTimeoutMs: integer({
+      env: 'OPERATION_TIMEOUT_MS',
+      default: 10_000,
+      min: 0,
+      max: 3_600_000,
+      doc: "deadline of one query or mutation: past it the operation is answered with `TIMEOUT` and aborted; also the request pool's `statement_timeout`. `0`: none",
+    }),
+  },
+};
+
+/** A tree of declarations, nested as the config is. */
+type Declarations = { readonly [key: string]: Setting<any> | Declarations };
+
+/** What a tree of declarations reads as: each `Setting<T>` becomes its `T`. */
+export type SettingValues<D> = { -readonly [K in keyof D]: D[K] extends Setting<infer T> ? T : SettingValues<D[K]> };
+
+type Parsed = SettingValues<typeof SETTINGS>;
+
+export type DatabaseConfig =
+  | { kind: 'postgresql'; url: string }
+  | { kind: 'pglite'; dataDir: string };
+
+/** The parsed settings, with the fields that cross-field rules settle replaced by their outcome. */
+export interface AppConfig extends Omit<Parsed, 'database' | 'seedDemo' | 'auth' | 'cors'> {
+  /** `DATABASE_URL` (PostgreSQL) or, without it, embedded PGlite in `PGLITE_DATA_DIR`. */
+  database: DatabaseConfig;
+  /** SEED_DEMO, defaulting to on for PGlite only. */
+  seedDemo: boolean;
+  auth: AuthConfig;
+  cors: CorsConfig;
 }
 
-export interface SubscriptionOptions {
-  /** Events one subscription may have queued for a slow client before it is ended (`SUBSCRIPTION_BUFFER_SIZE`, default 1000). */
-  bufferSize: number;
-  /** Re-check a subscriber's project membership at most this often, on the next event (`SUBSCRIPTION_AUTH_RECHECK_MS`, default 5000). */
-  authRecheckMs: number;
-  /** graphql-ws ping interval; 0 turns keep-alive off (`WS_KEEPALIVE_MS`, default 12000). */
-  keepAliveMs: number;
-}
+export type OutboxPublisherOptions = AppConfig['outbox'];
+export type SubscriptionOptions = AppConfig['subscriptions'];
+export type OperationLimits = AppConfig['operationLimits'];
 
 /**
  * How bearer tokens are checked. At least one of `secret` and `jwks` is set for a server: HS256
@@ -138,95 +458,45 @@ export interface SubscriptionOptions {
  * keys, chosen by the token header's `alg`, so a token can never pick the other kind of key.
  */
 export interface AuthConfig {
-  /**
-   * HS256 shared secret (`JWT_SECRET`, at least 32 characters): development tokens, `npm run token`.
-   * Without it HS256 tokens are refused. Falls back to the published DEV_JWT_SECRET only for the
-   * embedded demo (no DATABASE_URL, loopback HOST, NODE_ENV not production).
-   */
+  /** The HS256 secret; the published DEV_JWT_SECRET only for the embedded loopback demo; null: HS256 refused. */
   secret: string | null;
   /** The secret in use is the published development one: fine for the demo, nothing else. */
   usingDevSecret: boolean;
-  /** An OpenID Connect provider's signing keys (`JWT_JWKS_URL`); null: only HS256 tokens. */
+  /** An OpenID Connect provider's signing keys; null: only HS256 tokens. */
   jwks: JwksConfig | null;
-  /** `iss` every token must carry, set on tokens signed here (`JWT_ISSUER`; default `chat-outbox`, required with JWT_JWKS_URL). */
   issuer: string;
-  /** `aud` a token must carry, one of these (`JWT_AUDIENCE`, comma-separated; required with JWT_JWKS_URL, optional otherwise). */
   audience: string[] | null;
-  /** Leeway for `exp` and `nbf` between our clock and the issuer's (`JWT_CLOCK_TOLERANCE_S`, default 30). */
   clockToleranceS: number;
 }
 
 export interface JwksConfig {
-  /** `JWT_JWKS_URL`: https, or http to a loopback address only (keys fetched in the clear could be swapped). */
   url: URL;
-  /** Signature algorithms accepted with these keys (`JWT_JWKS_ALGORITHMS`, default RS256,ES256,EdDSA); never HS*, never none. */
   algorithms: string[];
-  /**
-   * After a fetch, how long a token with an unknown `kid` is refused without fetching again
-   * (`JWT_JWKS_COOLDOWN_MS`, default 30000). It keeps made-up `kid`s from turning every request
-   * into a call to the provider; a newly published key is found by the first token that needs it
-   * once the cooldown has passed.
-   */
   cooldownMs: number;
-  /** Keys are fetched again on the next request once the set is older than this (`JWT_JWKS_CACHE_MAX_AGE_MS`, default 600000), so a withdrawn key stops working. */
   cacheMaxAgeMs: number;
+}
+
+/** `*`, or the exact origins allowed; credentials (cookies) are never allowed. */
+export interface CorsConfig {
+  origins: '*' | string[];
 }
 
 /** Asymmetric JWS algorithms a JWKS key may verify; HS* (a shared secret) and `none` are not among them. */
 export const JWKS_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'] as const;
 const DEFAULT_JWKS_ALGORITHMS = ['RS256', 'ES256', 'EdDSA'];
 
-/**
- * Cross-origin browser access (`CORS_ORIGINS`, comma-separated exact origins such as
- * `https://app.example.com`, or `*` alone). Default: none; same-origin pages (GraphiQL) need none.
- * Credentials (cookies) are never allowed: the API authenticates with the Authorization header only.
- */
-export interface CorsConfig {
-  origins: '*' | string[];
-}
-
-/** Published in the source: used only by the embedded demo on loopback; anything else refuses it. */
-export const DEV_JWT_SECRET = 'chat-outbox-development-secret-do-not-use-in-production';
-
-type Env = Record<string, string | undefined>;
-
-function readBoolean(env: Env, name: string, fallback: boolean): boolean {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  if (['1', 'true', 'yes', 'on'].includes(raw.toLowerCase())) return true;
-  if (['0', 'false', 'no', 'off'].includes(raw.toLowerCase())) return false;
-  throw new ConfigError(`${name} must be true or false, got "${raw}"`);
-}
-
-function readInteger(env: Env, name: string, fallback: number, min: number, max: number): number {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < min || value > max) {
-    throw new ConfigError(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
+function readAll<D extends Declarations>(declarations: D, env: Env): SettingValues<D> {
+  const values: Record<string, unknown> = {};
+  for (const [key, declaration] of Object.entries(declarations)) {
+    values[key] = declaration instanceof Setting ? declaration.read(env) : readAll(declaration, env);
   }
-  return value;
+  return values as SettingValues<D>;
 }
 
-function readChoice<T extends string>(env: Env, name: string, choices: readonly T[], fallback: T): T {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  if (!(choices as readonly string[]).includes(raw)) throw new ConfigError(`${name} must be one of ${choices.join(', ')}, got "${raw}"`);
-  return raw as T;
+/** Every declared setting, in declaration order (for the docs table and its test). */
+export function listSettings(declarations: Declarations = SETTINGS): Setting<unknown>[] {
+  return Object.values(declarations).flatMap((declaration) => (declaration instanceof Setting ? [declaration] : listSettings(declaration)));
 }
-
-function readDatabase(env: Env): DatabaseConfig {
-  const url = env.DATABASE_URL;
-  if (url) {
-    if (!/^postgres(ql)?:\/\//.test(url)) {
-      throw new ConfigError('DATABASE_URL must be a postgres:// or postgresql:// URL');
-    }
-    return { kind: 'postgresql', url };
-  }
-  return { kind: 'pglite', dataDir: env.PGLITE_DATA_DIR || './.data/pglite' };
-}
-
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 export interface LoadOptions {
   /**
@@ -237,59 +507,16 @@ export interface LoadOptions {
 }
 
 export function loadConfig(env: Env = process.env, options: LoadOptions = {}): AppConfig {
-  const nodeEnv = env.NODE_ENV || 'development';
-  const database = readDatabase(env);
+  const { database: db, seedDemo, auth, cors, ...rest } = readAll(SETTINGS, env);
 
-  const host = env.HOST || '127.0.0.1';
-
-  const logLevel = env.LOG_LEVEL || 'info';
-  if (!LOG_LEVELS.includes(logLevel)) {
-    throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
-  }
+  const database: DatabaseConfig = db.url ? { kind: 'postgresql', url: db.url } : { kind: 'pglite', dataDir: db.pgliteDataDir };
 
   return {
-    nodeEnv,
+    ...rest,
     database,
-    migrateOnStart: readBoolean(env, 'MIGRATE_ON_START', true),
-    seedDemo: readBoolean(env, 'SEED_DEMO', database.kind === 'pglite'),
-    port: readInteger(env, 'PORT', 4000, 0, 65535),
-    host,
-    logLevel,
-    redisUrl: readRedisUrl(env),
-    outbox: {
-      enabled: readBoolean(env, 'OUTBOX_PUBLISHER_ENABLED', true),
-      wake: readChoice(env, 'OUTBOX_WAKE', OUTBOX_WAKE_MODES, 'all'),
-      batchSize: readInteger(env, 'OUTBOX_BATCH_SIZE', 500, 1, 10_000),
-      pollIntervalMs: readInteger(env, 'OUTBOX_POLL_INTERVAL_MS', 1_000, 10, 3_600_000),
-      maxAttempts: readInteger(env, 'OUTBOX_MAX_ATTEMPTS', 10, 1, 1_000),
-      backoffBaseMs: readInteger(env, 'OUTBOX_BACKOFF_BASE_MS', 500, 1, 3_600_000),
-      backoffMaxMs: readInteger(env, 'OUTBOX_BACKOFF_MAX_MS', 300_000, 1, 86_400_000),
-      claimLeaseMs: readInteger(env, 'OUTBOX_CLAIM_LEASE_MS', 30_000, 100, 3_600_000),
-      preparedStatements: readBoolean(env, 'OUTBOX_PREPARED_STATEMENTS', true),
-    },
-    subscriptions: {
-      bufferSize: readInteger(env, 'SUBSCRIPTION_BUFFER_SIZE', 1_000, 1, 1_000_000),
-      authRecheckMs: readInteger(env, 'SUBSCRIPTION_AUTH_RECHECK_MS', 5_000, 0, 3_600_000),
-      keepAliveMs: readInteger(env, 'WS_KEEPALIVE_MS', 12_000, 0, 3_600_000),
-    },
-    operationLimits: {
-      maxDepth: readInteger(env, 'GRAPHQL_MAX_DEPTH', 12, 1, 1_000),
-      maxAliases: readInteger(env, 'GRAPHQL_MAX_ALIASES', 20, 0, 10_000),
-      maxTokens: readInteger(env, 'GRAPHQL_MAX_TOKENS', 2_000, 10, 1_000_000),
-      maxDirectives: readInteger(env, 'GRAPHQL_MAX_DIRECTIVES', 20, 0, 10_000),
-      maxCost: readInteger(env, 'GRAPHQL_MAX_COST', 10_000, 1, 100_000_000),
-      listSizeGuess: readInteger(env, 'GRAPHQL_LIST_SIZE_GUESS', 10, 1, 10_000),
-      maxMutationFields: readInteger(env, 'GRAPHQL_MAX_MUTATION_FIELDS', 3, 1, 1_000),
-      maxBodyBytes: readInteger(env, 'HTTP_MAX_BODY_BYTES', 131_072, 1_024, 104_857_600),
-      operationTimeoutMs: readInteger(env, 'OPERATION_TIMEOUT_MS', 10_000, 0, 3_600_000),
-    },
-    metricsEnabled: readBoolean(env, 'METRICS_ENABLED', true),
-    healthCheckTimeoutMs: readInteger(env, 'HEALTH_CHECK_TIMEOUT_MS', 2_000, 100, 60_000),
-    shutdownDrainMs: readInteger(env, 'SHUTDOWN_DRAIN_MS', 0, 0, 60_000),
-    analyticsRollupIntervalMs: readInteger(env, 'ANALYTICS_ROLLUP_INTERVAL_MS', 1_000, 0, 3_600_000),
-    analyticsRollupBatchSize: readInteger(env, 'ANALYTICS_ROLLUP_BATCH_SIZE', 5_000, 100, 1_000_000),
-    auth: readAuth(env, { nodeEnv, database, host }, options),
-    cors: readCors(env),
+    seedDemo: seedDemo ?? database.kind === 'pglite',
+    auth: settleAuth(auth, { nodeEnv: rest.nodeEnv, database, host: rest.host }, options),
+    cors: settleCors(cors.origins),
   };
 }
 
@@ -299,14 +526,8 @@ export function isLoopbackHost(host: string): boolean {
   return bare === 'localhost' || bare === '::1' || /^127(\.\d{1,3}){3}$/.test(bare) || bare === '::ffff:127.0.0.1';
 }
 
-/** A comma-separated list; unset, empty or only commas: null (the default applies). */
-function readList(env: Env, name: string): string[] | null {
-  const items = (env[name] ?? '').split(',').map((item) => item.trim()).filter(Boolean);
-  return items.length ? items : null;
-}
-
-function readAuth(env: Env, where: { nodeEnv: string; database: DatabaseConfig; host: string }, options: LoadOptions): AuthConfig {
-  const jwks = readJwks(env);
+function settleAuth(raw: Parsed['auth'], where: { nodeEnv: string; database: DatabaseConfig; host: string }, options: LoadOptions): AuthConfig {
+  const jwks = settleJwks(raw.jwks);
   // The demo secret is printed in this file: only a setup nobody else can reach may use it.
   const exposure =
     where.nodeEnv === 'production'
@@ -316,8 +537,7 @@ function readAuth(env: Env, where: { nodeEnv: string; database: DatabaseConfig; 
         : isLoopbackHost(where.host)
           ? null
           : `HOST=${where.host} is reachable from other machines`;
-  let secret = env.JWT_SECRET || null;
-  if (secret !== null && secret.length < 32) throw new ConfigError('JWT_SECRET must be at least 32 characters long');
+  let secret = raw.secret;
   if (secret === DEV_JWT_SECRET && exposure) {
     throw new ConfigError(`JWT_SECRET is the published development secret, refused because ${exposure}: set a random string of at least 32 characters`);
   }
@@ -329,52 +549,43 @@ function readAuth(env: Env, where: { nodeEnv: string; database: DatabaseConfig; 
       );
     }
   }
-
-  const issuer = env.JWT_ISSUER || null;
-  const audience = readList(env, 'JWT_AUDIENCE');
   // A provider signs tokens for every application it serves: without both checks, a token it
   // issued to another application (or another tenant) would be accepted here.
-  if (jwks && !issuer) throw new ConfigError('JWT_ISSUER is required with JWT_JWKS_URL: the provider\'s issuer, exactly as in its tokens\' "iss"');
-  if (jwks && !audience) throw new ConfigError('JWT_AUDIENCE is required with JWT_JWKS_URL: the "aud" your provider puts in tokens for this API');
+  if (jwks && !raw.issuer) throw new ConfigError('JWT_ISSUER is required with JWT_JWKS_URL: the provider\'s issuer, exactly as in its tokens\' "iss"');
+  if (jwks && !raw.audience) throw new ConfigError('JWT_AUDIENCE is required with JWT_JWKS_URL: the "aud" your provider puts in tokens for this API');
 
   return {
     secret,
     usingDevSecret: secret === DEV_JWT_SECRET,
     jwks,
-    issuer: issuer ?? 'chat-outbox',
-    audience,
-    clockToleranceS: readInteger(env, 'JWT_CLOCK_TOLERANCE_S', 30, 0, 300),
+    issuer: raw.issuer ?? 'chat-outbox',
+    audience: raw.audience,
+    clockToleranceS: raw.clockToleranceS,
   };
 }
 
-function readJwks(env: Env): JwksConfig | null {
-  const raw = env.JWT_JWKS_URL;
-  if (!raw) return null;
+function settleJwks(raw: Parsed['auth']['jwks']): JwksConfig | null {
+  if (!raw.url) return null;
   let url: URL;
   try {
-    url = new URL(raw);
+    url = new URL(raw.url);
   } catch {
-    throw new ConfigError(`JWT_JWKS_URL must be a URL, got "${raw}"`);
+    throw new ConfigError(`JWT_JWKS_URL must be a URL, got "${raw.url}"`);
   }
   if (url.protocol !== 'https:' && !(url.protocol === 'http:' && isLoopbackHost(url.hostname))) {
     throw new ConfigError('JWT_JWKS_URL must be an https:// URL (http:// only to a loopback address)');
   }
-  const algorithms = readList(env, 'JWT_JWKS_ALGORITHMS') ?? DEFAULT_JWKS_ALGORITHMS;
+  const algorithms = raw.algorithms ?? DEFAULT_JWKS_ALGORITHMS;
   for (const alg of algorithms) {
     if (!(JWKS_ALGORITHMS as readonly string[]).includes(alg)) {
       throw new ConfigError(`JWT_JWKS_ALGORITHMS may list only ${JWKS_ALGORITHMS.join(', ')} (HS256 tokens are checked with JWT_SECRET), got "${alg}"`);
     }
   }
-  return {
-    url,
-    algorithms,
-    cooldownMs: readInteger(env, 'JWT_JWKS_COOLDOWN_MS', 30_000, 0, 3_600_000),
-    cacheMaxAgeMs: readInteger(env, 'JWT_JWKS_CACHE_MAX_AGE_MS', 600_000, 1_000, 86_400_000),
-  };
+  return { url, algorithms, cooldownMs: raw.cooldownMs, cacheMaxAgeMs: raw.cacheMaxAgeMs };
 }
 
-function readCors(env: Env): CorsConfig {
-  const origins = readList(env, 'CORS_ORIGINS') ?? [];
+function settleCors(origins: string[] | null): CorsConfig {
+  if (!origins) return { origins: [] };
   if (origins.includes('*')) {
     if (origins.length > 1) throw new ConfigError('CORS_ORIGINS is either * alone or a list of exact origins, not both');
     return { origins: '*' };
@@ -393,13 +604,6 @@ function readCors(env: Env): CorsConfig {
   return { origins };
 }
 
-function readRedisUrl(env: Env): string | null {
-  const url = env.REDIS_URL;
-  if (!url) return null;
-  if (!/^rediss?:\/\//.test(url)) throw new ConfigError('REDIS_URL must be a redis:// or rediss:// URL');
-  return url;
-}
-
 /** For entry points (server, CLI scripts): a wrong setting prints one line naming it and exits 1. */
 export function loadConfigOrExit(env: Env = process.env, options: LoadOptions = {}): AppConfig {
   try {
@@ -409,4 +613,14 @@ export function loadConfigOrExit(env: Env = process.env, options: LoadOptions = 
     console.error(`Configuration error: ${error.message}`);
     process.exit(1);
   }
+}
+
+/** The settings table of docs/operations.md, as `npm run docs:settings` writes it. */
+export function settingsTable(declarations: Declarations = SETTINGS): string {
+  const cell = (text: string) => text.replaceAll('|', '\\|');
+  const rows = listSettings(declarations).map((setting) => {
+    const fallback = setting.allowedText ? `${setting.defaultText} (${setting.allowedText})` : setting.defaultText;
+    return `| \`${setting.env}\` | ${cell(fallback)} | ${cell(setting.doc)} |`;
+  });
+  return ['| variable | default (allowed) | meaning |', '| --- | --- | --- |', ...rows].join('\n');
 }

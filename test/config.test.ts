@@ -1,5 +1,7 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, DEV_JWT_SECRET, loadConfig } from '../src/config.ts';
+import { ConfigError, DEV_JWT_SECRET, listSettings, loadConfig, settingsTable } from '../src/config.ts';
+import { withSettingsTable } from '../scripts/settings-table.ts';
 
 const SECRET = 'a-secret-of-at-least-thirty-two-characters';
 const PROVIDER = { JWT_JWKS_URL: 'https://id.example.com/.well-known/jwks.json', JWT_ISSUER: 'https://id.example.com/', JWT_AUDIENCE: 'chat-api' };
@@ -147,4 +149,37 @@ describe('CORS_ORIGINS', () => {
       expect(() => loadConfig({ CORS_ORIGINS: value })).toThrow(/CORS_ORIGINS/);
     },
   );
+});
+
+describe('settings declarations', () => {
+  it('declare each environment variable once', () => {
+    const names = listSettings().map((setting) => setting.env);
+    expect(names.length).toBeGreaterThan(20);
+    expect(new Set(names).size).toBe(names.length);
+  });
+
+  it('give every setting a one-line doc', () => {
+    for (const setting of listSettings()) expect(setting.doc, setting.env).toMatch(/^[^\n]+$/);
+  });
+
+  it('produce the committed table in docs/operations.md (run `npm run docs:settings` if this fails)', () => {
+    const committed = readFileSync(new URL('../docs/operations.md', import.meta.url), 'utf8');
+    expect(withSettingsTable(committed, settingsTable())).toBe(committed);
+  });
+
+  it('read a declared default, and reject a value outside the declared range naming the variable', () => {
+    for (const setting of listSettings()) {
+      if (setting.env === 'JWT_SECRET') continue; // its default is the cross-field rule's
+      expect(() => loadConfig({ JWT_SECRET: SECRET, [setting.env]: setting.env === 'DATABASE_URL' ? 'postgres://x/y' : '' })).not.toThrow();
+    }
+    expect(loadConfig({ SUBSCRIPTION_BUFFER_SIZE: '1000000' }).subscriptions.bufferSize).toBe(1_000_000);
+    expect(() => loadConfig({ SUBSCRIPTION_BUFFER_SIZE: '1000001' })).toThrow('SUBSCRIPTION_BUFFER_SIZE must be an integer from 1 to 1000000, got "1000001"');
+    expect(() => loadConfig({ OUTBOX_WAKE: 'sometimes' })).toThrow('OUTBOX_WAKE must be one of all, in-process, poll, got "sometimes"');
+    expect(() => loadConfig({ REDIS_URL: 'http://cache' })).toThrow('REDIS_URL must be a redis:// or rediss:// URL');
+  });
+
+  it('leave secrets and connection URLs out of error messages', () => {
+    expect(() => loadConfig({ JWT_SECRET: 'hunter2' })).toThrow(/^(?!.*hunter2)/);
+    expect(() => loadConfig({ DATABASE_URL: 'mysql://user:pa55word@db' })).toThrow(/^(?!.*pa55word)/);
+  });
 });

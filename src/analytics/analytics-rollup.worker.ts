@@ -1,3 +1,4 @@
+import { systemClock, type Clock } from '../clock.ts';
 import { forkEm, type Orm } from '../db/orm.ts';
 import type { Logger } from '../logger.ts';
 import { foldNextBatch, type FoldResult } from './analytics.repository.ts';
@@ -31,16 +32,24 @@ export interface AnalyticsRollupStatus {
  * event is counted exactly once however late or out of order its transaction commits. Several
  * processes may run one; an advisory lock lets one fold at a time.
  */
-export function createAnalyticsRollupWorker(deps: { orm: Orm; logger: Logger; options: AnalyticsRollupOptions }): AnalyticsRollupWorker {
+export function createAnalyticsRollupWorker(deps: {
+  orm: Orm;
+  logger: Logger;
+  options: AnalyticsRollupOptions;
+  /** Times the pause between folds; default: the real clock. */
+  clock?: Clock;
+}): AnalyticsRollupWorker {
   const { orm, logger, options } = deps;
+  const clock = deps.clock ?? systemClock;
   let running = false;
-  let timer: NodeJS.Timeout | null = null;
+  /** Cancels the next scheduled fold. */
+  let timer: (() => void) | null = null;
   let cycle: Promise<unknown> = Promise.resolve();
   let lastFoldAt: Date | null = null;
 
   async function foldOnce(): Promise<FoldResult> {
     const result = await forkEm(orm).transactional((tx) => foldNextBatch(tx, options.batchSize));
-    if (result.locked) lastFoldAt = new Date();
+    if (result.locked) lastFoldAt = new Date(clock.now());
     return result;
   }
 
@@ -55,8 +64,8 @@ export function createAnalyticsRollupWorker(deps: { orm: Orm; logger: Logger; op
 
   function schedule(delayMs: number) {
     if (!running) return;
-    if (timer) clearTimeout(timer);
-    timer = setTimeout(tick, delayMs);
+    timer?.();
+    timer = clock.setTimeout(tick, delayMs);
   }
 
   function tick() {
@@ -82,7 +91,7 @@ export function createAnalyticsRollupWorker(deps: { orm: Orm; logger: Logger; op
     },
     async stop() {
       running = false;
-      if (timer) clearTimeout(timer);
+      timer?.();
       timer = null;
       await cycle;
     },

@@ -1,3 +1,4 @@
+import { systemClock, type Clock } from '../clock.ts';
 import { DomainError } from '../errors.ts';
 import type { ChatEvent } from './chat-event.ts';
 
@@ -41,9 +42,9 @@ export interface OrderedStreamOptions {
   /** Called for every event handed to the client. */
   onDelivered?(event: ChatEvent): void;
   onEnd?(reason: 'client' | 'error' | 'slow-consumer'): void;
+  /** Times `endAt`; default: the real clock. */
+  clock?: Clock;
 }
-
-const MAX_TIMER_MS = 2_147_483_647;
 
 /**
  * An event stream in commit order with no gaps and no duplicates, whatever the bus does.
@@ -70,7 +71,9 @@ export function orderedEventStream(source: OrderedStreamSource, options: Ordered
   let finished = false;
   let notify: (() => void) | null = null;
   let unsubscribe: (() => void) | null = null;
-  let endTimer: NodeJS.Timeout | null = null;
+  const clock = options.clock ?? systemClock;
+  /** Cancels the token-expiry timer. */
+  let endTimer: (() => void) | null = null;
 
   const wakeConsumer = () => {
     notify?.();
@@ -108,17 +111,17 @@ export function orderedEventStream(source: OrderedStreamSource, options: Ordered
     unsubscribe = await source.subscribeLive(onLive, recheck);
     last = options.startAfter ?? (await source.currentPosition());
     if (options.endAt) {
-      const ms = options.endAt.getTime() - Date.now();
+      const ms = options.endAt.getTime() - clock.now();
       const expire = () => end(new DomainError('UNAUTHENTICATED', 'The token has expired; subscribe again with a fresh token'));
       if (ms <= 0) expire();
-      else if (ms < MAX_TIMER_MS) endTimer = setTimeout(expire, ms);
+      else endTimer = clock.setTimeout(expire, ms);
     }
   })();
 
   function cleanup() {
     if (finished) return;
     finished = true;
-    if (endTimer) clearTimeout(endTimer);
+    endTimer?.();
     unsubscribe?.();
     live.length = 0;
     replay = [];

@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import type { Viewer } from '../auth/token.ts';
 import { requireSession } from '../chat/chat.service.ts';
+import { systemClock, type Clock } from '../clock.ts';
 import type { SubscriptionOptions } from '../config.ts';
 import { forkEm, type Orm } from '../db/orm.ts';
 import { badInput, DomainError, notFound } from '../errors.ts';
@@ -42,6 +43,8 @@ export interface EventStreamsDeps {
   onLiveEvent?(): void;
   onDelivered?(event: ChatEvent): void;
   onEnd?(reason: 'client' | 'error' | 'slow-consumer'): void;
+  /** Times token expiry and membership re-checks; default: the real clock. */
+  clock?: Clock;
 }
 
 const EVENT_COLUMNS = sql`id, event_type, aggregate_type, aggregate_id, sequence, project_sequence, project_id, user_id,
@@ -54,17 +57,18 @@ const EVENT_COLUMNS = sql`id, event_type, aggregate_type, aggregate_id, sequence
  */
 export function createEventStreams(deps: EventStreamsDeps) {
   const db = () => forkEm(deps.orm).getKysely();
+  const clock = deps.clock ?? systemClock;
 
   /** Membership is re-checked on an event at most every `authRecheckMs` (TRAPS.md #8). */
   function authorizer(viewer: Viewer, projectId: string) {
-    let checkedAt = Date.now();
+    let checkedAt = clock.now();
     return async (_event: ChatEvent) => {
-      if (viewer.tokenExpiresAt && viewer.tokenExpiresAt.getTime() <= Date.now()) {
+      if (viewer.tokenExpiresAt && viewer.tokenExpiresAt.getTime() <= clock.now()) {
         throw new DomainError('UNAUTHENTICATED', 'The token has expired; subscribe again with a fresh token');
       }
-      if (Date.now() - checkedAt < deps.options.authRecheckMs) return;
+      if (clock.now() - checkedAt < deps.options.authRecheckMs) return;
       await requireMembership(forkEm(deps.orm), viewer.userId, projectId);
-      checkedAt = Date.now();
+      checkedAt = clock.now();
     };
   }
 
@@ -129,6 +133,7 @@ export function createEventStreams(deps: EventStreamsDeps) {
       startAfter,
       bufferSize: deps.options.bufferSize,
       endAt: viewer.tokenExpiresAt,
+      clock,
       ...(deps.onLiveEvent ? { onLiveEvent: deps.onLiveEvent } : {}),
       ...(deps.onDelivered ? { onDelivered: deps.onDelivered } : {}),
       ...(deps.onEnd ? { onEnd: deps.onEnd } : {}),

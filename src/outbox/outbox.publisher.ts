@@ -1,3 +1,4 @@
+import { systemClock, type Clock } from '../clock.ts';
 import type { OutboxPublisherOptions } from '../config.ts';
 import { newId } from '../db/ids.ts';
 import { forkEm, type Orm } from '../db/orm.ts';
@@ -52,6 +53,8 @@ export interface OutboxPublisherDeps {
   observer?: PublisherObserver;
   /** Source of randomness for backoff jitter (tests pin it). */
   random?: () => number;
+  /** For the loop's own waits (poll interval, back-off after a failed cycle); default: the real clock. */
+  clock?: Clock;
 }
 
 /** Exponential backoff with a cap and "equal jitter": between half and all of the capped delay. */
@@ -77,6 +80,7 @@ const describeError = (error: unknown) => (error instanceof Error ? error.messag
 export class OutboxPublisher {
   readonly #deps: OutboxPublisherDeps;
   readonly #random: () => number;
+  readonly #clock: Clock;
   #running = false;
   #loop: Promise<void> | null = null;
   #wake: (() => void) | null = null;
@@ -95,6 +99,7 @@ export class OutboxPublisher {
   constructor(deps: OutboxPublisherDeps) {
     this.#deps = deps;
     this.#random = deps.random ?? Math.random;
+    this.#clock = deps.clock ?? systemClock;
   }
 
   start(): void {
@@ -181,7 +186,7 @@ export class OutboxPublisher {
       await this.#settle();
       return { claimed: 0, more: this.#walkGoesOn(walkFrom, this.#walkAfter) };
     } finally {
-      this.#lastCycleAt = new Date();
+      this.#lastCycleAt = new Date(this.#clock.now());
     }
   }
 
@@ -264,10 +269,10 @@ export class OutboxPublisher {
 
   #sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
+      const cancel = this.#clock.setTimeout(done, ms);
       const self = this;
       function done() {
-        clearTimeout(timer);
+        cancel();
         self.#wake = null;
         resolve();
       }

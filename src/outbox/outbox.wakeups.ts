@@ -1,6 +1,7 @@
 import type { EventSubscriber, FlushEventArgs, TransactionEventArgs } from '@mikro-orm/core';
 import pg from 'pg';
 import { sql } from 'kysely';
+import { systemClock, type Clock } from '../clock.ts';
 import { forkEm, type Em, type Orm } from '../db/orm.ts';
 import type { Logger } from '../logger.ts';
 import { OutboxEventSchema } from './outbox-event.entity.ts';
@@ -53,10 +54,14 @@ export function listenForCommits(options: {
   onStateChange: (listening: boolean) => void;
   /** Wait between reconnect attempts, doubling up to 30 s. */
   retryBaseMs?: number;
+  /** Times the reconnect delay; default: the real clock. */
+  clock?: Clock;
 }) {
+  const clock = options.clock ?? systemClock;
   let client: pg.Client | null = null;
   let stopped = false;
-  let retryTimer: NodeJS.Timeout | null = null;
+  /** Cancels the pending reconnect. */
+  let retryTimer: (() => void) | null = null;
   let failures = 0;
 
   async function connect() {
@@ -93,7 +98,7 @@ export function listenForCommits(options: {
     const delay = Math.min(30_000, (options.retryBaseMs ?? 500) * 2 ** Math.min(failures - 1, 10));
     options.logger.warn({ err: error instanceof Error ? error.message : String(error), retryInMs: delay }, 'outbox LISTEN connection lost');
     if (!retryTimer) {
-      retryTimer = setTimeout(() => {
+      retryTimer = clock.setTimeout(() => {
         retryTimer = null;
         void connect();
       }, delay);
@@ -113,7 +118,7 @@ export function listenForCommits(options: {
     },
     async stop() {
       stopped = true;
-      if (retryTimer) clearTimeout(retryTimer);
+      retryTimer?.();
       const current = client;
       client = null;
       options.onStateChange(false);

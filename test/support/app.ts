@@ -1,4 +1,4 @@
-import { inject } from 'vitest';
+import { expect, inject } from 'vitest';
 import { startApp, type App, type AppOverrides } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import { createLogger, type Logger } from '../../src/logger.ts';
@@ -41,6 +41,14 @@ export interface GqlResult<T> {
   errors?: { message: string; path?: string[]; extensions?: { code?: string; [key: string]: unknown } }[];
 }
 
+/** Apps started by startTestApp and not stopped yet, with the test that started each. */
+const runningApps = new Map<TestApp, string>();
+
+/** For the teardown check: apps this file started and never stopped. */
+export function unstoppedTestApps(): string[] {
+  return [...runningApps.values()].map((startedBy) => `an app from startTestApp() in "${startedBy}" was never stopped`);
+}
+
 /**
  * Starts the whole app (as `npm start` does, against PostgreSQL) on a free port, on its own
  * database, or on `options.db` to run a second instance against the same one. `options.token`
@@ -55,7 +63,7 @@ export async function startTestApp(
   const config = loadConfig({ DATABASE_URL: db.url, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', JWT_SECRET: TEST_JWT_SECRET, ...env });
   const app = await startApp(config, logger ?? createLogger({ level: config.logLevel, pretty: false }), overrides);
   const token: TestApp['token'] = signer ?? ((userId, expiresIn) => app.tokens.sign(userId, expiresIn ? { expiresIn } : {}));
-  return {
+  const testApp: TestApp = {
     app,
     db,
     token,
@@ -70,6 +78,14 @@ export async function startTestApp(
       if (!shared) await db.drop();
     },
   };
+  runningApps.set(testApp, expect.getState().currentTestName ?? 'a beforeAll hook');
+  // A test may stop the app itself (t.app.stop()) to watch the shutdown: that counts as stopped.
+  const stopApp = app.stop;
+  app.stop = () => {
+    runningApps.delete(testApp);
+    return stopApp();
+  };
+  return testApp;
 }
 
 /** The first error's code, for asserting on rejected operations. */

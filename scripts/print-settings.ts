@@ -1,0 +1,15 @@
+// Writes the settings table of docs/operations.md from the declarations in src/config.ts, between
+// its marker comments. A test fails when the committed table is stale.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { settingsTable } from '../src/config.ts';
+import { SETTINGS_END, SETTINGS_START, withSettingsTable } from './settings-table.ts';
+
+const target = new URL('../docs/operations.md', import.meta.url);
+const before = readFileSync(target, 'utf8');
+const after = withSettingsTable(before, settingsTable());
+if (after === null) {
+  console.error(`${target.pathname} has no ${SETTINGS_START} … ${SETTINGS_END} markers`);
+  process.exit(1);
+}
+writeFileSync(target, after);
+console.log(after === before ? `${target.pathname} is up to date` : `wrote ${target.pathname}`);
