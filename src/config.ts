@@ -52,6 +52,7 @@ export interface AppConfig {
   analyticsRollupBatchSize: number;
   outbox: OutboxPublisherOptions;
   subscriptions: SubscriptionOptions;
+  abuse: AbuseLimitOptions;
 }
 
 export const OUTBOX_WAKE_MODES = ['all', 'in-process', 'poll'] as const;
@@ -99,6 +100,42 @@ export interface SubscriptionOptions {
   authRecheckMs: number;
   /** graphql-ws ping interval; 0 turns keep-alive off (`WS_KEEPALIVE_MS`, default 12000). */
   keepAliveMs: number;
+}
+
+/**
+ * Abuse limits for an instance that faces the internet (docs/operations.md, "Limits and security").
+ * A count of 0 turns that limit off. Rates are per user and, with `REDIS_URL`, shared by every
+ * instance; concurrency limits are per instance, counted in memory and released when the
+ * subscription or socket ends.
+ */
+export interface AbuseLimitOptions {
+  /** Mutation root fields one user may run per one-minute window, all instances together
+   * (`RATE_LIMIT_MUTATIONS_PER_MINUTE`, default 600; 0 = off). A request with five `sendMessage`
+   * fields costs five; one over the budget is refused whole with RATE_LIMITED (HTTP 429). */
+  mutationsPerMinute: number;
+  /** Subscriptions one user may start per one-minute window, over WebSocket and SSE together, all
+   * instances together (`RATE_LIMIT_SUBSCRIBES_PER_MINUTE`, default 120; 0 = off). Covers
+   * reconnect loops that resubscribe without pause. */
+  subscribesPerMinute: number;
+  /** Prefix of the rate-limit counters' keys in Redis (`RATE_LIMIT_KEY_PREFIX`, default
+   * `chat-outbox:rate-limit`). Instances that share budgets must share it; deployments that share
+   * one Redis keep theirs apart with different prefixes. */
+  rateLimitKeyPrefix: string;
+  /** Operations one graphql-ws connection may hold at once: its open subscriptions and any query
+   * or mutation it has running (`WS_MAX_SUBSCRIPTIONS_PER_CONNECTION`, default 100; 0 = off). */
+  subscriptionsPerConnection: number;
+  /** Subscriptions one user may hold open on this instance, over all its WebSocket connections
+   * and SSE streams (`MAX_SUBSCRIPTIONS_PER_USER`, default 200; 0 = off). */
+  subscriptionsPerUser: number;
+  /** WebSocket connections one user may hold open on this instance (`WS_MAX_CONNECTIONS_PER_USER`,
+   * default 20; 0 = off). One more is closed with 4430. */
+  connectionsPerUser: number;
+  /** How long a new WebSocket may wait before sending `connection_init`; then it is closed with
+   * 4408 (`WS_CONNECTION_INIT_TIMEOUT_MS`, default 3000, graphql-ws's own default). */
+  connectionInitTimeoutMs: number;
+  /** Largest WebSocket message the server accepts; a larger one closes the socket with 1009
+   * (`WS_MAX_MESSAGE_BYTES`, default 65536). A maximal message body (8000 characters) fits. */
+  maxMessageBytes: number;
 }
 
 /** Only for local development; production refuses to start with it. */
@@ -183,6 +220,16 @@ export function loadConfig(env: Env = process.env): AppConfig {
       bufferSize: readInteger(env, 'SUBSCRIPTION_BUFFER_SIZE', 1_000, 1, 1_000_000),
       authRecheckMs: readInteger(env, 'SUBSCRIPTION_AUTH_RECHECK_MS', 5_000, 0, 3_600_000),
       keepAliveMs: readInteger(env, 'WS_KEEPALIVE_MS', 12_000, 0, 3_600_000),
+    },
+    abuse: {
+      mutationsPerMinute: readInteger(env, 'RATE_LIMIT_MUTATIONS_PER_MINUTE', 600, 0, 1_000_000),
+      subscribesPerMinute: readInteger(env, 'RATE_LIMIT_SUBSCRIBES_PER_MINUTE', 120, 0, 1_000_000),
+      rateLimitKeyPrefix: env.RATE_LIMIT_KEY_PREFIX || 'chat-outbox:rate-limit',
+      subscriptionsPerConnection: readInteger(env, 'WS_MAX_SUBSCRIPTIONS_PER_CONNECTION', 100, 0, 100_000),
+      subscriptionsPerUser: readInteger(env, 'MAX_SUBSCRIPTIONS_PER_USER', 200, 0, 1_000_000),
+      connectionsPerUser: readInteger(env, 'WS_MAX_CONNECTIONS_PER_USER', 20, 0, 100_000),
+      connectionInitTimeoutMs: readInteger(env, 'WS_CONNECTION_INIT_TIMEOUT_MS', 3_000, 100, 60_000),
+      maxMessageBytes: readInteger(env, 'WS_MAX_MESSAGE_BYTES', 65_536, 1_024, 16_777_216),
     },
     metricsEnabled: readBoolean(env, 'METRICS_ENABLED', true),
     healthCheckTimeoutMs: readInteger(env, 'HEALTH_CHECK_TIMEOUT_MS', 2_000, 100, 60_000),

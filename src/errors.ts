@@ -10,6 +10,10 @@ export const ERROR_CODES = [
   'CONFLICT',
   /** A subscription fell too far behind its client and was ended; resume with `after`. */
   'SLOW_CONSUMER',
+  /** A per-user rate limit was reached; `extensions.retryAfterMs` says when to try again. */
+  'RATE_LIMITED',
+  /** A subscription limit (per connection or per user) was reached; end one to start another. */
+  'TOO_MANY_SUBSCRIPTIONS',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 

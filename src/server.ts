@@ -5,12 +5,15 @@ import { GraphQLError, type DocumentNode, type execute, type ExecutionArgs, type
 import { useServer } from 'graphql-ws/use/ws';
 import { createYoga } from 'graphql-yoga';
 import { WebSocketServer } from 'ws';
-import type { TokenService } from './auth/token.ts';
+import { bearerToken, type TokenService } from './auth/token.ts';
 import type { Orm } from './db/orm.ts';
 import type { EventStreams } from './events/event-subscription.service.ts';
 import { createContextFactory, type GraphQLContext } from './graphql/context.ts';
 import { maskError, useRequestErrorCodes } from './graphql/errors.ts';
 import { createHealthChecks, type HealthChecks } from './health/health-checks.ts';
+import { NO_LIMITS, type ServerLimits } from './limits/server-limits.ts';
+import { useUserLimits, viewerIdOf } from './limits/user-limits.plugin.ts';
+import { createWsLimits } from './limits/ws-limits.ts';
 import type { Logger } from './logger.ts';
 import { useOperationObservability } from './observability/graphql-operations.plugin.ts';
 import { graphqlWsMetricsHooks } from './observability/graphql-ws.metrics.ts';
@@ -61,6 +64,8 @@ export interface ServerDeps {
   serveMetrics?: boolean;
   /** What /health/ready reports (database and migrations only when absent). */
   health?: HealthChecks;
+  /** Per-user rate limits and WebSocket limits (docs/operations.md); none when absent. */
+  limits?: ServerLimits;
 }
 
 export interface RunningServer {
@@ -78,6 +83,17 @@ export function buildServer(deps: ServerDeps) {
   const metrics = deps.metrics ?? createMetrics({ logger: deps.logger });
   const createContext = createContextFactory({ orm: deps.orm, tokens: deps.tokens, events: deps.events, metrics });
   const health = deps.health ?? createHealthChecks({ orm: deps.orm, timeoutMs: 2_000, logger: deps.logger });
+  const limits = deps.limits ?? NO_LIMITS;
+  const wsLimits = createWsLimits(limits.options);
+  /** The user a socket's `connectionParams` token names, or null (none, or not valid: operations report that). */
+  const socketUserId = async (connectionParams: unknown): Promise<string | null> => {
+    try {
+      const token = bearerToken(socketAuthorization(connectionParams, undefined));
+      return token ? (await deps.tokens.verify(token)).userId : null;
+    } catch {
+      return null;
+    }
+  };
 
   const yoga = createYoga<Record<string, unknown>, GraphQLContext>({
     schema: deps.schema,
@@ -87,7 +103,11 @@ export function buildServer(deps: ServerDeps) {
       return createContext(socketAuthorization !== undefined ? socketAuthorization : request?.headers.get('authorization'), log);
     },
     maskedErrors: { maskError },
-    plugins: [useRequestErrorCodes(), useOperationObservability({ metrics, logger: deps.logger })],
+    plugins: [
+      useRequestErrorCodes(),
+      useOperationObservability({ metrics, logger: deps.logger }),
+      useUserLimits({ rates: limits.rates, subscriptionsPerUser: limits.options.subscriptionsPerUser }),
+    ],
     // Served from the npm package: GraphiQL works without internet access.
     renderGraphiQL,
     graphiql: { title: 'chat-outbox', subscriptionsProtocol: 'WS' },
@@ -97,14 +117,25 @@ export function buildServer(deps: ServerDeps) {
 
   const ops = createOpsEndpoints({ metrics: deps.serveMetrics === false ? null : metrics, health, logger: deps.logger });
   const httpServer: Server = createServer(createHttpHandler({ logger: deps.logger, ops, next: yoga }));
-  const wsServer = new WebSocketServer({ server: httpServer, path: GRAPHQL_PATH });
+  const wsServer = new WebSocketServer({ server: httpServer, path: GRAPHQL_PATH, ...wsLimits.serverOptions });
+  const wsMetrics = graphqlWsMetricsHooks(metrics);
   const wsDisposable = useServer(
     {
-      ...graphqlWsMetricsHooks(metrics),
+      connectionInitWaitTimeout: wsLimits.connectionInitWaitTimeout,
+      onConnect: async (ctx) => {
+        if (!wsLimits.claimSocket(ctx, await socketUserId(ctx.connectionParams))) return false;
+        wsMetrics.onConnect(ctx);
+      },
+      onClose: (ctx) => {
+        wsLimits.onClose(ctx);
+        wsMetrics.onClose(ctx);
+      },
       // The envelop-wrapped execute/subscribe of this operation travel in rootValue (yoga's recipe).
       execute: (args) => (args.rootValue as EnvelopedRoot).execute(args),
       subscribe: (args) => (args.rootValue as EnvelopedRoot).subscribe(args),
       onSubscribe: async (ctx, _id, payload) => {
+        const overLimit = wsLimits.admitOperation(ctx);
+        if (overLimit) return overLimit;
         const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
           ...ctx,
           req: ctx.extra.request,
@@ -120,12 +151,14 @@ export function buildServer(deps: ServerDeps) {
           if (error instanceof GraphQLError) return [error];
           throw error;
         }
+        const contextValue = await contextFactory();
+        if (!wsLimits.claimSocket(ctx, viewerIdOf(contextValue))) return wsLimits.tooManyConnectionsErrors();
         const args = {
           schema,
           operationName: payload.operationName,
           document,
           variableValues: payload.variables,
-          contextValue: await contextFactory(),
+          contextValue,
           rootValue: { execute, subscribe },
         };
         const errors = validate(args.schema, args.document);
