@@ -13,7 +13,7 @@ import { maskError, useRequestErrorCodes } from './graphql/errors.ts';
 import { createHealthChecks, type HealthChecks } from './health/health-checks.ts';
 import { NO_LIMITS, type ServerLimits } from './limits/server-limits.ts';
 import { useUserLimits, viewerIdOf } from './limits/user-limits.plugin.ts';
-import { createWsLimits } from './limits/ws-limits.ts';
+import { createWsLimits, quietOversizedMessages } from './limits/ws-limits.ts';
 import type { Logger } from './logger.ts';
 import { useOperationObservability } from './observability/graphql-operations.plugin.ts';
 import { graphqlWsMetricsHooks } from './observability/graphql-ws.metrics.ts';
@@ -169,6 +169,7 @@ export function buildServer(deps: ServerDeps) {
     wsServer,
     deps.keepAliveMs,
   );
+  quietOversizedMessages(wsServer);
 
   let running: RunningServer | null = null;
 

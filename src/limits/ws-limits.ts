@@ -1,6 +1,7 @@
 import { GraphQLError } from 'graphql';
 import { CloseCode, type Context } from 'graphql-ws';
 import type { Extra } from 'graphql-ws/use/ws';
+import type { WebSocketServer } from 'ws';
 import type { ErrorCode } from '../errors.ts';
 import { tooManySubscriptionsError } from './limit.errors.ts';
 
@@ -100,3 +101,21 @@ export function createWsLimits(options: WsLimitOptions) {
 }
 
 export type WsLimits = ReturnType<typeof createWsLimits>;
+
+/**
+ * `ws` closes a socket with 1009 when a message is over `maxPayload`, then emits the error on the
+ * socket, and graphql-ws prints every socket error to stderr as an "Internal error ... Please check
+ * your implementation". An oversized message is neither, and one stderr line per attempt is noise
+ * anyone can produce, so that one error is kept from graphql-ws's handler; every other socket error
+ * still reaches it. Register after `useServer`, whose connection listener adds the handler.
+ */
+export function quietOversizedMessages(wsServer: WebSocketServer): void {
+  wsServer.on('connection', (socket) => {
+    const handlers = socket.rawListeners('error') as ((error: Error) => void)[];
+    socket.removeAllListeners('error');
+    socket.on('error', (error) => {
+      if ((error as { code?: unknown }).code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') return;
+      for (const handler of handlers) handler.call(socket, error);
+    });
+  });
+}
