@@ -4,6 +4,7 @@ import { loadConfig } from '../src/config.ts';
 import { errorCode, startTestApp, type TestApp } from './support/app.ts';
 import { connect } from './support/database.ts';
 import { createProjectFixture, SEND_MESSAGE } from './support/fixtures.ts';
+import { RawSocket } from './support/raw-socket.ts';
 import { SESSION_EVENTS, subscribe } from './support/subscriber.ts';
 
 const REDIS_URL = process.env.TEST_REDIS_URL || 'redis://127.0.0.1:6379';
@@ -74,6 +75,22 @@ describe('the mutation rate limit, in memory (no REDIS_URL)', () => {
     expect(await bodiesOf('bob')).toEqual(['from bob']);
   });
 
+  it('counts mutations sent over graphql-ws in the same budget, and refuses them with the same error', async () => {
+    // The fixture (project, member, 2 agents, session) leaves its owner 3 of 8 points.
+    const { sessionId } = await createProjectFixture(t, 'quinn', ['rita']);
+    const socket = await RawSocket.open(t.app.graphqlUrl, { authorization: `Bearer ${await t.token('quinn')}` });
+    try {
+      socket.send({ id: 'over', type: 'subscribe', payload: { query: sendMany('over ws', 4), variables: { sessionId } } });
+      const refused = await socket.waitFor((m) => m.id === 'over' && m.type === 'next');
+      expect(refused.payload.errors).toEqual([
+        { message: expect.stringContaining('Too many mutations'), extensions: { code: 'RATE_LIMITED', retryAfterMs: expect.any(Number) } },
+      ]);
+      expect(await bodiesOf('quinn')).toEqual([]);
+    } finally {
+      await socket.close();
+    }
+  });
+
   it('does not count requests without a valid token: they get UNAUTHENTICATED, never RATE_LIMITED', async () => {
     const { sessionId } = await createProjectFixture(t, 'pia');
     for (let i = 0; i < LIMIT + 2; i++) {
@@ -139,6 +156,26 @@ describe('two instances sharing Redis', () => {
       expect(refused.status).toBe(429);
       expect(refused.body.errors[0].extensions.code).toBe('RATE_LIMITED');
     }
+  });
+});
+
+describe('an instance whose Redis is unreachable', () => {
+  let t: TestApp;
+
+  beforeAll(async () => {
+    // Nothing listens on port 1: every Redis command fails at once.
+    t = await startTestApp({ REDIS_URL: 'redis://127.0.0.1:1', RATE_LIMIT_MUTATIONS_PER_MINUTE: '8' });
+  });
+  afterAll(async () => {
+    await t?.stop();
+  });
+
+  it('still holds the limit, counting in memory', async () => {
+    const { sessionId } = await createProjectFixture(t, 'olga', ['alice']);
+    expect((await post(t, 'alice', sendMany('without redis', 8), { sessionId })).status).toBe(200);
+    const refused = await post(t, 'alice', SEND_MESSAGE, { sessionId, body: 'one more' });
+    expect(refused.status).toBe(429);
+    expect(refused.body.errors[0].extensions.code).toBe('RATE_LIMITED');
   });
 });
 
