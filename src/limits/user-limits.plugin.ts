@@ -45,7 +45,8 @@ export function useUserLimits(options: UserLimitsOptions): Plugin {
   };
 
   return {
-    async onExecute({ args, setResultAndStopExecution }) {
+    // Not async: queries pass through without waiting a tick.
+    onExecute({ args, setResultAndStopExecution }) {
       if (!mutations) return;
       const operation = getOperationAST(args.document, args.operationName);
       if (operation?.operation !== 'mutation') return;
@@ -53,10 +54,11 @@ export function useUserLimits(options: UserLimitsOptions): Plugin {
       if (!userId) return;
       const cost = rootFieldCount(args.document, operation.selectionSet);
       if (cost === 0) return;
-      const decision = await mutations.consume(userId, cost);
-      if (!decision.allowed) {
-        setResultAndStopExecution({ errors: [rateLimitedError('mutations', decision.retryAfterMs, overHttp(args.contextValue))] });
-      }
+      return mutations.consume(userId, cost).then((decision) => {
+        if (!decision.allowed) {
+          setResultAndStopExecution({ errors: [rateLimitedError('mutations', decision.retryAfterMs, overHttp(args.contextValue))] });
+        }
+      });
     },
 
     async onSubscribe({ args, subscribeFn, setSubscribeFn, setResultAndStopExecution }) {
