@@ -1,6 +1,8 @@
+import { getOperationAST, parse } from 'graphql';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.ts';
+import { rootFieldCount } from '../src/limits/user-limits.plugin.ts';
 import { errorCode, startTestApp, type TestApp } from './support/app.ts';
 import { connect } from './support/database.ts';
 import { createProjectFixture, SEND_MESSAGE } from './support/fixtures.ts';
@@ -198,6 +200,24 @@ describe('two instances without Redis', () => {
     expect((await post(a, 'alice', sendMany('on a', 10), { sessionId })).status).toBe(200);
     expect((await post(a, 'alice', SEND_MESSAGE, { sessionId, body: 'one more on a' })).status).toBe(429);
     expect((await post(b, 'alice', sendMany('on b', 10), { sessionId })).status).toBe(200);
+  });
+});
+
+describe('what a mutation costs', () => {
+  const cost = (source: string) => {
+    const document = parse(source);
+    return rootFieldCount(document, getOperationAST(document)!.selectionSet);
+  };
+
+  it('is one point per root field that runs, looking through fragments', () => {
+    expect(cost('mutation { a: sendMessage(input: $i) { eventId } b: sendMessage(input: $i) { eventId } }')).toBe(2);
+    expect(cost('mutation { ...Two c: createProject(input: $p) { id } } fragment Two on Mutation { a: sendMessage(input: $i) { eventId } b: sendMessage(input: $i) { eventId } }')).toBe(3);
+    expect(cost('mutation { ... on Mutation { a: sendMessage(input: $i) { eventId } } d: switchAgent(input: $s) { switched } }')).toBe(2);
+  });
+
+  it('counts a response key once, as execution runs it once, and __typename not at all', () => {
+    expect(cost('mutation { sendMessage(input: $i) { eventId } sendMessage(input: $i) { sequence } __typename }')).toBe(1);
+    expect(cost('mutation { ...A ...A } fragment A on Mutation { createProject(input: $p) { id } }')).toBe(1);
   });
 });
 
