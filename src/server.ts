@@ -106,6 +106,7 @@ export function buildServer(deps: ServerDeps) {
     plugins: [
       useRequestErrorCodes(),
       useOperationObservability({ metrics, logger: deps.logger }),
+      // After observability, so that operations it refuses are still counted and logged.
       useUserLimits({ rates: limits.rates, subscriptionsPerUser: limits.options.subscriptionsPerUser }),
     ],
     // Served from the npm package: GraphiQL works without internet access.
@@ -123,8 +124,9 @@ export function buildServer(deps: ServerDeps) {
     {
       connectionInitWaitTimeout: wsLimits.connectionInitWaitTimeout,
       onConnect: async (ctx) => {
-        if (!wsLimits.claimSocket(ctx, await socketUserId(ctx.connectionParams))) return false;
+        // Counted before the await: onClose may run meanwhile, and must find it counted.
         wsMetrics.onConnect(ctx);
+        if (!wsLimits.claimSocket(ctx, await socketUserId(ctx.connectionParams))) return false;
       },
       onClose: (ctx) => {
         wsLimits.onClose(ctx);

@@ -3,6 +3,7 @@ import { loadConfig } from '../src/config.ts';
 import { MAX_MESSAGE_BODY_LENGTH } from '../src/chat/chat.service.ts';
 import { WsCloseCode } from '../src/limits/ws-limits.ts';
 import { startTestApp, type TestApp } from './support/app.ts';
+import { eventually, parseScrape } from './support/observability.ts';
 import { createProjectFixture, SEND_MESSAGE } from './support/fixtures.ts';
 import { RawSocket, type ServerMessage } from './support/raw-socket.ts';
 import { SESSION_EVENTS } from './support/subscriber.ts';
@@ -187,6 +188,19 @@ describe('message size', () => {
     socket.send(withBody('too-big', 'x'.repeat(4097 - withBody('too-big', '').length)));
     expect((await socket.closed).code).toBe(WsCloseCode.MessageTooBig);
     expect(socket.of('too-big')).toEqual([]);
+  });
+});
+
+describe('after all of the above', () => {
+  it('counts no socket and no subscription once every client is gone, refused ones included', async () => {
+    await eventually(async () => {
+      const scrape = parseScrape((await t.app.metrics.scrape()).body);
+      expect([
+        scrape.value('graphql_ws_connected_clients'),
+        scrape.value('graphql_active_subscriptions', { transport: 'ws' }),
+        scrape.value('graphql_active_subscriptions', { transport: 'sse' }),
+      ]).toEqual([0, 0, 0]);
+    });
   });
 });
 
