@@ -114,18 +114,19 @@ export interface AbuseLimitOptions {
    * fields costs five; one over the budget is refused whole with RATE_LIMITED (HTTP 429). */
   mutationsPerMinute: number;
   /** Subscriptions one user may start per one-minute window, over WebSocket and SSE together, all
-   * instances together (`RATE_LIMIT_SUBSCRIBES_PER_MINUTE`, default 120; 0 = off). Covers
-   * reconnect loops that resubscribe without pause. */
+   * instances together (`RATE_LIMIT_SUBSCRIBES_PER_MINUTE`, default 300; 0 = off): a user at
+   * MAX_SUBSCRIPTIONS_PER_USER can still resubscribe everything three times a minute, a reconnect
+   * loop that resubscribes without pause cannot. */
   subscribesPerMinute: number;
   /** Prefix of the rate-limit counters' keys in Redis (`RATE_LIMIT_KEY_PREFIX`, default
    * `chat-outbox:rate-limit`). Instances that share budgets must share it; deployments that share
    * one Redis keep theirs apart with different prefixes. */
   rateLimitKeyPrefix: string;
   /** Operations one graphql-ws connection may hold at once: its open subscriptions and any query
-   * or mutation it has running (`WS_MAX_SUBSCRIPTIONS_PER_CONNECTION`, default 100; 0 = off). */
+   * or mutation it has running (`WS_MAX_SUBSCRIPTIONS_PER_CONNECTION`, default 50; 0 = off). */
   subscriptionsPerConnection: number;
   /** Subscriptions one user may hold open on this instance, over all its WebSocket connections
-   * and SSE streams (`MAX_SUBSCRIPTIONS_PER_USER`, default 200; 0 = off). */
+   * and SSE streams (`MAX_SUBSCRIPTIONS_PER_USER`, default 100; 0 = off). */
   subscriptionsPerUser: number;
   /** WebSocket connections one user may hold open on this instance (`WS_MAX_CONNECTIONS_PER_USER`,
    * default 20; 0 = off). One more is closed with 4430. */
@@ -223,10 +224,10 @@ export function loadConfig(env: Env = process.env): AppConfig {
     },
     abuse: {
       mutationsPerMinute: readInteger(env, 'RATE_LIMIT_MUTATIONS_PER_MINUTE', 600, 0, 1_000_000),
-      subscribesPerMinute: readInteger(env, 'RATE_LIMIT_SUBSCRIBES_PER_MINUTE', 120, 0, 1_000_000),
+      subscribesPerMinute: readInteger(env, 'RATE_LIMIT_SUBSCRIBES_PER_MINUTE', 300, 0, 1_000_000),
       rateLimitKeyPrefix: env.RATE_LIMIT_KEY_PREFIX || 'chat-outbox:rate-limit',
-      subscriptionsPerConnection: readInteger(env, 'WS_MAX_SUBSCRIPTIONS_PER_CONNECTION', 100, 0, 100_000),
-      subscriptionsPerUser: readInteger(env, 'MAX_SUBSCRIPTIONS_PER_USER', 200, 0, 1_000_000),
+      subscriptionsPerConnection: readInteger(env, 'WS_MAX_SUBSCRIPTIONS_PER_CONNECTION', 50, 0, 100_000),
+      subscriptionsPerUser: readInteger(env, 'MAX_SUBSCRIPTIONS_PER_USER', 100, 0, 1_000_000),
       connectionsPerUser: readInteger(env, 'WS_MAX_CONNECTIONS_PER_USER', 20, 0, 100_000),
       connectionInitTimeoutMs: readInteger(env, 'WS_CONNECTION_INIT_TIMEOUT_MS', 3_000, 100, 60_000),
       maxMessageBytes: readInteger(env, 'WS_MAX_MESSAGE_BYTES', 65_536, 1_024, 16_777_216),

@@ -223,7 +223,7 @@ describe('what a mutation costs', () => {
 
 describe('rate limit settings', () => {
   it('default to limits no person typing reaches, and read 0 as off', () => {
-    expect(loadConfig({}).abuse).toMatchObject({ mutationsPerMinute: 600, subscribesPerMinute: 120, rateLimitKeyPrefix: 'chat-outbox:rate-limit' });
+    expect(loadConfig({}).abuse).toMatchObject({ mutationsPerMinute: 600, subscribesPerMinute: 300, rateLimitKeyPrefix: 'chat-outbox:rate-limit' });
     expect(loadConfig({ RATE_LIMIT_MUTATIONS_PER_MINUTE: '0', RATE_LIMIT_SUBSCRIBES_PER_MINUTE: '0' }).abuse).toMatchObject({ mutationsPerMinute: 0, subscribesPerMinute: 0 });
   });
 

@@ -225,8 +225,8 @@ describe('with the default limits', () => {
 
   it('are documented defaults', () => {
     expect(loadConfig({}).abuse).toMatchObject({
-      subscriptionsPerConnection: 100,
-      subscriptionsPerUser: 200,
+      subscriptionsPerConnection: 50,
+      subscriptionsPerUser: 100,
       connectionsPerUser: 20,
       connectionInitTimeoutMs: 3000,
       maxMessageBytes: 65536,
