@@ -7,6 +7,7 @@ import { seedDemo } from './db/demo-seed.ts';
 import { createEventStreams } from './events/event-subscription.service.ts';
 import { schema } from './graphql/schema.ts';
 import { createHealthChecks } from './health/health-checks.ts';
+import { createRateLimits } from './limits/rate-limiter.ts';
 import type { Logger } from './logger.ts';
 import { createMetrics } from './observability/metrics.ts';
 import { createOutboxBacklogReader } from './observability/outbox-backlog.ts';
@@ -136,6 +137,15 @@ export async function startApp(config: AppConfig, logger: Logger, overrides: App
         if (reason === 'slow-consumer') metrics.subscriptions.recordEndedSlowConsumer();
       },
     });
+    // Per-user budgets live in Redis when there is one, so every instance draws on the same.
+    const rates = createRateLimits({
+      mutationsPerMinute: config.abuse.mutationsPerMinute,
+      subscribesPerMinute: config.abuse.subscribesPerMinute,
+      keyPrefix: config.abuse.rateLimitKeyPrefix,
+      redisUrl: config.redisUrl,
+      logger,
+    });
+    closers.push(() => rates.close());
     const server = buildServer({
       orm,
       schema,
@@ -148,6 +158,7 @@ export async function startApp(config: AppConfig, logger: Logger, overrides: App
       cors: config.cors,
       keepAliveMs: config.subscriptions.keepAliveMs,
       limits: config.operationLimits,
+      userLimits: { rates, options: config.abuse },
     });
     const running: RunningServer = await server.start(config.port, config.host);
     closers.push(() => server.stop());

@@ -388,6 +388,67 @@ export const SETTINGS = {
     max: 1_000_000,
     doc: 'most events the rollup worker folds into the running totals in one transaction',
   }),
+  /**
+   * Abuse limits for an instance that faces the internet (`0` turns a count off). Rates are per
+   * user and, with `REDIS_URL`, shared by every instance; concurrency limits are per instance and
+   * released when the subscription or socket ends.
+   */
+  abuse: {
+    mutationsPerMinute: integer({
+      env: 'RATE_LIMIT_MUTATIONS_PER_MINUTE',
+      default: 600,
+      min: 0,
+      max: 1_000_000,
+      doc: 'mutation root fields one user may run per one-minute window, all instances together (five `sendMessage` fields cost five); over it: 429 `RATE_LIMITED`. `0`: off',
+    }),
+    subscribesPerMinute: integer({
+      env: 'RATE_LIMIT_SUBSCRIBES_PER_MINUTE',
+      default: 300,
+      min: 0,
+      max: 1_000_000,
+      doc: 'subscriptions one user may start per one-minute window, WebSocket and SSE, all instances together; a user at `MAX_SUBSCRIPTIONS_PER_USER` can still resubscribe everything three times a minute. `0`: off',
+    }),
+    rateLimitKeyPrefix: text({
+      env: 'RATE_LIMIT_KEY_PREFIX',
+      default: 'chat-outbox:rate-limit',
+      doc: 'prefix of the rate-limit counters in Redis: instances that share budgets share it; deployments sharing one Redis use different ones',
+    }),
+    subscriptionsPerConnection: integer({
+      env: 'WS_MAX_SUBSCRIPTIONS_PER_CONNECTION',
+      default: 50,
+      min: 0,
+      max: 100_000,
+      doc: 'operations one graphql-ws connection may hold at once (open subscriptions and running queries); over it: `TOO_MANY_SUBSCRIPTIONS`. `0`: off',
+    }),
+    subscriptionsPerUser: integer({
+      env: 'MAX_SUBSCRIPTIONS_PER_USER',
+      default: 100,
+      min: 0,
+      max: 1_000_000,
+      doc: 'subscriptions one user may hold open on this instance, over all its WebSocket connections and SSE streams; over it: `TOO_MANY_SUBSCRIPTIONS`. `0`: off',
+    }),
+    connectionsPerUser: integer({
+      env: 'WS_MAX_CONNECTIONS_PER_USER',
+      default: 20,
+      min: 0,
+      max: 100_000,
+      doc: 'WebSocket connections one user may hold open on this instance; one more is closed with 4430. `0`: off',
+    }),
+    connectionInitTimeoutMs: integer({
+      env: 'WS_CONNECTION_INIT_TIMEOUT_MS',
+      default: 3_000,
+      min: 100,
+      max: 60_000,
+      doc: 'how long a new WebSocket may wait before sending `connection_init`; then it is closed with 4408',
+    }),
+    maxMessageBytes: integer({
+      env: 'WS_MAX_MESSAGE_BYTES',
+      default: 65_536,
+      min: 1_024,
+      max: 16_777_216,
+      doc: 'largest WebSocket message accepted; a larger one closes the socket with 1009. A maximal message body (8000 characters) fits',
+    }),
+  },
   /** What one operation may ask of the server; every operation in docs/ passes with room to spare. */
   operationLimits: {
     maxDepth: integer({ env: 'GRAPHQL_MAX_DEPTH', default: 12, min: 1, max: 1_000, doc: 'deepest selection nesting ([limits](#limits-and-security))' }),
@@ -451,6 +512,7 @@ export interface AppConfig extends Omit<Parsed, 'database' | 'seedDemo' | 'auth'
 export type OutboxPublisherOptions = AppConfig['outbox'];
 export type SubscriptionOptions = AppConfig['subscriptions'];
 export type OperationLimits = AppConfig['operationLimits'];
+export type AbuseLimitOptions = AppConfig['abuse'];
 
 /**
  * How bearer tokens are checked. At least one of `secret` and `jwks` is set for a server: HS256

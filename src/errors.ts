@@ -18,6 +18,10 @@ export const ERROR_CODES = [
   'PAYLOAD_TOO_LARGE',
   /** The operation ran past `OPERATION_TIMEOUT_MS` and was cancelled. */
   'TIMEOUT',
+  /** A per-user rate limit was reached; `extensions.retryAfterMs` says when to try again. */
+  'RATE_LIMITED',
+  /** A subscription limit (per connection or per user) was reached; end one to start another. */
+  'TOO_MANY_SUBSCRIPTIONS',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 

@@ -5,7 +5,7 @@ import { GraphQLError, type DocumentNode, type execute, type ExecutionArgs, type
 import { useServer } from 'graphql-ws/use/ws';
 import { createYoga } from 'graphql-yoga';
 import { WebSocketServer } from 'ws';
-import type { TokenService } from './auth/token.ts';
+import { bearerToken, type TokenService } from './auth/token.ts';
 import type { CorsConfig, OperationLimits } from './config.ts';
 import type { Orm } from './db/orm.ts';
 import type { EventStreams } from './events/event-subscription.service.ts';
@@ -15,6 +15,9 @@ import { useOperationLimits } from './graphql/operation-limits.ts';
 import { createHealthChecks, type HealthChecks } from './health/health-checks.ts';
 import { corsPolicy } from './http/cors-policy.ts';
 import { useCsrfPrevention } from './http/csrf-prevention.plugin.ts';
+import { NO_LIMITS, type ServerLimits } from './limits/server-limits.ts';
+import { useUserLimits, viewerIdOf } from './limits/user-limits.plugin.ts';
+import { createWsLimits, quietOversizedMessages } from './limits/ws-limits.ts';
 import type { Logger } from './logger.ts';
 import { useOperationObservability } from './observability/graphql-operations.plugin.ts';
 import { graphqlWsMetricsHooks } from './observability/graphql-ws.metrics.ts';
@@ -69,6 +72,8 @@ export interface ServerDeps {
   health?: HealthChecks;
   /** Origins allowed cross-origin (`CORS_ORIGINS`); none when absent. */
   cors?: CorsConfig;
+  /** Per-user rate limits and WebSocket limits (docs/operations.md); none when absent. */
+  userLimits?: ServerLimits;
 }
 
 export interface RunningServer {
@@ -86,6 +91,17 @@ export function buildServer(deps: ServerDeps) {
   const metrics = deps.metrics ?? createMetrics({ logger: deps.logger });
   const createContext = createContextFactory({ orm: deps.orm, tokens: deps.tokens, events: deps.events, metrics });
   const health = deps.health ?? createHealthChecks({ orm: deps.orm, timeoutMs: 2_000, logger: deps.logger });
+  const userLimits = deps.userLimits ?? NO_LIMITS;
+  const wsLimits = createWsLimits(userLimits.options);
+  /** The user a socket's `connectionParams` token names, or null (none, or not valid: operations report that). */
+  const socketUserId = async (connectionParams: unknown): Promise<string | null> => {
+    try {
+      const token = bearerToken(socketAuthorization(connectionParams, undefined));
+      return token ? (await deps.tokens.verify(token)).userId : null;
+    } catch {
+      return null;
+    }
+  };
 
   const yoga = createYoga<Record<string, unknown>, GraphQLContext>({
     schema: deps.schema,
@@ -103,6 +119,8 @@ export function buildServer(deps: ServerDeps) {
       useOperationLimits(deps.limits),
       useRequestErrorCodes(),
       useOperationObservability({ metrics, logger: deps.logger }),
+      // After observability, so that operations it refuses are still counted and logged.
+      useUserLimits({ rates: userLimits.rates, subscriptionsPerUser: userLimits.options.subscriptionsPerUser }),
     ],
     cors: corsPolicy(deps.cors ?? { origins: [] }),
     // Served from the npm package: GraphiQL works without internet access.
@@ -114,14 +132,26 @@ export function buildServer(deps: ServerDeps) {
 
   const ops = createOpsEndpoints({ metrics: deps.serveMetrics === false ? null : metrics, health, logger: deps.logger });
   const httpServer: Server = createServer(createHttpHandler({ logger: deps.logger, ops, next: yoga }));
-  const wsServer = new WebSocketServer({ server: httpServer, path: GRAPHQL_PATH });
+  const wsServer = new WebSocketServer({ server: httpServer, path: GRAPHQL_PATH, ...wsLimits.serverOptions });
+  const wsMetrics = graphqlWsMetricsHooks(metrics);
   const wsDisposable = useServer(
     {
-      ...graphqlWsMetricsHooks(metrics),
+      connectionInitWaitTimeout: wsLimits.connectionInitWaitTimeout,
+      onConnect: async (ctx) => {
+        // Counted before the await: onClose may run meanwhile, and must find it counted.
+        wsMetrics.onConnect(ctx);
+        if (!wsLimits.claimSocket(ctx, await socketUserId(ctx.connectionParams))) return false;
+      },
+      onClose: (ctx) => {
+        wsLimits.onClose(ctx);
+        wsMetrics.onClose(ctx);
+      },
       // The envelop-wrapped execute/subscribe of this operation travel in rootValue (yoga's recipe).
       execute: (args) => (args.rootValue as EnvelopedRoot).execute(args),
       subscribe: (args) => (args.rootValue as EnvelopedRoot).subscribe(args),
       onSubscribe: async (ctx, _id, payload) => {
+        const overLimit = wsLimits.admitOperation(ctx);
+        if (overLimit) return overLimit;
         const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
           ...ctx,
           req: ctx.extra.request,
@@ -137,12 +167,14 @@ export function buildServer(deps: ServerDeps) {
           if (error instanceof GraphQLError) return [withoutHttpExtension(error)];
           throw error;
         }
+        const contextValue = await contextFactory();
+        if (!wsLimits.claimSocket(ctx, viewerIdOf(contextValue))) return wsLimits.tooManyConnectionsErrors();
         const args = {
           schema,
           operationName: payload.operationName,
           document,
           variableValues: payload.variables,
-          contextValue: await contextFactory(),
+          contextValue,
           rootValue: { execute, subscribe },
         };
         const errors = validate(args.schema, args.document);
@@ -153,6 +185,7 @@ export function buildServer(deps: ServerDeps) {
     wsServer,
     deps.keepAliveMs,
   );
+  quietOversizedMessages(wsServer);
 
   let running: RunningServer | null = null;
 

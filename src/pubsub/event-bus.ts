@@ -1,7 +1,7 @@
 import { createRedisEventTarget } from '@graphql-yoga/redis-event-target';
 import { createPubSub } from 'graphql-yoga';
-import { Redis } from 'ioredis';
 import type { ChatEvent } from '../events/chat-event.ts';
+import { openRedisConnection } from './redis-connection.ts';
 
 /**
  * The pub/sub bus between the OutboxPublisher and the subscription servers. In memory inside one
@@ -80,12 +80,11 @@ export function createRedisBus(url: string, options: RedisBusOptions = {}): Even
   const retryStrategy = options.reconnectDelayMs === undefined ? {} : { retryStrategy: () => options.reconnectDelayMs };
   // Publishing fails fast while Redis is unreachable, so the publisher retries from the outbox
   // instead of ioredis holding events in an in-memory queue we would already have marked published.
-  const publishClient = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: false, connectionName: `${name}:publish`, ...retryStrategy });
+  const publishClient = openRedisConnection(url, `${name}:publish`, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: false, ...retryStrategy });
   // The subscribing connection reconnects and resubscribes by itself. Messages published while it
   // is down are lost to it: once its channels are live again, onResubscribed listeners (the
   // subscription streams) read what they missed from the database (event-stream.ts).
-  const subscribeClient = new Redis(url, { maxRetriesPerRequest: null, connectionName: `${name}:subscribe`, ...retryStrategy });
-  for (const client of [publishClient, subscribeClient]) client.on('error', () => {});
+  const subscribeClient = openRedisConnection(url, `${name}:subscribe`, { maxRetriesPerRequest: null, ...retryStrategy });
   const pubSub = createPubSub<Topics>({ eventTarget: createRedisEventTarget({ publishClient, subscribeClient }) });
 
   /** Channels this instance listens on, with how many subscriptions use each. */
