@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { messageCreated } from '../src/events/domain-event.ts';
 import { recordEvent } from '../src/outbox/outbox.writer.ts';
 import { forkEm } from '../src/db/orm.ts';
 import { createLogger } from '../src/logger.ts';
@@ -154,14 +155,17 @@ describe('outbox lifecycle log records', () => {
     const { projectId, sessionId } = await createProjectFixture(t, 'gina');
     const em = forkEm(t.app.orm);
     const event = await em.transactional((tx) =>
-      recordEvent(tx, {
-        type: 'message_created',
-        aggregate: { type: 'chat_session', id: sessionId },
-        projectId,
-        userId: 'gina',
-        sessionId,
-        payload: { body: 'PAYLOAD-SECRET-9' },
-      }),
+      recordEvent(
+        tx,
+        messageCreated(projectId, {
+          messageId: crypto.randomUUID(),
+          sessionId,
+          authorUserId: 'gina',
+          role: 'user',
+          body: 'PAYLOAD-SECRET-9',
+          createdAt: new Date().toISOString(),
+        }),
+      ),
     );
     const captured = captureLogs('debug');
     const log = captured.logger;

@@ -8,6 +8,7 @@ import { startTestApp, type TestApp } from './support/app.ts';
 import { connect, failInsertsInto } from './support/database.ts';
 import { createProjectFixture, SEND_MESSAGE } from './support/fixtures.ts';
 import { eventually, parseScrape, scrape } from './support/observability.ts';
+import { insertEvents, seedMessage } from './support/outbox-seed.ts';
 
 let t: TestApp;
 let db: pg.Client;
@@ -81,10 +82,13 @@ describe('outbox backlog gauges (read from the database at scrape time)', () => 
   });
 
   it('read only the partial indexes, however many published rows the table holds', async () => {
-    await db.query(`
-      insert into event_outbox (id, event_type, aggregate_type, aggregate_id, sequence, project_sequence, project_id, user_id, session_id, payload, status, published_at)
-      select gen_random_uuid(), 'message_created', 'chat_session', gen_random_uuid(), 1, 1, gen_random_uuid(), 'u', gen_random_uuid(), '{}', 'published', now()
-      from generate_series(1, 20000)`);
+    const published = Array.from({ length: 20_000 }, () => ({
+      event: seedMessage(crypto.randomUUID(), crypto.randomUUID(), { authorUserId: 'u' }),
+      sequence: 1,
+      projectSequence: 1,
+      status: 'published' as const,
+    }));
+    await insertEvents(db, published);
     await db.query('analyze event_outbox');
     const compiled = outboxBacklogQuery().compile(forkEm(t.app.orm).getKysely());
     const plan = (await db.query(`explain ${compiled.sql}`, [...compiled.parameters])).rows.map((row) => row['QUERY PLAN']).join('\n');

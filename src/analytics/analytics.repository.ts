@@ -1,7 +1,7 @@
 import { sql, type RawBuilder } from 'kysely';
 import type { Em } from '../db/orm.ts';
-import { chatEventFromRow, type ChatEvent, type ChatEventRow } from '../events/chat-event.ts';
-import type { EventType } from '../outbox/outbox-event.entity.ts';
+import { eventFromRow, type DomainEvent, type EventRow } from '../events/domain-event.ts';
+import type { EventType } from '../events/domain-event.ts';
 import { RESPONSE_BIN_GROWTH } from './response-time.histogram.ts';
 import { PERIOD_DAYS, type RangePieces } from './range-pieces.ts';
 
@@ -17,8 +17,9 @@ import { PERIOD_DAYS, type RangePieces } from './range-pieces.ts';
 
 export type Metric = 'type' | 'user' | 'session' | 'switch' | 'response';
 
-/** A ChatEvent plus its exact sort key (PostgreSQL keeps microseconds; a JS Date does not). */
-export interface EventPageRow extends ChatEvent {
+/** An event plus its exact sort key (PostgreSQL keeps microseconds; a JS Date does not). */
+export interface EventPageRow {
+  event: DomainEvent;
   createdAtKey: string;
 }
 
@@ -44,17 +45,16 @@ const CURRENT_HORIZON = sql`pg_snapshot_xmin(pg_current_snapshot())`;
 const EVENT_COLUMNS = sql`
   e.id, e.event_type, e.aggregate_type, e.aggregate_id, e.sequence, e.project_sequence, e.project_id, e.session_id,
   e.user_id, e.payload,
-  to_char(e.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as occurred_at,
+  to_char(e.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as created_at,
   to_char(e.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as created_at_key`;
 
-/** The event's columns, with its time already formatted (and a microsecond key for cursors). */
-interface EventRow extends Omit<ChatEventRow, 'created_at'> {
-  occurred_at: string;
+/** The event's columns, with a microsecond key for cursors. */
+interface EventKeyRow extends EventRow {
   created_at_key: string;
 }
 
-function toEventPageRow(row: EventRow): EventPageRow {
-  return { ...chatEventFromRow({ ...row, created_at: row.occurred_at }), createdAtKey: row.created_at_key };
+function toEventPageRow(row: EventKeyRow): EventPageRow {
+  return { event: eventFromRow(row), createdAtKey: row.created_at_key };
 }
 
 /**
@@ -72,7 +72,7 @@ export async function findProjectEventsPage(em: Em, query: EventPageQuery): Prom
     : sql``;
   // A pinned horizon can only be lower than the current one; least() keeps a forged one harmless.
   const horizon = query.horizon ? sql`least(${query.horizon}::xid8, ${CURRENT_HORIZON})` : CURRENT_HORIZON;
-  const { rows } = await sql<EventRow & { horizon: string }>`
+  const { rows } = await sql<EventKeyRow & { horizon: string }>`
     with walk as (select ${horizon} as horizon)
     select ${EVENT_COLUMNS}, walk.horizon::text as horizon
     from walk, event_outbox e
@@ -99,7 +99,7 @@ export async function findSessionEventsPage(
   em: Em,
   query: { projectId: string; sessionId: string; afterSequence: number; limit: number },
 ): Promise<EventPageRow[]> {
-  const { rows } = await sql<EventRow>`
+  const { rows } = await sql<EventKeyRow>`
     select ${EVENT_COLUMNS}
     from event_outbox e
     where e.aggregate_id = ${query.sessionId}::uuid

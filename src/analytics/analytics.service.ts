@@ -10,8 +10,8 @@ import {
   type ScopedCursor,
 } from '../db/pagination.ts';
 import { badInput, notFound } from '../errors.ts';
-import type { ChatEvent } from '../events/chat-event.ts';
-import { EVENT_TYPES, type EventType } from '../outbox/outbox-event.entity.ts';
+import type { DomainEvent } from '../events/domain-event.ts';
+import { EVENT_TYPES, type EventType } from '../events/domain-event.ts';
 import { requireMembership } from '../projects/project.service.ts';
 import { requireId, requireUserId } from '../validation.ts';
 import {
@@ -92,7 +92,7 @@ export async function listProjectEvents(
   em: Em,
   viewerId: string,
   args: { projectId: string; filter?: ProjectEventsFilterInput | null; order?: EventOrder | null } & PageRequest,
-): Promise<Page<ChatEvent>> {
+): Promise<Page<DomainEvent>> {
   const projectId = requireId('projectId', args.projectId);
   const filter = parseEventFilter(projectId, args.filter);
   const order = args.order ?? 'newest_first';
@@ -107,8 +107,8 @@ export async function listProjectEvents(
     horizon: page.after?.pinned ?? null,
     limit: page.limit,
   });
-  const createdAtKeys = new Map(rows.map((row) => [row.eventId, row.createdAtKey]));
-  return pageOf<ChatEvent>(rows, page.limit, (event) =>
+  const createdAtKeys = new Map(rows.map((row) => [row.event.eventId, row.createdAtKey]));
+  return pageOf<DomainEvent>(rows.map((row) => row.event), page.limit, (event) =>
     encodeScopedCursor(scope, { position: [createdAtKeys.get(event.eventId)!, event.eventId], pinned: horizon }),
   );
 }
@@ -121,7 +121,7 @@ export async function listSessionEvents(
   em: Em,
   viewerId: string,
   args: { projectId: string; sessionId: string } & PageRequest,
-): Promise<Page<ChatEvent>> {
+): Promise<Page<DomainEvent>> {
   const projectId = requireId('projectId', args.projectId);
   const sessionId = requireId('sessionId', args.sessionId);
   await requireMembership(em, viewerId, projectId);
@@ -137,7 +137,7 @@ export async function listSessionEvents(
     afterSequence = sequence;
   }
   const rows = await findSessionEventsPage(em, { projectId, sessionId, afterSequence, limit: page.limit });
-  return pageOf<ChatEvent>(rows, page.limit, (event) => encodeScopedCursor(scope, { position: [event.sequence], pinned: null }));
+  return pageOf<DomainEvent>(rows.map((row) => row.event), page.limit, (event) => encodeScopedCursor(scope, { position: [event.sequence], pinned: null }));
 }
 
 export interface EventTypeCount {

@@ -8,7 +8,7 @@ import type { OutboxRow } from '../outbox/outbox.sql.ts';
 import { requireMembership } from '../projects/project.service.ts';
 import type { EventBus } from '../pubsub/event-bus.ts';
 import { requireId } from '../validation.ts';
-import { chatEventFromRow, type ChatEvent } from './chat-event.ts';
+import { eventFromRow, type DomainEvent } from './domain-event.ts';
 import { orderedEventStream, type OrderedStreamSource, type StreamEnd } from './event-stream.ts';
 
 export interface ResumePoint {
@@ -31,8 +31,8 @@ interface StreamShape {
   position: 'sequence' | 'project_sequence';
   /** Where the newest committed position is kept. */
   counterTable: 'chat_session' | 'project';
-  accepts(event: ChatEvent): boolean;
-  positionOf(event: ChatEvent): number;
+  accepts(event: DomainEvent): boolean;
+  positionOf(event: DomainEvent): number;
 }
 
 export interface EventStreamsDeps {
@@ -40,7 +40,7 @@ export interface EventStreamsDeps {
   bus: EventBus;
   options: SubscriptionOptions;
   onLiveEvent?(): void;
-  onDelivered?(event: ChatEvent): void;
+  onDelivered?(event: DomainEvent): void;
   onEnd?(reason: 'client' | 'error' | 'slow-consumer'): void;
 }
 
@@ -58,7 +58,7 @@ export function createEventStreams(deps: EventStreamsDeps) {
   /** Membership is re-checked on an event at most every `authRecheckMs` (TRAPS.md #8). */
   function authorizer(viewer: Viewer, projectId: string) {
     let checkedAt = Date.now();
-    return async (_event: ChatEvent) => {
+    return async (_event: DomainEvent) => {
       if (viewer.tokenExpiresAt && viewer.tokenExpiresAt.getTime() <= Date.now()) {
         throw new DomainError('UNAUTHENTICATED', 'The token has expired; subscribe again with a fresh token');
       }
@@ -97,7 +97,7 @@ export function createEventStreams(deps: EventStreamsDeps) {
     return null;
   }
 
-  async function open(viewer: Viewer, stream: StreamShape, resume: ResumePoint): Promise<AsyncIterableIterator<ChatEvent | StreamEnd>> {
+  async function open(viewer: Viewer, stream: StreamShape, resume: ResumePoint): Promise<AsyncIterableIterator<DomainEvent | StreamEnd>> {
     const startAfter = await resolveStart(resume, stream);
     const source: OrderedStreamSource = {
       async subscribeLive(listener, missedSome) {
@@ -120,7 +120,7 @@ export function createEventStreams(deps: EventStreamsDeps) {
           select ${EVENT_COLUMNS} from event_outbox
           where ${sql.ref(stream.scope)} = ${stream.id} and ${sql.ref(stream.position)} > ${position}
           order by ${sql.ref(stream.position)} limit ${limit}`.execute(db());
-        return rows.map(chatEventFromRow);
+        return rows.map(eventFromRow);
       },
       currentPosition: () => currentPosition(stream),
       authorize: authorizer(viewer, stream.projectId),

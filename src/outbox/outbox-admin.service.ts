@@ -3,7 +3,7 @@ import type { Em } from '../db/orm.ts';
 import { badInput } from '../errors.ts';
 import { requireMembership, requireOwner } from '../projects/project.service.ts';
 import { requireId } from '../validation.ts';
-import type { EventType } from './outbox-event.entity.ts';
+import type { EventType } from '../events/domain-event.ts';
 import { reprocessFailed, type ReprocessedRow } from './outbox.sql.ts';
 import { wakePublisherAfterCommit } from './outbox.wakeups.ts';
 

@@ -1,5 +1,5 @@
 import type { Logger } from '../logger.ts';
-import type { AggregateType, EventType } from './outbox-event.entity.ts';
+import type { AggregateType, EventType } from '../events/domain-event.ts';
 
 /**
  * The log records of the outbox lifecycle, in one place so every line about an event has the same

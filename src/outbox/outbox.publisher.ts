@@ -1,7 +1,7 @@
 import type { OutboxPublisherOptions } from '../config.ts';
 import { newId } from '../db/ids.ts';
 import { forkEm, type Orm } from '../db/orm.ts';
-import { chatEventFromRow } from '../events/chat-event.ts';
+import { eventFromRow, InvalidEventError, type DomainEvent } from '../events/domain-event.ts';
 import type { Logger } from '../logger.ts';
 import type { EventBus } from '../pubsub/event-bus.ts';
 import { logPublisherStarted, logPublisherStopped } from './outbox.log.ts';
@@ -64,6 +64,17 @@ export function retryDelayMs(attempt: number, options: { backoffBaseMs: number; 
 const MARK_ALONGSIDE_FROM = 100;
 
 const describeError = (error: unknown) => (error instanceof Error ? error.message : String(error)).slice(0, 1_000);
+
+/** The event a claimed row carries, or why it must be failed without being sent. */
+function sendableEvent(row: OutboxRow, maxAttempts: number): { event: DomainEvent } | { error: string } {
+  if (row.attempts > maxAttempts) return { error: `abandoned: ${maxAttempts} attempts ended without a confirmed publish` };
+  try {
+    return { event: eventFromRow(row) };
+  } catch (error) {
+    if (error instanceof InvalidEventError) return { error: describeError(error) };
+    throw error;
+  }
+}
 
 /**
  * Moves committed events from the outbox to the bus: claim a batch (committing the claim and the
@@ -297,30 +308,35 @@ export class OutboxPublisher {
     // Attempts are counted at claim, so an event claimed more than maxAttempts times was never
     // confirmed even once: its publishers died with it (a poison pill). Fail it unsent, and hold
     // back the rest of its aggregate behind it.
+    // A row whose payload breaks the event contract can never be published either: it is failed
+    // at once, the same way.
     const blocked = new Set<string>();
-    const sendable: OutboxRow[] = [];
+    const sendable: { row: OutboxRow; event: DomainEvent }[] = [];
     for (const row of claimed) {
       if (blocked.has(row.aggregate_id)) {
         unattempted.push(row.id);
-      } else if (row.attempts > options.maxAttempts) {
-        blocked.add(row.aggregate_id);
-        failures.push({ id: row.id, retryInMs: null, error: `abandoned: ${options.maxAttempts} attempts ended without a confirmed publish` });
+        continue;
+      }
+      const verdict = sendableEvent(row, options.maxAttempts);
+      if ('event' in verdict) {
+        sendable.push({ row, event: verdict.event });
       } else {
-        sendable.push(row);
+        blocked.add(row.aggregate_id);
+        failures.push({ id: row.id, retryInMs: null, error: verdict.error });
       }
     }
 
     // One call, in commit order within each project: subscribers of a project then receive its
     // events in order and need no database read to fill gaps. The bus stops at the first event it
     // refuses (prefix-closed), so nothing overtakes an event that did not go out.
-    sendable.sort((a, b) => (a.project_id === b.project_id ? a.project_sequence - b.project_sequence : a.project_id < b.project_id ? -1 : 1));
+    sendable.sort((a, b) => (a.event.projectId === b.event.projectId ? a.event.projectSequence - b.event.projectSequence : a.event.projectId < b.event.projectId ? -1 : 1));
     const results = sendable.length
-      ? await bus.publish(sendable.map(chatEventFromRow)).catch((error: unknown) => sendable.map(() => error as Error))
+      ? await bus.publish(sendable.map((item) => item.event)).catch((error: unknown) => sendable.map(() => error as Error))
       : [];
     const firstError = results.findIndex((result) => result !== null);
-    const published = firstError === -1 ? sendable : sendable.slice(0, firstError);
+    const published = (firstError === -1 ? sendable : sendable.slice(0, firstError)).map((item) => item.row);
     if (firstError !== -1) {
-      const failed = sendable[firstError]!;
+      const failed = sendable[firstError]!.row;
       const giveUp = failed.attempts >= options.maxAttempts;
       failures.push({
         id: failed.id,
@@ -328,7 +344,7 @@ export class OutboxPublisher {
         error: describeError(results[firstError]),
       });
       // Not attempted: events queued behind the refusal; they go back without using an attempt.
-      unattempted.push(...sendable.slice(firstError + 1).map((row) => row.id));
+      unattempted.push(...sendable.slice(firstError + 1).map((item) => item.row.id));
     }
     return { published, failures, unattempted };
   }

@@ -1,7 +1,7 @@
 import { CompiledQuery, sql, type Kysely } from 'kysely';
 import { runPrepared, type Orm } from '../db/orm.ts';
-import type { ChatEventRow } from '../events/chat-event.ts';
-import type { AggregateType, EventType, OutboxStatus } from './outbox-event.entity.ts';
+import type { AggregateType, EventRow, EventType } from '../events/domain-event.ts';
+import type { OutboxStatus } from './outbox-event.entity.ts';
 
 /**
  * Every statement the OutboxPublisher and the reprocess path run, in one place. Each takes the
@@ -10,7 +10,9 @@ import type { AggregateType, EventType, OutboxStatus } from './outbox-event.enti
 type Db = Kysely<any>;
 
 /** A claimed row: the event's columns plus the publisher's bookkeeping. */
-export interface OutboxRow extends ChatEventRow {
+export interface OutboxRow extends EventRow {
+  event_type: EventType;
+  aggregate_type: AggregateType;
   status: OutboxStatus;
   attempts: number;
 }

@@ -1,16 +1,7 @@
 import { sql } from 'kysely';
 import type { Em } from '../db/orm.ts';
-import { OutboxEventSchema, type AggregateType, type EventType, type IOutboxEvent } from './outbox-event.entity.ts';
-
-export interface NewEvent {
-  type: EventType;
-  aggregate: { type: AggregateType; id: string };
-  projectId: string;
-  userId: string;
-  sessionId: string | null;
-  /** Everything a subscriber needs to render the event: delivery must not read the database. */
-  payload: Record<string, unknown>;
-}
+import type { AggregateType, NewDomainEvent } from '../events/domain-event.ts';
+import { OutboxEventSchema, type IOutboxEvent } from './outbox-event.entity.ts';
 
 /** Tables that own an `event_sequence` counter, per aggregate type. Never built from input. */
 const SEQUENCE_TABLES: Record<AggregateType, string> = {
@@ -33,7 +24,7 @@ const SEQUENCE_TABLES: Record<AggregateType, string> = {
  * one project are serialised for the rest of their transaction, which we keep short. The project
  * row is always locked first, so two writers never wait on each other in opposite order.
  */
-export async function recordEvent(em: Em, event: NewEvent): Promise<IOutboxEvent> {
+export async function recordEvent(em: Em, event: NewDomainEvent): Promise<IOutboxEvent> {
   if (!em.isInTransaction()) {
     throw new Error('recordEvent must run inside the transaction of the change it describes');
   }
