@@ -14,6 +14,7 @@ import pg from 'pg';
 import { createTokenService } from '../src/auth/token.ts';
 import { createChatSession, sendMessage } from '../src/chat/chat.service.ts';
 import { loadConfig } from '../src/config.ts';
+import { dbOf } from '../src/db/database.ts';
 import { createOrm, forkEm } from '../src/db/orm.ts';
 import { createLogger } from '../src/logger.ts';
 import { OutboxPublisher } from '../src/outbox/outbox.publisher.ts';
@@ -92,7 +93,7 @@ async function drainBenchmark(url: string) {
     const bus = createMemoryBus();
     let published = 0;
     for (;;) {
-      const db = forkEm(orm).getKysely();
+      const db = dbOf(forkEm(orm));
       const rows = await db.transaction().execute(async (trx) => {
         const { rows } = await sql<{ id: string; project_id: string }>`
           select id, project_id from event_outbox where status = 'pending' order by next_retry_at, created_at

@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { switchAgent } from '../src/agents/worker-space.service.ts';
 import { recordAgentMessage, sendMessage } from '../src/chat/chat.service.ts';
-import { encodeScopedCursor, queryScope } from '../src/db/pagination.ts';
+import { cursorCodec, cursorKeys, queryScope } from '../src/db/pagination.ts';
 import { forkEm } from '../src/db/orm.ts';
 import { errorCode, startTestApp, type TestApp } from './support/app.ts';
 import { connect } from './support/database.ts';
@@ -292,7 +292,7 @@ describe('isolation', () => {
       await db.query(`select to_char(created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as key from event_outbox where id = $1`, [eventOfA!.id])
     ).rows.map((row) => row.key);
     const scope = queryScope('projectEvents', { projectId: b.projectId, types: null, sessionId: null, userId: null, from: null, to: null, order: 'oldest_first' });
-    const forged = encodeScopedCursor(scope, { position: [createdAtKey, eventOfA!.id], pinned: '999999999999' });
+    const forged = cursorCodec([cursorKeys.exactInstant, cursorKeys.uuid], { scope, pinned: cursorKeys.transactionId }).encode([createdAtKey, eventOfA!.id], '999999999999');
     const page = await eventPage(t, 'alice', 'projectEvents', { projectId: b.projectId, order: 'OLDEST_FIRST', after: forged, first: 100 });
     const storedB = new Set(storedIds(await storedEvents(db, b.projectId)));
     expect(page.edges.length).toBeGreaterThan(0);

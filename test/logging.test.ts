@@ -167,15 +167,18 @@ describe('outbox lifecycle log records', () => {
         }),
       ),
     );
+    // The stored row, whole (payload included), as the publisher and reprocessing hand it to the log.
+    // (The app's publisher may be claiming it meanwhile: each call below sets the attempts it logs.)
+    const row = (await db.query('select * from event_outbox where id = $1', [event.id])).rows[0];
     const captured = captureLogs('debug');
     const log = captured.logger;
     logPublisherStarted(log, { batchSize: 100, pollIntervalMs: 1000 });
     logBatchClaimed(log, { count: 1, eventIds: [event.id] });
-    logPublished(log, event, { latencyMs: 12 });
-    logRetryScheduled(log, { ...event, attempts: 1 }, { delayMs: 2000, error: new Error('bus unreachable'), nextRetryAt: new Date('2026-11-23T10:00:02Z') });
-    logFailed(log, { ...event, attempts: 10 }, { error: new Error('bus unreachable') });
-    logReprocessed(log, { ...event, attempts: 10 }, { by: 'mutation', userId: 'gina' });
-    logPublisherStopped(log, { reason: 'SIGTERM', releasedEvents: 0 });
+    logPublished(log, { ...row, attempts: 0 }, { latencyMs: 12 });
+    logRetryScheduled(log, { ...row, attempts: 1 }, { delayMs: 2000, error: new Error('bus unreachable'), nextRetryAt: new Date('2026-11-23T10:00:02Z') });
+    logFailed(log, { ...row, attempts: 10 }, { error: new Error('bus unreachable') });
+    logReprocessed(log, { ...row, attempts: 10 }, { by: 'mutation', userId: 'gina' });
+    logPublisherStopped(log, { reason: 'SIGTERM' });
 
     const records = captured.records();
     expect(records.map((line) => line.outbox)).toEqual([
@@ -198,7 +201,7 @@ describe('outbox lifecycle log records', () => {
   it('skip per-event debug lines when the level is higher', () => {
     const lines: string[] = [];
     const logger = createLogger({ level: 'info', pretty: false, destination: { write: (line: string) => void lines.push(line) } });
-    const event = { id: 'e1', eventType: 'agent_switched' as const, projectId: 'p1', attempts: 0 };
+    const event = { id: 'e1', event_type: 'agent_switched' as const, project_id: 'p1', attempts: 0 };
     logBatchClaimed(logger, { count: 1 });
     logPublished(logger, event);
     logReprocessed(logger, event, { by: 'cli' });

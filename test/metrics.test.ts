@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dbOf } from '../src/db/database.ts';
 import { forkEm } from '../src/db/orm.ts';
 import { createMetrics } from '../src/observability/metrics.ts';
 import { outboxBacklogQuery } from '../src/observability/outbox-backlog.ts';
@@ -90,7 +91,7 @@ describe('outbox backlog gauges (read from the database at scrape time)', () => 
     }));
     await insertEvents(db, published);
     await db.query('analyze event_outbox');
-    const compiled = outboxBacklogQuery().compile(forkEm(t.app.orm).getKysely());
+    const compiled = outboxBacklogQuery().compile(dbOf(forkEm(t.app.orm)));
     const plan = (await db.query(`explain ${compiled.sql}`, [...compiled.parameters])).rows.map((row) => row['QUERY PLAN']).join('\n');
     expect(plan).toContain('event_outbox_pending_idx');
     expect(plan).toContain('event_outbox_failed_idx');

@@ -127,6 +127,23 @@ describe('OutboxPublisher', () => {
     ]);
   });
 
+  it('reports only cycles that completed as its last cycle: a cycle that fails leaves the time of the last good one', async () => {
+    const { projectId } = await seedPendingEvents(client, { sessions: 1, perSession: 1 });
+    const bus = createFlakyBus();
+    const publisher = new OutboxPublisher({ orm: await newOrm(), bus: bus.bus, logger: silent, options: { ...baseOptions, claimLeaseMs: 50 } });
+    const publish = bus.bus.publish;
+    bus.bus.publish = () => {
+      throw new Error('bus exploded (injected)');
+    };
+    await expect(publisher.runOnce()).rejects.toThrow('bus exploded');
+    expect(publisher.status().lastCycleAt).toBeNull();
+    bus.bus.publish = publish;
+    await until(async () => (await publisher.runOnce()) > 0);
+    const completed = publisher.status().lastCycleAt;
+    expect(completed).toBeInstanceOf(Date);
+    expect(await countWhere('project_id = $1 and status = $2', [projectId, 'published'])).toBe(1);
+  });
+
   it('fails an event whose attempts all died with their publisher instead of trying it forever', async () => {
     const { projectId } = await seedPendingEvents(client, { sessions: 1, perSession: 2 });
     // As if publishers had claimed the first event five times and crashed each time.

@@ -1,6 +1,8 @@
 import { sql, type RawBuilder } from 'kysely';
+import { dbOf } from '../db/database.ts';
 import type { Em } from '../db/orm.ts';
 import { eventFromRow, type DomainEvent, type EventRow } from '../events/domain-event.ts';
+import { eventColumns } from '../events/event-log.repository.ts';
 import type { EventType } from '../events/domain-event.ts';
 import { RESPONSE_BIN_GROWTH } from './response-time.histogram.ts';
 import { PERIOD_DAYS, type RangePieces } from './range-pieces.ts';
@@ -37,16 +39,14 @@ export interface EventPageQuery extends EventListFilter {
   after: { createdAtKey: string; id: string } | null;
   /** The horizon pinned by the walk's first page, or null to take the current one. */
   horizon: string | null;
+  /** Rows to read: one more than the page, to tell whether another follows. */
   limit: number;
 }
 
 const CURRENT_HORIZON = sql`pg_snapshot_xmin(pg_current_snapshot())`;
 
-const EVENT_COLUMNS = sql`
-  e.id, e.event_type, e.aggregate_type, e.aggregate_id, e.sequence, e.project_sequence, e.project_id, e.session_id,
-  e.user_id, e.payload,
-  to_char(e.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as created_at,
-  to_char(e.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as created_at_key`;
+/** An event's columns, and its exact time as text for cursors. */
+const EVENT_COLUMNS = sql`${eventColumns('e')}, to_char(e.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as created_at_key`;
 
 /** The event's columns, with a microsecond key for cursors. */
 interface EventKeyRow extends EventRow {
@@ -85,7 +85,7 @@ export async function findProjectEventsPage(em: Em, query: EventPageQuery): Prom
       ${query.to ? sql`and e.created_at < ${query.to}` : sql``}
       ${beyondCursor}
     order by e.created_at ${direction}, e.id ${direction}
-    limit ${query.limit + 1}`.execute(em.getKysely());
+    limit ${query.limit}`.execute(dbOf(em));
   // An empty page has no cursor to pin the horizon in; the next first page takes a new one.
   return { rows: rows.map(toEventPageRow), horizon: rows[0]?.horizon ?? null };
 }
@@ -107,13 +107,13 @@ export async function findSessionEventsPage(
       and e.project_id = ${query.projectId}
       and e.sequence > ${query.afterSequence}
     order by e.sequence
-    limit ${query.limit + 1}`.execute(em.getKysely());
+    limit ${query.limit}`.execute(dbOf(em));
   return rows.map(toEventPageRow);
 }
 
 export async function sessionBelongsToProject(em: Em, sessionId: string, projectId: string): Promise<boolean> {
   const { rows } = await sql`select 1 from chat_session where id = ${sessionId}::uuid and project_id = ${projectId}::uuid`.execute(
-    em.getKysely(),
+    dbOf(em),
   );
   return rows.length > 0;
 }
@@ -188,7 +188,7 @@ interface AnalyticsSnapshot {
 async function readAnalyticsSnapshot(em: Em): Promise<AnalyticsSnapshot> {
   const { rows } = await sql<AnalyticsSnapshot>`
     select ${CURRENT_HORIZON}::text as horizon, transaction_id::text as watermark
-    from analytics_rollup_state where id = 1`.execute(em.getKysely());
+    from analytics_rollup_state where id = 1`.execute(dbOf(em));
   return rows[0]!;
 }
 
@@ -307,7 +307,7 @@ export async function readProjectAnalytics(em: Em, query: AnalyticsQuery): Promi
     (select metric, key, subkey, null, value::float8 from totals where metric = 'session'
      order by value desc, key collate "C" limit ${query.topSessions})
     union all
-    select 'distinct', metric, '', null, count(*)::float8 from totals where metric in ('session', 'user') group by metric`.execute(em.getKysely());
+    select 'distinct', metric, '', null, count(*)::float8 from totals where metric in ('session', 'user') group by metric`.execute(dbOf(em));
   return rows;
 }
 
@@ -348,7 +348,7 @@ export interface FoldResult {
  * transaction has no transaction id of its own, so it holds back nobody's horizon while it reads.
  */
 export async function foldNextBatch(em: Em, batchSize: number): Promise<FoldResult> {
-  const db = em.getKysely();
+  const db = dbOf(em);
   const lock = await sql<{ locked: boolean }>`select pg_try_advisory_xact_lock(${ROLLUP_LOCK_KEY}) as locked`.execute(db);
   const { horizon, watermark } = await readAnalyticsSnapshot(em);
   if (!lock.rows[0]!.locked) return { locked: false, events: 0, watermark, caughtUp: false };

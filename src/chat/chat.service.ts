@@ -1,6 +1,6 @@
 import { AgentSchema } from '../agents/agent.entity.ts';
 import type { Em } from '../db/orm.ts';
-import { afterKeyset, KEYSET_ORDER, parsePageRequest, toPage, type Page, type PageRequest } from '../db/pagination.ts';
+import { afterKeyset, createdAtCursor, createdAtKey, findPage, KEYSET_ORDER, type Page, type PageRequest } from '../db/pagination.ts';
 import { notFound } from '../errors.ts';
 import { messageCreated } from '../events/domain-event.ts';
 import { recordEvent } from '../outbox/outbox.writer.ts';
@@ -26,24 +26,24 @@ export async function getSession(em: Em, userId: string, sessionIdInput: string)
   return requireSession(em, userId, requireId('id', sessionIdInput));
 }
 
-export async function listSessions(em: Em, projectId: string, request: PageRequest): Promise<Page<IChatSession>> {
-  const query = parsePageRequest(request);
-  const rows = await em.find(
-    ChatSessionSchema,
-    { project: projectId, ...afterKeyset(query.after) },
-    { orderBy: KEYSET_ORDER, limit: query.limit + 1 },
-  );
-  return toPage(rows, query, (session) => session);
+export function listSessions(em: Em, projectId: string, request: PageRequest): Promise<Page<IChatSession>> {
+  return findPage(request, {
+    cursor: createdAtCursor,
+    fetch: ({ after, limit }) => em.find(ChatSessionSchema, { project: projectId, ...afterKeyset(after) }, { orderBy: KEYSET_ORDER, limit }),
+    keyOf: createdAtKey,
+  });
 }
 
-export async function listMessages(em: Em, sessionId: string, request: PageRequest): Promise<Page<MessageView>> {
-  const query = parsePageRequest(request);
-  const rows = await em.find(
-    MessageSchema,
-    { session: sessionId, ...afterKeyset(query.after) },
-    { orderBy: KEYSET_ORDER, limit: query.limit + 1 },
+export function listMessages(em: Em, sessionId: string, request: PageRequest): Promise<Page<MessageView>> {
+  return findPage(
+    request,
+    {
+      cursor: createdAtCursor,
+      fetch: ({ after, limit }) => em.find(MessageSchema, { session: sessionId, ...afterKeyset(after) }, { orderBy: KEYSET_ORDER, limit }),
+      keyOf: createdAtKey,
+    },
+    messageView,
   );
-  return toPage(rows.map(messageView), query, (message) => message);
 }
 
 export async function createChatSession(

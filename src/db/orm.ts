@@ -8,6 +8,7 @@ import type { SqlEntityManager, SqlMikroORM } from '@mikro-orm/sql';
 import type { CompiledQuery } from 'kysely';
 import pg from 'pg';
 import type { DatabaseConfig } from '../config.ts';
+import { dbOf } from './database.ts';
 import { entities } from './entities.ts';
 
 /** The ORM, whichever PostgreSQL it talks to; everything above this file sees only this. */
@@ -111,5 +112,5 @@ export async function runPrepared<Row>(orm: Orm, query: CompiledQuery<Row>, prep
     const result = await native.query({ name, text: query.sql, values: [...query.parameters] });
     return result.rows as Row[];
   }
-  return (await forkEm(orm).getKysely().executeQuery(query)).rows;
+  return (await dbOf(forkEm(orm)).executeQuery(query)).rows;
 }

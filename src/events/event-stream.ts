@@ -37,7 +37,6 @@ export interface OrderedStreamOptions {
   endAt?: Date | null;
   /** Page size for reading history and filling gaps. */
   pageSize?: number;
-  onLiveEvent?(): void;
   /** Called for every event handed to the client. */
   onDelivered?(event: DomainEvent): void;
   onEnd?(reason: 'client' | 'error' | 'slow-consumer'): void;
@@ -84,7 +83,6 @@ export function orderedEventStream(source: OrderedStreamSource, options: Ordered
 
   function onLive(event: DomainEvent) {
     if (finished || ending || !source.accepts(event)) return;
-    options.onLiveEvent?.();
     if (live.length >= options.bufferSize) {
       end(
         new DomainError('SLOW_CONSUMER', 'The subscription fell too far behind and was ended; subscribe again with `after` set to the last eventId you received', {

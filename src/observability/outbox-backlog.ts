@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { dbOf } from '../db/database.ts';
 import { forkEm, type Em, type Orm } from '../db/orm.ts';
 
 /** What the outbox gauges show: the state of the whole database, the same from every instance. */
@@ -42,7 +43,7 @@ export function outboxBacklogQuery(cap: number = BACKLOG_COUNT_CAP) {
 }
 
 export async function readOutboxBacklog(em: Em, cap: number = BACKLOG_COUNT_CAP): Promise<OutboxBacklog> {
-  const { rows } = await outboxBacklogQuery(cap).execute(em.getKysely());
+  const { rows } = await outboxBacklogQuery(cap).execute(dbOf(em));
   const row = rows[0]!;
   return {
     pending: row.pending,

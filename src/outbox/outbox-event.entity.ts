@@ -1,6 +1,7 @@
 import { defineEntity, p, type InferEntity } from '@mikro-orm/core';
 import { newId } from '../db/ids.ts';
 import type { AggregateType, EventType } from '../events/domain-event.ts';
+import { MAX_USER_ID_LENGTH } from '../validation.ts';
 
 export const OUTBOX_STATUSES = ['pending', 'published', 'failed'] as const;
 export type OutboxStatus = (typeof OUTBOX_STATUSES)[number];
@@ -26,7 +27,7 @@ export const OutboxEventSchema = defineEntity({
     /** 1, 2, 3, ... per project, gapless, assigned under the project's row lock: commit order within a project. */
     projectSequence: p.integer(),
     projectId: p.uuid(),
-    userId: p.string().length(200),
+    userId: p.string().length(MAX_USER_ID_LENGTH),
     sessionId: p.uuid().nullable(),
     // Typed and validated by the event contract (events/domain-event.ts), not here.
     payload: p.json<unknown>(),

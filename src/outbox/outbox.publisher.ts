@@ -1,9 +1,12 @@
 import type { OutboxPublisherOptions } from '../config.ts';
 import { newId } from '../db/ids.ts';
+import { dbOf } from '../db/database.ts';
 import { forkEm, type Orm } from '../db/orm.ts';
 import { eventFromRow, InvalidEventError, type DomainEvent } from '../events/domain-event.ts';
 import type { Logger } from '../logger.ts';
+import type { PublisherStatus } from '../observability/metrics.ts';
 import type { EventBus } from '../pubsub/event-bus.ts';
+import { backoffMs } from './backoff.ts';
 import { logPublisherStarted, logPublisherStopped } from './outbox.log.ts';
 import {
   claimBatch,
@@ -15,16 +18,6 @@ import {
   type FailedPublish,
   type OutboxRow,
 } from './outbox.sql.ts';
-
-export interface PublisherStatus {
-  running: boolean;
-  /** When the last claim cycle finished, whatever it found. */
-  lastCycleAt: Date | null;
-  /** Whether a LISTEN connection is up (always false where wake-ups are in-process only). */
-  listening: boolean;
-  /** Whether this publisher is meant to LISTEN at all (false on PGlite and unless OUTBOX_WAKE=all). */
-  listenEnabled: boolean;
-}
 
 /** What the publisher reports as it works; metrics and logs hang off this. All optional. */
 export interface PublisherObserver {
@@ -54,11 +47,9 @@ export interface OutboxPublisherDeps {
   random?: () => number;
 }
 
-/** Exponential backoff with a cap and "equal jitter": between half and all of the capped delay. */
-export function retryDelayMs(attempt: number, options: { backoffBaseMs: number; backoffMaxMs: number }, random: () => number) {
-  const capped = Math.min(options.backoffMaxMs, options.backoffBaseMs * 2 ** Math.max(0, attempt - 1));
-  return Math.round(capped / 2 + (capped / 2) * random());
-}
+/** The wait before retrying an event's publish after its `attempt`th attempt failed (with jitter). */
+export const retryDelayMs = (attempt: number, options: { backoffBaseMs: number; backoffMaxMs: number }, random: () => number) =>
+  backoffMs(attempt, { baseMs: options.backoffBaseMs, maxMs: options.backoffMaxMs }, random);
 
 /** From this many events, a batch is marked published alongside the next claim rather than by it. */
 const MARK_ALONGSIDE_FROM = 100;
@@ -92,6 +83,7 @@ export class OutboxPublisher {
   #loop: Promise<void> | null = null;
   #wake: (() => void) | null = null;
   #nudged = false;
+  /** End of the last cycle that completed without an error (an empty one counts): a publisher whose cycles all fail is not cycling. */
   #lastCycleAt: Date | null = null;
   #listening = false;
   /** The last batch's events the bus accepted, counted as published by the next claim (see #cycle). */
@@ -172,28 +164,26 @@ export class OutboxPublisher {
     if (handedOver && !marking) this.#reportPublished(handedOver.rows, result.marked);
     this.#walkAfter = result.walkAfter;
     const claimed = result.rows;
-    try {
-      if (claimed.length > 0) {
-        this.#emptyWalk = null;
-        const outcome = await this.#publish(claimed);
-        await this.#settle(); // the previous large batch's update, if one is still running
-        if (outcome.failures.length > 0 || outcome.unattempted.length > 0) {
-          await this.#record(claimed, outcome, token);
-        } else {
-          this.#handedOver = { token, rows: outcome.published };
-          if (outcome.published.length >= MARK_ALONGSIDE_FROM) {
-            const marking = this.#markPublished(token, outcome.published);
-            marking.catch(() => {}); // surfaced by #settle; never an unhandled rejection meanwhile
-            this.#marking = marking;
-          }
+    if (claimed.length > 0) {
+      this.#emptyWalk = null;
+      const outcome = await this.#publish(claimed);
+      await this.#settle(); // the previous large batch's update, if one is still running
+      if (outcome.failures.length > 0 || outcome.unattempted.length > 0) {
+        await this.#record(claimed, outcome, token);
+      } else {
+        this.#handedOver = { token, rows: outcome.published };
+        if (outcome.published.length >= MARK_ALONGSIDE_FROM) {
+          const marking = this.#markPublished(token, outcome.published);
+          marking.catch(() => {}); // surfaced by #settle; never an unhandled rejection meanwhile
+          this.#marking = marking;
         }
-        return { claimed: claimed.length, more: true };
       }
-      await this.#settle();
-      return { claimed: 0, more: this.#walkGoesOn(walkFrom, this.#walkAfter) };
-    } finally {
       this.#lastCycleAt = new Date();
+      return { claimed: claimed.length, more: true };
     }
+    await this.#settle();
+    this.#lastCycleAt = new Date();
+    return { claimed: 0, more: this.#walkGoesOn(walkFrom, this.#walkAfter) };
   }
 
   /**
@@ -236,7 +226,7 @@ export class OutboxPublisher {
   }
 
   async #markPublished(token: string, rows: OutboxRow[]): Promise<void> {
-    this.#reportPublished(rows, await markPublished(forkEm(this.#deps.orm).getKysely(), rows.map((row) => row.id), token));
+    this.#reportPublished(rows, await markPublished(dbOf(forkEm(this.#deps.orm)), rows.map((row) => row.id), token));
   }
 
   #reportPublished(rows: OutboxRow[], marked: number): void {
@@ -248,18 +238,20 @@ export class OutboxPublisher {
 
   async #run(): Promise<void> {
     let idleDelay = 0;
+    let failedCycles = 0;
     while (this.#running) {
       this.#nudged = false;
       let more = false;
       try {
         ({ more } = await this.#cycle());
         idleDelay = 0;
+        failedCycles = 0;
       } catch (error) {
         // The database is unreachable or a statement failed: nothing was marked, leases lapse on
         // their own. Back off so a down database is not hammered.
         this.#deps.observer?.cycleFailed?.(error);
         this.#deps.logger.error({ err: describeError(error) }, 'outbox publisher cycle failed');
-        idleDelay = Math.min(Math.max(idleDelay * 2, 100), this.#deps.options.pollIntervalMs);
+        idleDelay = backoffMs(++failedCycles, { baseMs: 100, maxMs: this.#deps.options.pollIntervalMs });
       }
       if (!this.#running) break;
       if (more && idleDelay === 0) continue;
@@ -353,7 +345,7 @@ export class OutboxPublisher {
   async #record(claimed: OutboxRow[], outcome: PublishOutcome, token: string): Promise<void> {
     const { observer } = this.#deps;
     const { published, failures, unattempted } = outcome;
-    const db = forkEm(this.#deps.orm).getKysely();
+    const db = dbOf(forkEm(this.#deps.orm));
     this.#reportPublished(published, await markPublished(db, published.map((row) => row.id), token));
     await markFailedAttempts(db, failures, token);
     await releaseUnattempted(db, unattempted, token);

@@ -1,12 +1,11 @@
 import type { EventSubscriber, FlushEventArgs, TransactionEventArgs } from '@mikro-orm/core';
 import pg from 'pg';
-import { sql } from 'kysely';
+import { dbOf } from '../db/database.ts';
 import { forkEm, type Em, type Orm } from '../db/orm.ts';
+import { notifyPublishers, OUTBOX_CHANNEL } from '../events/event-log.repository.ts';
+import { backoffMs } from './backoff.ts';
 import type { Logger } from '../logger.ts';
 import { OutboxEventSchema } from './outbox-event.entity.ts';
-
-/** The channel that tells publishers in other processes "events are due". Payload-less: a hint only. */
-export const OUTBOX_CHANNEL = 'chat_outbox_pending';
 
 /** Transactions that made outbox events due; a publisher in this process wakes when one commits. */
 const transactionsWithEvents = new WeakSet<object>();
@@ -90,7 +89,7 @@ export function listenForCommits(options: {
     which.removeAllListeners('end');
     void which.end().catch(() => {});
     failures += 1;
-    const delay = Math.min(30_000, (options.retryBaseMs ?? 500) * 2 ** Math.min(failures - 1, 10));
+    const delay = backoffMs(failures, { baseMs: options.retryBaseMs ?? 500, maxMs: 30_000 });
     options.logger.warn({ err: error instanceof Error ? error.message : String(error), retryInMs: delay }, 'outbox LISTEN connection lost');
     if (!retryTimer) {
       retryTimer = setTimeout(() => {
@@ -142,7 +141,7 @@ export function createCommitNotifier(orm: Orm, logger: Logger) {
     try {
       do {
         again = false;
-        await sql`select pg_notify(${OUTBOX_CHANNEL}, '')`.execute(forkEm(orm).getKysely());
+        await notifyPublishers(dbOf(forkEm(orm)));
       } while (again);
     } catch (error) {
       logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'outbox NOTIFY failed; publishers will find the events by polling');

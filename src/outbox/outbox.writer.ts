@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { dbOf } from '../db/database.ts';
 import type { Em } from '../db/orm.ts';
 import type { AggregateType, NewDomainEvent } from '../events/domain-event.ts';
 import { OutboxEventSchema, type IOutboxEvent } from './outbox-event.entity.ts';
@@ -41,7 +42,7 @@ export async function recordEvent(em: Em, event: NewDomainEvent): Promise<IOutbo
       returning event_sequence
     )
     select project_number.event_sequence as project_sequence, aggregate_number.event_sequence as sequence
-    from project_number, aggregate_number`.execute(em.getKysely());
+    from project_number, aggregate_number`.execute(dbOf(em));
   const projectSequence = rows[0]?.project_sequence;
   const sequence = rows[0]?.sequence;
   if (projectSequence === undefined || sequence === undefined) {
