@@ -163,11 +163,11 @@ function graphqlClient(app: App, token: string) {
 }
 
 const PAGE = `query($p: ID!, $f: ProjectEventsFilter, $o: EventOrder, $first: Int, $after: String) {
-  projectEvents(projectId: $p, filter: $f, order: $o, first: $first, after: $after) {
+  projectEventHistory(projectId: $p, filter: $f, order: $o, first: $first, after: $after) {
     edges { cursor node { eventId type sequence occurredAt userId sessionId ... on MessageCreatedEvent { message { body role } } } }
     pageInfo { hasNextPage endCursor } } }`;
 const SESSION_PAGE = `query($p: ID!, $s: ID!, $first: Int, $after: String) {
-  sessionEvents(projectId: $p, sessionId: $s, first: $first, after: $after) {
+  sessionEventHistory(projectId: $p, sessionId: $s, first: $first, after: $after) {
     edges { cursor node { eventId sequence occurredAt ... on MessageCreatedEvent { message { body role } } } }
     pageInfo { hasNextPage endCursor } } }`;
 const ANALYTICS = `query($p: ID!, $from: DateTime!, $to: DateTime!, $bucket: AnalyticsBucket) {
@@ -231,12 +231,12 @@ async function main() {
     let deepCursor: string | null = null;
     for (let i = 0; i < 10; i++) {
       const page: any = await viewer(PAGE, { p: projectId, f: deepFilter, first: 100, after: deepCursor });
-      if (!page.projectEvents.pageInfo.hasNextPage) break;
-      deepCursor = page.projectEvents.pageInfo.endCursor;
+      if (!page.projectEventHistory.pageInfo.hasNextPage) break;
+      deepCursor = page.projectEventHistory.pageInfo.endCursor;
     }
     const session = sessions[123]!;
     const middle: any = await viewer(SESSION_PAGE, { p: projectId, s: session, first: 100 });
-    const sessionCursor = middle.sessionEvents.edges[Math.floor(middle.sessionEvents.edges.length / 2)].cursor;
+    const sessionCursor = middle.sessionEventHistory.edges[Math.floor(middle.sessionEventHistory.edges.length / 2)].cursor;
 
     const em = () => forkEm(app!.orm);
     const deepFilterArgs = { userId: 'user-07', types: ['message_created' as const], from: new Date(now - 80 * DAY_MS), to: new Date(now - 60 * DAY_MS) };
@@ -259,23 +259,23 @@ async function main() {
     line('latency, sequential, one client: over HTTP (GraphQL, what a client sees) | in-process service call (no HTTP/GraphQL)');
     const cases: [string, () => Promise<unknown>, () => Promise<unknown>, number, string][] = [
       ['HTTP floor: { viewer { userId } }', () => viewer('{ viewer { userId } }', {}), async () => {}, 200, ''],
-      ['projectEvents first page (20, newest first)', () => viewer(PAGE, { p: projectId, first: 20 }), () => listProjectEvents(em(), 'user-00', { projectId, first: 20 }), 200, 'pages <= 10 ms'],
+      ['projectEventHistory first page (20, newest first)', () => viewer(PAGE, { p: projectId, first: 20 }), () => listProjectEvents(em(), 'user-00', { projectId, first: 20 }), 200, 'pages <= 10 ms'],
       [
-        'projectEvents filtered, deep (user+type+60-80 days ago, page 11)',
+        'projectEventHistory filtered, deep (user+type+60-80 days ago, page 11)',
         () => viewer(PAGE, { p: projectId, f: deepFilter, first: 20, after: deepCursor }),
         () => listProjectEvents(em(), 'user-00', { projectId, filter: deepFilterArgs, first: 20, after: deepServiceCursor }),
         200,
         'pages <= 10 ms',
       ],
       [
-        'projectEvents by session, oldest first',
+        'projectEventHistory by session, oldest first',
         () => viewer(PAGE, { p: projectId, f: { sessionId: sessions[7] }, o: 'OLDEST_FIRST', first: 20 }),
         () => listProjectEvents(em(), 'user-00', { projectId, filter: { sessionId: sessions[7]! }, order: 'oldest_first', first: 20 }),
         200,
         'pages <= 10 ms',
       ],
       [
-        'sessionEvents page (20, from the middle of a session)',
+        'sessionEventHistory page (20, from the middle of a session)',
         () => viewer(SESSION_PAGE, { p: projectId, s: session, first: 20, after: sessionCursor }),
         () => listSessionEvents(em(), 'user-00', { projectId, sessionId: session, first: 20, after: sessionServiceCursor }),
         200,
@@ -320,14 +320,14 @@ async function main() {
     };
     const listed = (sessionId: string, eventId: string) => async () => {
       const page: any = await viewer(PAGE, { p: projectId, f: { sessionId }, first: 1 });
-      return page.projectEvents.edges[0]?.node.eventId === eventId;
+      return page.projectEventHistory.edges[0]?.node.eventId === eventId;
     };
     const quiet = [];
     for (let i = 0; i < 100; i++) {
       const sent: any = await writer(SEND, { s: sessions[1], b: `visibility ${i}` });
       quiet.push(await delayUntilVisible(listed(sessions[1]!, sent.sendMessage.eventId)));
     }
-    report('projectEvents, no other writers:', quiet);
+    report('projectEventHistory, no other writers:', quiet);
 
     let writing = true;
     const background = Array.from({ length: 4 }, (_, w) =>
@@ -356,12 +356,12 @@ async function main() {
     }
     writing = false;
     await Promise.all(background);
-    report('projectEvents, 4 concurrent writers:', busy);
+    report('projectEventHistory, 4 concurrent writers:', busy);
     report('projectAnalytics, 4 concurrent writers:', busyAnalytics);
 
     // ---- Interference: sendMessage while analytics run ---------------------------------------
     line();
-    line('sendMessage latency while analytics queries run in a loop (2 loops: 90-day projectAnalytics + a projectEvents page)');
+    line('sendMessage latency while analytics queries run in a loop (2 loops: 90-day projectAnalytics + a projectEventHistory page)');
     const send = (i: number) => writer(SEND, { s: sessions[4 + (i % 50)], b: `latency ${i}` });
     let n = 0;
     const baseline = await sample(300, () => send(n++));

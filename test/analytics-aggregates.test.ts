@@ -295,9 +295,9 @@ describe('projectAnalytics', () => {
     expect(after).toEqual(before);
   });
 
-  it('agrees with projectEvents on which events are in a range', async () => {
+  it('agrees with projectEventHistory on which events are in a range', async () => {
     const { from, to } = ranges[3]!;
-    const listed = await walk(t, 'bob', 'projectEvents', { projectId: p.projectId, filter: { from: from.toISOString(), to: to.toISOString() }, first: 100 });
+    const listed = await walk(t, 'bob', 'projectEventHistory', { projectId: p.projectId, filter: { from: from.toISOString(), to: to.toISOString() }, first: 100 });
     const result = await t.gql(ANALYTICS, { p: p.projectId, from: from.toISOString(), to: to.toISOString() }, { as: 'bob' });
     expect(result.data.projectAnalytics.totalEvents).toBe(listed.length);
   });

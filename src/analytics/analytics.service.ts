@@ -179,7 +179,7 @@ function parseAnalyticsArgs(args: ProjectAnalyticsArgs) {
 }
 
 /**
- * Aggregates over the project's events in [from, to): the same set of events projectEvents would
+ * Aggregates over the project's events in [from, to): the same set of events projectEventHistory would
  * list at this moment (docs/analytics.md defines each number). Whole hours and days come from the
  * running totals, the rest straight from events, in one statement and so one snapshot.
  */
