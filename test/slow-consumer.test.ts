@@ -8,7 +8,7 @@ import { scrape } from './support/observability.ts';
 import { insertEvents, seedMessage } from './support/outbox-seed.ts';
 
 // A client that stops reading its socket while events keep coming: the server must end the
-// subscription once SUBSCRIPTION_BUFFER_SIZE events wait, not buffer without bound (TRAPS.md #7).
+// subscription once SUBSCRIPTION_BUFFER_SIZE events wait, not buffer without bound (docs/design-notes.md#iterator-leaks).
 let t: TestApp;
 let db: pg.Client;
 

@@ -55,7 +55,7 @@ const MAX_TIMER_MS = 2_147_483_647;
  * the stream reads the table at once rather than waiting for the next live event to show the gap.
  * Nothing is read from the database per event in the steady state.
  *
- * The per-client buffer is bounded (TRAPS.md #7): when a client falls `bufferSize` events behind,
+ * The per-client buffer is bounded (docs/design-notes.md#iterator-leaks): when a client falls `bufferSize` events behind,
  * the stream ends with SLOW_CONSUMER, naming the last event delivered to resume after.
  */
 export function orderedEventStream(source: OrderedStreamSource, options: OrderedStreamOptions): AsyncIterableIterator<DomainEvent | StreamEnd> {

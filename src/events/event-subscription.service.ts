@@ -36,12 +36,12 @@ export interface EventStreamsDeps {
 /**
  * Opens `sessionEvents` / `projectEvents` streams for a viewer. It can only subscribe: publishing
  * is the OutboxPublisher's alone. Every database read runs on a fresh EntityManager fork, so a
- * subscription that lives for hours holds no identity map (TRAPS.md #6).
+ * subscription that lives for hours holds no identity map (docs/design-notes.md#subscription-context-lifetime).
  */
 export function createEventStreams(deps: EventStreamsDeps) {
   const db = () => dbOf(forkEm(deps.orm));
 
-  /** Membership is re-checked on an event at most every `authRecheckMs` (TRAPS.md #8). */
+  /** Membership is re-checked on an event at most every `authRecheckMs` (docs/design-notes.md#authorisation-only-at-subscribe-time). */
   function authorizer(viewer: Viewer, projectId: string) {
     let checkedAt = Date.now();
     return async (_event: DomainEvent) => {

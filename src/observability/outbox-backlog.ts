@@ -15,8 +15,8 @@ export interface OutboxBacklog {
 /**
  * Counting stops here. Both counts walk a partial index (`event_outbox_pending_idx`,
  * `event_outbox_failed_idx`), so a scrape costs time in proportion to the backlog, never to the
- * published rows the table keeps; the cap bounds that cost when the backlog is huge (about 20 ms for
- * 100k pending rows on the development machine). Past the cap the gauge reads the cap, and the
+ * published rows the table keeps; the cap bounds that cost when the backlog is huge
+ * (docs/design-notes.md#measurements-behind-some-choices). Past the cap the gauge reads the cap, and the
  * oldest age is taken from the first `cap` rows in claim order, which makes it a lower bound: by then
  * the lag alert has long fired anyway.
  */

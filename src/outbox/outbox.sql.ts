@@ -102,8 +102,8 @@ export function claimBatchQuery(options: ClaimOptions): CompiledQuery<ClaimRow> 
  * Pending, due and not held by a claim. "Pending" is written as "neither published nor failed" on
  * purpose: `status = 'pending'` would let the planner read a session's run through the partial
  * pending index (every due event, then filter by session) instead of the session's own index
- * range. With statistics taken before a sudden backlog it did, once per head, and a claim over
- * 20,000 events took 200 ms instead of 10.
+ * range. With statistics taken before a sudden backlog it did, once per head, and the claim slowed
+ * by an order of magnitude (docs/design-notes.md#measurements-behind-some-choices).
  */
 const claimable = (t: string) =>
   `${t}.status <> 'published' and ${t}.status <> 'failed' and ${t}.next_retry_at <= now() and (${t}.claimed_until is null or ${t}.claimed_until <= now())`;

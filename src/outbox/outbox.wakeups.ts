@@ -41,7 +41,7 @@ export function wakeOnLocalCommit(orm: Orm, wake: () => void): void {
 }
 
 /**
- * LISTEN for other processes' commits. A notification is only a hint (TRAPS.md #4): it is lost
+ * LISTEN for other processes' commits. A notification is only a hint (docs/design-notes.md#notify-is-a-hint): it is lost
  * while the connection is down, so every (re)connect is followed by a wake-up that sweeps for
  * whatever was missed, and the publisher polls anyway.
  */
@@ -129,7 +129,7 @@ export function listenForCommits(options: {
  * process has none of its own (API-only instances).
  *
  * Not from inside the writing transaction: a NOTIFY there takes a global lock at commit that
- * serialises every committing writer (TRAPS.md #4). Coalesced: at most one NOTIFY is in flight;
+ * serialises every committing writer (docs/design-notes.md#notify-is-a-hint). Coalesced: at most one NOTIFY is in flight;
  * signals that arrive meanwhile are folded into one more. A lost or failed NOTIFY costs latency
  * only, since publishers poll.
  */

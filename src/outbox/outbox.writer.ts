@@ -21,7 +21,7 @@ const SEQUENCE_TABLES: Record<AggregateType, string> = {
  * - `projectSequence`, per project.
  * Concurrent writers queue on those locks, so the numbers are gapless (a rolled-back increment
  * rolls back too) and follow commit order. A reader that follows them, such as a resuming
- * subscription, cannot skip an event that commits late (TRAPS.md #1). The price is that writes to
+ * subscription, cannot skip an event that commits late (docs/design-notes.md#cursors-that-skip-late-commits). The price is that writes to
  * one project are serialised for the rest of their transaction, which we keep short. The project
  * row is always locked first, so two writers never wait on each other in opposite order.
  */

@@ -5,7 +5,7 @@ import type { ProjectRole } from './project-member.entity.ts';
 /**
  * The viewer's role in a project, or null. Every project-scoped read and write starts here, so it
  * is one indexed lookup in the caller's transaction rather than an entity load through the unit of
- * work, which cost several times as much CPU per request.
+ * work (docs/design-notes.md#measurements-behind-some-choices).
  */
 export async function findMemberRole(db: Db, projectId: string, userId: string): Promise<ProjectRole | null> {
   const { rows } = await sql<{ role: ProjectRole }>`

@@ -109,7 +109,7 @@ export async function storedEvents(db: pg.Client, projectId: string): Promise<St
 
 /**
  * Runs `work` in a transaction that stays open until `commit()` is called: an event written in it
- * gets its id and timestamp now but commits later, after events written meanwhile (TRAPS #1).
+ * gets its id and timestamp now but commits later, after events written meanwhile (docs/design-notes.md#cursors-that-skip-late-commits).
  */
 export async function openTransaction<T>(orm: Orm, work: (tx: Em) => Promise<T>): Promise<{ result: T; commit(): Promise<void> }> {
   let release!: () => void;
