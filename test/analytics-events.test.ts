@@ -4,8 +4,7 @@ import { switchAgent } from '../src/agents/worker-space.service.ts';
 import { recordAgentMessage, sendMessage } from '../src/chat/chat.service.ts';
 import { cursorCodec, cursorKeys, queryScope } from '../src/db/pagination.ts';
 import { forkEm } from '../src/db/orm.ts';
-import { errorCode, startTestApp, type TestApp } from './support/app.ts';
-import { connect } from './support/database.ts';
+import { errorCode, startTestAppWithClient, type TestApp } from './support/app.ts';
 import { createProjectFixture, SEND_MESSAGE } from './support/fixtures.ts';
 import { eventPage, eventually, openTransaction, storedEvents, walk, type StoredEvent } from './support/analytics.ts';
 
@@ -13,13 +12,9 @@ let t: TestApp;
 let db: pg.Client;
 
 beforeAll(async () => {
-  t = await startTestApp({ LOG_LEVEL: process.env.DEBUG_LOG_LEVEL ?? 'silent' });
-  db = await connect(t.db.url);
+  ({ t, db } = await startTestAppWithClient({ LOG_LEVEL: process.env.DEBUG_LOG_LEVEL ?? 'silent' }));
 });
-afterAll(async () => {
-  await db?.end();
-  await t?.stop();
-});
+afterAll(() => t?.stop());
 
 const em = () => forkEm(t.app.orm);
 const ids = (events: { eventId: string }[]) => events.map((event) => event.eventId);

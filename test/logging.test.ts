@@ -13,8 +13,8 @@ import {
   logReprocessed,
   logRetryScheduled,
 } from '../src/outbox/outbox.log.ts';
-import { startTestApp, type TestApp } from './support/app.ts';
-import { connect, failInsertsInto } from './support/database.ts';
+import { startTestAppWithClient, type TestApp } from './support/app.ts';
+import { failInsertsInto } from './support/database.ts';
 import { createProjectFixture, SEND_MESSAGE } from './support/fixtures.ts';
 import { captureLogs } from './support/observability.ts';
 
@@ -23,13 +23,9 @@ let t: TestApp;
 let db: pg.Client;
 
 beforeAll(async () => {
-  t = await startTestApp({}, { logger: logs.logger });
-  db = await connect(t.db.url);
+  ({ t, db } = await startTestAppWithClient({}, { logger: logs.logger }));
 });
-afterAll(async () => {
-  await db?.end();
-  await t?.stop();
-});
+afterAll(() => t?.stop());
 
 const requestLines = () => logs.records().filter((line) => line.msg === 'request completed' || line.msg === 'request failed');
 

@@ -5,8 +5,8 @@ import { forkEm } from '../src/db/orm.ts';
 import { createMetrics } from '../src/observability/metrics.ts';
 import { outboxBacklogQuery } from '../src/observability/outbox-backlog.ts';
 import { createOperationNameLabels } from '../src/observability/operation-name-label.ts';
-import { startTestApp, type TestApp } from './support/app.ts';
-import { connect, failInsertsInto } from './support/database.ts';
+import { startTestApp, startTestAppWithClient, type TestApp } from './support/app.ts';
+import { failInsertsInto } from './support/database.ts';
 import { createProjectFixture, SEND_MESSAGE } from './support/fixtures.ts';
 import { eventually, parseScrape, scrape } from './support/observability.ts';
 import { insertEvents, seedMessage } from './support/outbox-seed.ts';
@@ -17,13 +17,9 @@ let db: pg.Client;
 beforeAll(async () => {
   // The gauges are read from the database; the rows are moved by hand here, so no publisher runs.
   // (test/outbox-observability.test.ts covers the same metrics with the real publisher.)
-  t = await startTestApp({ OUTBOX_PUBLISHER_ENABLED: 'false' });
-  db = await connect(t.db.url);
+  ({ t, db } = await startTestAppWithClient({ OUTBOX_PUBLISHER_ENABLED: 'false' }));
 });
-afterAll(async () => {
-  await db?.end();
-  await t?.stop();
-});
+afterAll(() => t?.stop());
 
 const post = (body: unknown, headers: Record<string, string> = {}) =>
   fetch(t.app.graphqlUrl, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });

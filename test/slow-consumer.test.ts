@@ -1,8 +1,7 @@
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { startTestApp, type TestApp } from './support/app.ts';
-import { connect } from './support/database.ts';
+import { startTestAppWithClient, type TestApp } from './support/app.ts';
 import { createProjectFixture } from './support/fixtures.ts';
 import { scrape } from './support/observability.ts';
 import { insertEvents, seedMessage } from './support/outbox-seed.ts';
@@ -13,13 +12,9 @@ let t: TestApp;
 let db: pg.Client;
 
 beforeAll(async () => {
-  t = await startTestApp({ SUBSCRIPTION_BUFFER_SIZE: '20', OUTBOX_POLL_INTERVAL_MS: '50', WS_KEEPALIVE_MS: '0' });
-  db = await connect(t.db.url);
+  ({ t, db } = await startTestAppWithClient({ SUBSCRIPTION_BUFFER_SIZE: '20', OUTBOX_POLL_INTERVAL_MS: '50', WS_KEEPALIVE_MS: '0' }));
 });
-afterAll(async () => {
-  await db?.end();
-  await t?.stop();
-});
+afterAll(() => t?.stop());
 
 describe('a client that stops reading', () => {
   it('has its subscription ended with SLOW_CONSUMER and the last delivered eventId, and the bus listener released', async () => {

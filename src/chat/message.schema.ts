@@ -1,6 +1,6 @@
 import { builder } from '../graphql/builder.ts';
-import { connectionArgs, connectionType } from '../graphql/connection.ts';
-import { membershipKey } from '../graphql/loaders.ts';
+import { connectionField, connectionType } from '../graphql/connection.ts';
+import { membershipKey, related } from '../graphql/loaders.ts';
 import { ProjectMemberRef } from '../projects/project.schema.ts';
 import { ChatSessionRef } from './chat-session.schema.ts';
 import { listMessages, MAX_MESSAGE_BODY_LENGTH, sendMessage, type SendMessageResult } from './chat.service.ts';
@@ -24,10 +24,7 @@ MessageRef.implement({
     role: t.field({ type: MessageRoleEnum, resolve: (message) => message.role }),
     authorUserId: t.exposeID('authorUserId'),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
-    session: t.field({
-      type: ChatSessionRef,
-      resolve: async (message, _args, ctx) => (await ctx.loaders.sessionById.load(message.sessionId))!,
-    }),
+    session: t.field({ type: ChatSessionRef, resolve: related((loaders, message) => loaders.sessionById.load(message.sessionId)) }),
     authorMembership: t.field({
       type: ProjectMemberRef,
       nullable: true,
@@ -38,14 +35,11 @@ MessageRef.implement({
   }),
 });
 
-builder.objectField(ChatSessionRef, 'messages', (t) =>
-  t.field({
-    type: MessageConnection,
-    description: 'Messages in the order they were sent, oldest first.',
-    args: connectionArgs,
-    resolve: (session, args, ctx) => listMessages(ctx.em, session.id, args),
-  }),
-);
+connectionField(ChatSessionRef, 'messages', {
+  connection: MessageConnection,
+  description: 'Messages in the order they were sent, oldest first.',
+  list: (session, args, ctx) => listMessages(ctx.em, session.id, args),
+});
 
 const SendMessageInput = builder.inputType('SendMessageInput', {
   fields: (t) => ({

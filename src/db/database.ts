@@ -1,4 +1,4 @@
-import type { ColumnType, Kysely } from 'kysely';
+import type { ColumnType, Kysely, Selectable } from 'kysely';
 import type { Em } from './orm.ts';
 
 /**
@@ -66,6 +66,9 @@ export interface EventOutboxTable {
   published_at: Timestamp | null;
   transaction_id: Generated<Xid8>;
 }
+
+/** An event_outbox row as a `select` returns it. */
+export type EventOutboxRow = Selectable<EventOutboxTable>;
 
 export interface AnalyticsCountsByHourTable {
   project_id: string;

@@ -1,6 +1,7 @@
 import { ChatSessionRef } from '../chat/chat-session.schema.ts';
 import { MessageRef } from '../chat/message.schema.ts';
 import { builder } from '../graphql/builder.ts';
+import { related } from '../graphql/loaders.ts';
 import type { GraphQLContext } from '../graphql/context.ts';
 import { StreamEnd } from './event-stream.ts';
 import { ProjectRef } from '../projects/project.schema.ts';
@@ -48,10 +49,7 @@ export const ChatEventRef = builder.interfaceRef<DomainEvent>('ChatEvent').imple
     projectId: t.exposeID('projectId'),
     sessionId: t.exposeID('sessionId', { nullable: true }),
     userId: t.exposeID('userId', { description: 'The user whose action caused the event.' }),
-    project: t.field({
-      type: ProjectRef,
-      resolve: async (event, _args, ctx) => (await ctx.loaders.projectById.load(event.projectId))!,
-    }),
+    project: t.field({ type: ProjectRef, resolve: related((loaders, event) => loaders.projectById.load(event.projectId)) }),
     session: t.field({
       type: ChatSessionRef,
       nullable: true,

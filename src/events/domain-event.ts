@@ -1,4 +1,5 @@
 import { MESSAGE_ROLES, type MessageRole } from '../chat/message.entity.ts';
+import type { EventOutboxRow } from '../db/database.ts';
 
 /**
  * The event contract: every domain event the service records, carries over the bus and reads back.
@@ -107,20 +108,23 @@ export type DomainEvent = {
 export type MessageCreatedEvent = Extract<DomainEvent, { type: 'message_created' }>;
 export type AgentSwitchedEvent = Extract<DomainEvent, { type: 'agent_switched' }>;
 
-/** The event columns of an event_outbox row, as raw SQL returns them (timestamps may be strings). */
-export interface EventRow {
-  id: string;
-  event_type: string;
-  aggregate_type: string;
-  aggregate_id: string;
-  sequence: number;
-  project_sequence: number;
-  project_id: string;
-  session_id: string | null;
-  user_id: string;
-  payload: unknown;
-  created_at: Date | string;
-}
+/** The columns of an event_outbox row that make an event, in the order `eventColumns` selects them. */
+export const EVENT_ROW_COLUMNS = [
+  'id',
+  'event_type',
+  'aggregate_type',
+  'aggregate_id',
+  'sequence',
+  'project_sequence',
+  'project_id',
+  'session_id',
+  'user_id',
+  'payload',
+  'created_at',
+] as const satisfies readonly (keyof EventOutboxRow)[];
+
+/** Those columns as raw SQL returns them (a timestamp may come back as a string). */
+export type EventRow = Omit<Pick<EventOutboxRow, (typeof EVENT_ROW_COLUMNS)[number]>, 'created_at'> & { created_at: Date | string };
 
 /** A stored event that does not satisfy the contract (written by hand, or by an older version). */
 export class InvalidEventError extends Error {
@@ -195,18 +199,3 @@ export function eventFromRow(row: EventRow): DomainEvent {
     ? { ...envelope, type, aggregateType: 'chat_session', payload: parsePayload(row.id, type, row.payload) }
     : { ...envelope, type, aggregateType: 'worker_space', payload: parsePayload(row.id, type, row.payload) };
 }
-
-/** The columns of an event_outbox row that `eventFromRow` reads, in the order EventRow lists them. */
-export const EVENT_ROW_COLUMNS = [
-  'id',
-  'event_type',
-  'aggregate_type',
-  'aggregate_id',
-  'sequence',
-  'project_sequence',
-  'project_id',
-  'session_id',
-  'user_id',
-  'payload',
-  'created_at',
-] as const satisfies readonly (keyof EventRow)[];

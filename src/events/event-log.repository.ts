@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { Db } from '../db/database.ts';
-import { eventFromRow, type DomainEvent, type EventRow, type EventType } from './domain-event.ts';
+import { EVENT_ROW_COLUMNS, eventFromRow, type DomainEvent, type EventRow, type EventType } from './domain-event.ts';
 
 /**
  * The statements that read `event_outbox` as the event log, and the operator's statements on it:
@@ -15,9 +15,7 @@ export const OUTBOX_CHANNEL = 'chat_outbox_pending';
 /** The columns `eventFromRow` reads, from `alias` (the table itself when absent). */
 export const eventColumns = (alias?: string) => {
   const column = (name: string) => (alias ? sql.ref(`${alias}.${name}`) : sql.ref(name));
-  return sql.join(
-    (['id', 'event_type', 'aggregate_type', 'aggregate_id', 'sequence', 'project_sequence', 'project_id', 'session_id', 'user_id', 'payload', 'created_at'] as const satisfies readonly (keyof EventRow)[]).map(column),
-  );
+  return sql.join(EVENT_ROW_COLUMNS.map(column));
 };
 
 /**
