@@ -1,9 +1,9 @@
 import { sql, type RawBuilder } from 'kysely';
 import { dbOf } from '../db/database.ts';
 import type { Em } from '../db/orm.ts';
-import { eventFromRow, type DomainEvent, type EventRow } from '../events/domain-event.ts';
+import type { MessageRole } from '../chat/message.entity.ts';
+import { eventFromRow, type DomainEvent, type EventPayloads, type EventRow, type EventType } from '../events/domain-event.ts';
 import { eventColumns } from '../events/event-log.repository.ts';
-import type { EventType } from '../events/domain-event.ts';
 import { RESPONSE_BIN_GROWTH } from './response-time.histogram.ts';
 import { PERIOD_DAYS, type RangePieces } from './range-pieces.ts';
 
@@ -122,10 +122,18 @@ export async function sessionBelongsToProject(em: Em, sessionId: string, project
 // Metrics: how one event is counted. The rollup worker and the live reads share these
 // definitions, so a rolled-up count and a count read from raw events cannot disagree.
 
+/**
+ * `alias.payload->>'field'` for a `type` event: the key is checked against the event contract.
+ * Written as a literal, so it matches the expression statistics on `payload->>'role'`.
+ */
+const payloadText = <K extends EventType>(alias: string, _type: K, field: keyof EventPayloads[K] & string) =>
+  sql`${sql.ref(alias)}.payload->>${sql.lit(field)}`;
+
 /** The columns the metric definitions need, from an `event_outbox e`. */
 const EVENT_FACTS = sql`
   e.project_id, e.event_type, e.user_id, e.session_id, e.aggregate_id, e.sequence, e.created_at,
-  e.payload->>'role' as role, e.payload->>'fromAgentId' as from_agent_id, e.payload->>'toAgentId' as to_agent_id`;
+  ${payloadText('e', 'message_created', 'role')} as role,
+  ${payloadText('e', 'agent_switched', 'fromAgentId')} as from_agent_id, ${payloadText('e', 'agent_switched', 'toAgentId')} as to_agent_id`;
 
 /**
  * `events` (rows of EVENT_FACTS) and `cells`: one row per thing an event counts towards, at the
@@ -156,14 +164,14 @@ function metricCells(events: RawBuilder<unknown>) {
       left join lateral (
         select previous.sequence from event_outbox previous
         where previous.aggregate_id = reply.aggregate_id and previous.sequence < reply.sequence
-          and previous.event_type = 'message_created' and previous.payload->>'role' = 'agent'
+          and previous.event_type = 'message_created' and ${payloadText('previous', 'message_created', 'role')} = ${sql.lit<MessageRole>('agent')}
         order by previous.sequence desc
         limit 1
       ) previous_reply on true
       join event_outbox asked
         on asked.aggregate_id = reply.aggregate_id
        and asked.sequence > coalesce(previous_reply.sequence, 0) and asked.sequence < reply.sequence
-       and asked.event_type = 'message_created' and asked.payload->>'role' = 'user'
+       and asked.event_type = 'message_created' and ${payloadText('asked', 'message_created', 'role')} = ${sql.lit<MessageRole>('user')}
       cross join lateral (
         select greatest(0, extract(epoch from reply.created_at - asked.created_at) * 1000) as ms
       ) waited

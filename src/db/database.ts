@@ -7,23 +7,25 @@ import type { Em } from './orm.ts';
  * maps. `Generated` marks columns with a database default.
  */
 type Generated<T> = ColumnType<T, T | undefined, T>;
-/** timestamptz: read as a Date, written as a Date or an ISO string. */
-type Timestamp = ColumnType<Date, Date | string, Date | string>;
-/** xid8: read as text (it does not fit a JS number). */
-type Xid8 = ColumnType<string, string, string>;
+/** timestamptz: the driver may hand it back as a Date or as text; written as either. */
+type Timestamp = ColumnType<Date | string, Date | string, Date | string>;
+/** timestamptz with a default (`now()`). */
+type GeneratedTimestamp = ColumnType<Date | string, Date | string | undefined, Date | string>;
+/** xid8: read as text (it does not fit a JS number); written by its default. */
+type GeneratedXid8 = ColumnType<string, string | undefined, string>;
 
 export interface ProjectTable {
   id: string;
   name: string;
   event_sequence: Generated<number>;
-  created_at: Generated<Timestamp>;
+  created_at: GeneratedTimestamp;
 }
 
 export interface ProjectMemberTable {
   project_id: string;
   user_id: string;
   role: 'owner' | 'member';
-  created_at: Generated<Timestamp>;
+  created_at: GeneratedTimestamp;
 }
 
 export interface ChatSessionTable {
@@ -32,7 +34,7 @@ export interface ChatSessionTable {
   title: string;
   created_by_user_id: string;
   event_sequence: Generated<number>;
-  created_at: Generated<Timestamp>;
+  created_at: GeneratedTimestamp;
 }
 
 export interface WorkerSpaceTable {
@@ -41,8 +43,8 @@ export interface WorkerSpaceTable {
   user_id: string;
   active_agent_id: string | null;
   event_sequence: Generated<number>;
-  created_at: Generated<Timestamp>;
-  updated_at: Generated<Timestamp>;
+  created_at: GeneratedTimestamp;
+  updated_at: GeneratedTimestamp;
 }
 
 export interface EventOutboxTable {
@@ -58,13 +60,13 @@ export interface EventOutboxTable {
   payload: unknown;
   status: Generated<'pending' | 'published' | 'failed'>;
   attempts: Generated<number>;
-  next_retry_at: Generated<Timestamp>;
+  next_retry_at: GeneratedTimestamp;
   last_error: string | null;
   claimed_until: Timestamp | null;
   claim_token: string | null;
-  created_at: Generated<Timestamp>;
+  created_at: GeneratedTimestamp;
   published_at: Timestamp | null;
-  transaction_id: Generated<Xid8>;
+  transaction_id: GeneratedXid8;
 }
 
 /** An event_outbox row as a `select` returns it. */
@@ -90,8 +92,8 @@ export interface AnalyticsCountsByDayTable {
 
 export interface AnalyticsRollupStateTable {
   id: number;
-  transaction_id: Xid8;
-  updated_at: Generated<Timestamp>;
+  transaction_id: string;
+  updated_at: GeneratedTimestamp;
 }
 
 export interface Database {

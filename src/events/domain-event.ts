@@ -164,6 +164,12 @@ const PAYLOAD_FIELDS: { [K in EventType]: Record<keyof EventPayloads[K], Check> 
 
 export const isEventType = (value: unknown): value is EventType => (EVENT_TYPES as readonly unknown[]).includes(value);
 
+/** A stored row's event type; InvalidEventError for one the contract does not know. */
+export function eventTypeOf(row: { id: string; event_type: string }): EventType {
+  if (!isEventType(row.event_type)) throw new InvalidEventError(row.id, `unknown event type ${JSON.stringify(row.event_type)}`);
+  return row.event_type;
+}
+
 /** The payload of a `type` event, checked field by field; throws InvalidEventError otherwise. */
 export function parsePayload<K extends EventType>(eventId: string, type: K, payload: unknown): EventPayloads[K] {
   if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) {
@@ -178,8 +184,7 @@ export function parsePayload<K extends EventType>(eventId: string, type: K, payl
 
 /** The one row -> event mapping. Throws InvalidEventError for a row that breaks the contract. */
 export function eventFromRow(row: EventRow): DomainEvent {
-  const type = row.event_type;
-  if (!isEventType(type)) throw new InvalidEventError(row.id, `unknown event type ${JSON.stringify(type)}`);
+  const type = eventTypeOf(row);
   if (row.aggregate_type !== AGGREGATE_OF[type]) {
     throw new InvalidEventError(row.id, `a ${type} event belongs to a ${AGGREGATE_OF[type]}, not a ${row.aggregate_type}`);
   }

@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
-import type { Db } from '../db/database.ts';
-import { EVENT_ROW_COLUMNS, eventFromRow, type DomainEvent, type EventRow, type EventType } from './domain-event.ts';
+import type { Db, EventOutboxRow } from '../db/database.ts';
+import { EVENT_ROW_COLUMNS, eventFromRow, eventTypeOf, type DomainEvent, type EventRow, type EventType } from './domain-event.ts';
 
 /**
  * The statements that read `event_outbox` as the event log, and the operator's statements on it:
@@ -32,9 +32,8 @@ export interface EventStreamScope {
 
 /** The newest committed position of a stream, kept on its project or session row; null when the row does not exist. */
 export async function newestPosition(db: Db, stream: EventStreamScope): Promise<number | null> {
-  const { rows } = await sql<{ event_sequence: number }>`
-    select event_sequence from ${sql.table(stream.counterTable)} where id = ${stream.id}`.execute(db);
-  return rows[0]?.event_sequence ?? null;
+  const row = await db.selectFrom(stream.counterTable).select('event_sequence').where('id', '=', stream.id).executeTakeFirst();
+  return row?.event_sequence ?? null;
 }
 
 /** The position of event `eventId` in the stream, or null when it is not one of its events. */
@@ -92,13 +91,17 @@ export interface FailedEventInfo {
 
 /** The oldest failed events of a project, at most `limit`. */
 export async function failedEvents(db: Db, projectId: string, limit: number): Promise<FailedEventInfo[]> {
-  const { rows } = await sql<{ id: string; event_type: EventType; sequence: number; session_id: string | null; attempts: number; last_error: string | null; created_at: string | Date }>`
-    select id, event_type, sequence, session_id, attempts, last_error, created_at
-    from event_outbox where project_id = ${projectId} and status = 'failed'
-    order by created_at limit ${limit}`.execute(db);
+  const rows = await db
+    .selectFrom('event_outbox')
+    .select(['id', 'event_type', 'sequence', 'session_id', 'attempts', 'last_error', 'created_at'])
+    .where('project_id', '=', projectId)
+    .where('status', '=', 'failed')
+    .orderBy('created_at')
+    .limit(limit)
+    .execute();
   return rows.map((row) => ({
     eventId: row.id,
-    type: row.event_type,
+    type: eventTypeOf(row),
     sequence: row.sequence,
     sessionId: row.session_id,
     attempts: row.attempts,
@@ -108,15 +111,7 @@ export async function failedEvents(db: Db, projectId: string, limit: number): Pr
 }
 
 /** A reprocessed event, with the columns the outbox log records name. */
-export interface ReprocessedRow {
-  id: string;
-  event_type: EventType;
-  project_id: string;
-  attempts: number;
-  aggregate_type: string;
-  aggregate_id: string;
-  sequence: number;
-}
+export type ReprocessedRow = Pick<EventOutboxRow, 'id' | 'project_id' | 'attempts' | 'aggregate_type' | 'aggregate_id' | 'sequence'> & { event_type: EventType };
 
 /** Failed events back to pending, with their original id and a fresh set of attempts. */
 export async function reprocessFailed(db: Db, filter: { projectId?: string; eventIds?: string[] }): Promise<ReprocessedRow[]> {

@@ -1,4 +1,3 @@
-import { sql } from 'kysely';
 import type { Db } from '../db/database.ts';
 import type { ProjectRole } from './project-member.entity.ts';
 
@@ -8,7 +7,6 @@ import type { ProjectRole } from './project-member.entity.ts';
  * work (docs/design-notes.md#measurements-behind-some-choices).
  */
 export async function findMemberRole(db: Db, projectId: string, userId: string): Promise<ProjectRole | null> {
-  const { rows } = await sql<{ role: ProjectRole }>`
-    select role from project_member where project_id = ${projectId} and user_id = ${userId}`.execute(db);
-  return rows[0]?.role ?? null;
+  const row = await db.selectFrom('project_member').select('role').where('project_id', '=', projectId).where('user_id', '=', userId).executeTakeFirst();
+  return row?.role ?? null;
 }
