@@ -15,7 +15,9 @@ import { forkEm } from '../src/db/orm.ts';
 import { startApp, type App } from '../src/app.ts';
 import { loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/logger.ts';
+import { agentSwitched, messageCreated } from '../src/events/domain-event.ts';
 import { databaseUrl, quoteIdent, uniqueDatabaseName, withAdminClient } from '../test/support/database.ts';
+import { insertEvents, seedMessage, type SeedEvent } from '../test/support/outbox-seed.ts';
 
 const SCALE = Number(process.env.BENCH_SCALE ?? '1');
 const MESSAGE_PAIRS = Math.round(475_000 * SCALE); // a user message and an agent reply each
@@ -52,14 +54,19 @@ async function seed(client: pg.Client, projectId: string) {
      select $1, 'user-' || lpad(u::text, 2, '0'), case when u = 0 then 'owner' else 'member' end from generate_series(0, $2 - 1) u`,
     [projectId, USERS],
   );
-  await client.query(`create temporary table bench_agent as select a, gen_random_uuid() as id from generate_series(0, $1 - 1) a`, [AGENTS]);
+  // Ids made here, so the events below can be built with the event contract's constructors.
+  const agentIds = Array.from({ length: AGENTS }, () => crypto.randomUUID());
+  const spaceIds = Array.from({ length: USERS }, () => crypto.randomUUID());
+  const sessionIds = Array.from({ length: SESSIONS }, () => crypto.randomUUID());
+  const indexed = (name: string, column: string) => `create temporary table ${name} as select (ord - 1)::int as ${column}, id from unnest($1::uuid[]) with ordinality as t(id, ord)`;
+  await client.query(indexed('bench_agent', 'a'), [agentIds]);
   await client.query(`insert into agent (id, project_id, name) select id, $1, 'Agent ' || a from bench_agent`, [projectId]);
-  await client.query(`create temporary table bench_space as select u, gen_random_uuid() as id from generate_series(0, $1 - 1) u`, [USERS]);
+  await client.query(indexed('bench_space', 'u'), [spaceIds]);
   await client.query(
     `insert into worker_space (id, project_id, user_id, event_sequence) select id, $1, 'user-' || lpad(u::text, 2, '0'), 0 from bench_space`,
     [projectId],
   );
-  await client.query(`create temporary table bench_session as select s, gen_random_uuid() as id from generate_series(0, $1 - 1) s`, [SESSIONS]);
+  await client.query(indexed('bench_session', 's'), [sessionIds]);
   await client.query(
     `insert into chat_session (id, project_id, title, created_by_user_id, created_at)
      select id, $1, 'Session ' || s, 'user-' || lpad((s % $2)::text, 2, '0'), to_timestamp($3 / 1000.0) from bench_session`,
@@ -72,37 +79,47 @@ async function seed(client: pg.Client, projectId: string) {
   for (let day = 0; day < DAYS; day++) {
     const pairs = [Math.floor((day * MESSAGE_PAIRS) / DAYS), Math.floor(((day + 1) * MESSAGE_PAIRS) / DAYS)];
     const switches = [Math.floor((day * SWITCHES) / DAYS), Math.floor(((day + 1) * SWITCHES) / DAYS)];
+    const user = (u: number) => `user-${String(u).padStart(2, '0')}`;
+    const events: SeedEvent[] = [];
+    for (let k = pairs[0]!; k < pairs[1]!; k++) {
+      const sessionId = sessionIds[k % SESSIONS]!;
+      const agentId = agentIds[k % AGENTS]!;
+      const asked = start + k * ((DAYS * DAY_MS) / MESSAGE_PAIRS);
+      const answered = asked + 1000 + ((k * 7919) % 119000);
+      for (const [n, at, authorUserId, extra] of [
+        [1, asked, user((k % SESSIONS) % USERS), {}],
+        [2, answered, `agent:${agentId}`, { agentId }],
+      ] as const) {
+        const createdAt = new Date(at);
+        const event = messageCreated(projectId, {
+          messageId: crypto.randomUUID(),
+          sessionId,
+          authorUserId,
+          role: n === 1 ? 'user' : 'agent',
+          ...extra,
+          body: 'bench message',
+          createdAt: createdAt.toISOString(),
+        });
+        const sequence = 2 * Math.floor(k / SESSIONS) + n;
+        events.push({ event, sequence, projectSequence: 2 * k + n, status: 'published', attempts: 1, createdAt, publishedAt: new Date(at + 40) });
+      }
+    }
+    for (let j = switches[0]!; j < switches[1]!; j++) {
+      const round = Math.floor(j / USERS);
+      const from = round > 0 ? (round - 1) % AGENTS : null;
+      const to = round % AGENTS;
+      const at = start + j * ((DAYS * DAY_MS) / SWITCHES);
+      const event = agentSwitched(projectId, user(j % USERS), {
+        workerSpaceId: spaceIds[j % USERS]!,
+        fromAgentId: from === null ? null : agentIds[from]!,
+        fromAgentName: from === null ? null : `Agent ${from}`,
+        toAgentId: agentIds[to]!,
+        toAgentName: `Agent ${to}`,
+      });
+      events.push({ event, sequence: round + 1, projectSequence: 2 * MESSAGE_PAIRS + j + 1, status: 'published', attempts: 1, createdAt: new Date(at), publishedAt: new Date(at + 40) });
+    }
     await client.query('begin');
-    await client.query(
-      `insert into event_outbox (id, event_type, aggregate_type, aggregate_id, sequence, project_sequence, project_id, user_id, session_id, payload, status, attempts, created_at, published_at)
-       select gen_random_uuid(), 'message_created', 'chat_session', s.id, 2 * (k / $3) + r.n, 2 * k + r.n, $1, author, s.id,
-              jsonb_build_object('messageId', gen_random_uuid(), 'sessionId', s.id, 'authorUserId', author, 'role', r.role,
-                                 'body', 'bench message', 'createdAt', at) ||
-              case when r.role = 'agent' then jsonb_build_object('agentId', a.id) else '{}'::jsonb end,
-              'published', 1, at, at + interval '40 milliseconds'
-       from generate_series($4::int, $5::int - 1) k
-       join bench_session s on s.s = k % $3
-       join bench_agent a on a.a = k % $6
-       cross join (values (1, 'user'), (2, 'agent')) r (n, role)
-       cross join lateral (
-         select to_timestamp(($2 + k * ($7::float8 / $8)) / 1000.0)
-                + case when r.role = 'agent' then (1000 + (k::bigint * 7919) % 119000) * interval '1 millisecond' else interval '0' end as at,
-                case when r.role = 'agent' then 'agent:' || a.id else 'user-' || lpad((k % $3 % $9)::text, 2, '0') end as author
-       ) x`,
-      [projectId, start, SESSIONS, pairs[0], pairs[1], AGENTS, DAYS * DAY_MS, MESSAGE_PAIRS, USERS],
-    );
-    await client.query(
-      `insert into event_outbox (id, event_type, aggregate_type, aggregate_id, sequence, project_sequence, project_id, user_id, session_id, payload, status, attempts, created_at, published_at)
-       select gen_random_uuid(), 'agent_switched', 'worker_space', w.id, j / $3 + 1, 2 * $9::int + j + 1, $1, 'user-' || lpad(w.u::text, 2, '0'), null,
-              jsonb_build_object('workerSpaceId', w.id, 'fromAgentId', f.id, 'fromAgentName', 'Agent ' || f.a, 'toAgentId', t.id, 'toAgentName', 'Agent ' || t.a),
-              'published', 1, at, at + interval '40 milliseconds'
-       from generate_series($4::int, $5::int - 1) j
-       join bench_space w on w.u = j % $3
-       left join bench_agent f on j / $3 > 0 and f.a = (j / $3 - 1) % $6
-       join bench_agent t on t.a = (j / $3) % $6
-       cross join lateral (select to_timestamp(($2 + j * ($7::float8 / $8)) / 1000.0) as at) x`,
-      [projectId, start, USERS, switches[0], switches[1], AGENTS, DAYS * DAY_MS, SWITCHES, MESSAGE_PAIRS],
-    );
+    await insertEvents(client, events);
     await client.query('commit');
   }
   await client.query(
@@ -147,11 +164,11 @@ function graphqlClient(app: App, token: string) {
 }
 
 const PAGE = `query($p: ID!, $f: ProjectEventsFilter, $o: EventOrder, $first: Int, $after: String) {
-  projectEvents(projectId: $p, filter: $f, order: $o, first: $first, after: $after) {
+  projectEventHistory(projectId: $p, filter: $f, order: $o, first: $first, after: $after) {
     edges { cursor node { eventId type sequence occurredAt userId sessionId ... on MessageCreatedEvent { message { body role } } } }
     pageInfo { hasNextPage endCursor } } }`;
 const SESSION_PAGE = `query($p: ID!, $s: ID!, $first: Int, $after: String) {
-  sessionEvents(projectId: $p, sessionId: $s, first: $first, after: $after) {
+  sessionEventHistory(projectId: $p, sessionId: $s, first: $first, after: $after) {
     edges { cursor node { eventId sequence occurredAt ... on MessageCreatedEvent { message { body role } } } }
     pageInfo { hasNextPage endCursor } } }`;
 const ANALYTICS = `query($p: ID!, $from: DateTime!, $to: DateTime!, $bucket: AnalyticsBucket) {
@@ -215,12 +232,12 @@ async function main() {
     let deepCursor: string | null = null;
     for (let i = 0; i < 10; i++) {
       const page: any = await viewer(PAGE, { p: projectId, f: deepFilter, first: 100, after: deepCursor });
-      if (!page.projectEvents.pageInfo.hasNextPage) break;
-      deepCursor = page.projectEvents.pageInfo.endCursor;
+      if (!page.projectEventHistory.pageInfo.hasNextPage) break;
+      deepCursor = page.projectEventHistory.pageInfo.endCursor;
     }
     const session = sessions[123]!;
     const middle: any = await viewer(SESSION_PAGE, { p: projectId, s: session, first: 100 });
-    const sessionCursor = middle.sessionEvents.edges[Math.floor(middle.sessionEvents.edges.length / 2)].cursor;
+    const sessionCursor = middle.sessionEventHistory.edges[Math.floor(middle.sessionEventHistory.edges.length / 2)].cursor;
 
     const em = () => forkEm(app!.orm);
     const deepFilterArgs = { userId: 'user-07', types: ['message_created' as const], from: new Date(now - 80 * DAY_MS), to: new Date(now - 60 * DAY_MS) };
@@ -243,23 +260,23 @@ async function main() {
     line('latency, sequential, one client: over HTTP (GraphQL, what a client sees) | in-process service call (no HTTP/GraphQL)');
     const cases: [string, () => Promise<unknown>, () => Promise<unknown>, number, string][] = [
       ['HTTP floor: { viewer { userId } }', () => viewer('{ viewer { userId } }', {}), async () => {}, 200, ''],
-      ['projectEvents first page (20, newest first)', () => viewer(PAGE, { p: projectId, first: 20 }), () => listProjectEvents(em(), 'user-00', { projectId, first: 20 }), 200, 'pages <= 10 ms'],
+      ['projectEventHistory first page (20, newest first)', () => viewer(PAGE, { p: projectId, first: 20 }), () => listProjectEvents(em(), 'user-00', { projectId, first: 20 }), 200, 'pages <= 10 ms'],
       [
-        'projectEvents filtered, deep (user+type+60-80 days ago, page 11)',
+        'projectEventHistory filtered, deep (user+type+60-80 days ago, page 11)',
         () => viewer(PAGE, { p: projectId, f: deepFilter, first: 20, after: deepCursor }),
         () => listProjectEvents(em(), 'user-00', { projectId, filter: deepFilterArgs, first: 20, after: deepServiceCursor }),
         200,
         'pages <= 10 ms',
       ],
       [
-        'projectEvents by session, oldest first',
+        'projectEventHistory by session, oldest first',
         () => viewer(PAGE, { p: projectId, f: { sessionId: sessions[7] }, o: 'OLDEST_FIRST', first: 20 }),
         () => listProjectEvents(em(), 'user-00', { projectId, filter: { sessionId: sessions[7]! }, order: 'oldest_first', first: 20 }),
         200,
         'pages <= 10 ms',
       ],
       [
-        'sessionEvents page (20, from the middle of a session)',
+        'sessionEventHistory page (20, from the middle of a session)',
         () => viewer(SESSION_PAGE, { p: projectId, s: session, first: 20, after: sessionCursor }),
         () => listSessionEvents(em(), 'user-00', { projectId, sessionId: session, first: 20, after: sessionServiceCursor }),
         200,
@@ -304,14 +321,14 @@ async function main() {
     };
     const listed = (sessionId: string, eventId: string) => async () => {
       const page: any = await viewer(PAGE, { p: projectId, f: { sessionId }, first: 1 });
-      return page.projectEvents.edges[0]?.node.eventId === eventId;
+      return page.projectEventHistory.edges[0]?.node.eventId === eventId;
     };
     const quiet = [];
     for (let i = 0; i < 100; i++) {
       const sent: any = await writer(SEND, { s: sessions[1], b: `visibility ${i}` });
       quiet.push(await delayUntilVisible(listed(sessions[1]!, sent.sendMessage.eventId)));
     }
-    report('projectEvents, no other writers:', quiet);
+    report('projectEventHistory, no other writers:', quiet);
 
     let writing = true;
     const background = Array.from({ length: 4 }, (_, w) =>
@@ -340,12 +357,12 @@ async function main() {
     }
     writing = false;
     await Promise.all(background);
-    report('projectEvents, 4 concurrent writers:', busy);
+    report('projectEventHistory, 4 concurrent writers:', busy);
     report('projectAnalytics, 4 concurrent writers:', busyAnalytics);
 
     // ---- Interference: sendMessage while analytics run ---------------------------------------
     line();
-    line('sendMessage latency while analytics queries run in a loop (2 loops: 90-day projectAnalytics + a projectEvents page)');
+    line('sendMessage latency while analytics queries run in a loop (2 loops: 90-day projectAnalytics + a projectEventHistory page)');
     const send = (i: number) => writer(SEND, { s: sessions[4 + (i % 50)], b: `latency ${i}` });
     let n = 0;
     const baseline = await sample(300, () => send(n++));
@@ -372,13 +389,15 @@ async function main() {
     // drains them. Measured once alone and once beside the same two analytics loops.
     const drain = async (withLoad: boolean) => {
       const backlogProject = crypto.randomUUID();
-      await client.query(
-        `insert into event_outbox (id, event_type, aggregate_type, aggregate_id, sequence, project_sequence, project_id, user_id, session_id, payload)
-         select gen_random_uuid(), 'message_created', 'chat_session', s.id, n.seq, (n.seq - 1) * 200 + s.ord, $1, 'bench', s.id,
-                jsonb_build_object('messageId', gen_random_uuid(), 'role', 'user', 'body', 'backlog', 'authorUserId', 'bench', 'createdAt', now())
-         from (select gen_random_uuid() as id, ord from generate_series(1, 200) ord) s cross join generate_series(1, 100) n(seq)`,
-        [backlogProject],
-      );
+      const backlogSessions = Array.from({ length: 200 }, () => crypto.randomUUID());
+      const backlog: SeedEvent[] = [];
+      for (let sequence = 1; sequence <= 100; sequence++) {
+        backlogSessions.forEach((sessionId, i) => {
+          const event = seedMessage(backlogProject, sessionId, { authorUserId: 'bench', body: 'backlog' });
+          backlog.push({ event, sequence, projectSequence: (sequence - 1) * 200 + i + 1 });
+        });
+      }
+      await insertEvents(client, backlog);
       let running = withLoad;
       const loops = withLoad
         ? Array.from({ length: 2 }, () =>

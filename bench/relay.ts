@@ -15,6 +15,7 @@ import pg from 'pg';
 import { createTokenService } from '../src/auth/token.ts';
 import { createChatSession, sendMessage } from '../src/chat/chat.service.ts';
 import { loadConfig } from '../src/config.ts';
+import { dbOf } from '../src/db/database.ts';
 import { createOrm, forkEm } from '../src/db/orm.ts';
 import { createLogger } from '../src/logger.ts';
 import { OutboxPublisher } from '../src/outbox/outbox.publisher.ts';
@@ -23,6 +24,7 @@ import { createProject } from '../src/projects/project.service.ts';
 import { createMemoryBus } from '../src/pubsub/event-bus.ts';
 import { createCommitNotifier } from '../src/outbox/outbox.wakeups.ts';
 import { PROJECT_EVENTS, subscribe } from '../test/support/subscriber.ts';
+import { insertEvents, seedMessage, type SeedEvent } from '../test/support/outbox-seed.ts';
 import { createBenchDatabase, fmt, percentile, timed } from './support.ts';
 
 const silent = createLogger({ level: 'silent', pretty: false });
@@ -34,16 +36,23 @@ const PUBLISHED_ROWS = Number(process.env.BENCH_PUBLISHED_ROWS ?? 1_000_000);
 
 async function seed(client: pg.Client, count: number, status: 'pending' | 'published', sessions = SESSIONS) {
   // `count` events over `sessions` sessions of one project, numbered as the write path would.
-  await client.query(
-    `insert into event_outbox (id, event_type, aggregate_type, aggregate_id, sequence, project_sequence, project_id, user_id,
-                               session_id, payload, status, published_at, created_at, next_retry_at)
-     select gen_random_uuid(), 'message_created', 'chat_session', s.id, n.seq, (n.seq - 1) * $2 + s.ord, $3, 'bench',
-            s.id, jsonb_build_object('messageId', gen_random_uuid(), 'body', 'benchmark message', 'role', 'user'),
-            $4::text, case when $4::text = 'published' then now() end, now() - interval '1 hour' + n.seq * interval '1 millisecond', now()
-     from (select gen_random_uuid() as id, ord from generate_series(1, $2::int) ord) s
-     cross join generate_series(1, ceil($1::numeric / $2)::int) n(seq)`,
-    [count, sessions, crypto.randomUUID(), status],
-  );
+  const projectId = crypto.randomUUID();
+  const sessionIds = Array.from({ length: sessions }, () => crypto.randomUUID());
+  const hourAgo = Date.now() - 3_600_000;
+  let events: SeedEvent[] = [];
+  // Inserted 50,000 at a time, so a million-row seed never sits in memory at once.
+  for (let sequence = 1, seeded = 0; seeded < count; sequence++, seeded += sessions) {
+    const createdAt = new Date(hourAgo + sequence);
+    sessionIds.forEach((sessionId, i) => {
+      const projectSequence = (sequence - 1) * sessions + i + 1;
+      events.push({ event: seedMessage(projectId, sessionId, { authorUserId: 'bench', body: 'benchmark message', createdAt }), sequence, projectSequence, status, createdAt });
+    });
+    if (events.length >= 50_000) {
+      await insertEvents(client, events);
+      events = [];
+    }
+  }
+  await insertEvents(client, events);
   await client.query('analyze event_outbox');
 }
 
@@ -85,7 +94,7 @@ async function drainBenchmark(url: string) {
     const bus = createMemoryBus();
     let published = 0;
     for (;;) {
-      const db = forkEm(orm).getKysely();
+      const db = dbOf(forkEm(orm));
       const rows = await db.transaction().execute(async (trx) => {
         const { rows } = await sql<{ id: string; project_id: string }>`
           select id, project_id from event_outbox where status = 'pending' order by next_retry_at, created_at
@@ -146,9 +155,7 @@ const WRITE_EVENT = `
              where id = $2 and project_id = (select $1::uuid from p) returning event_sequence)
   insert into event_outbox (id, event_type, aggregate_type, aggregate_id, sequence, project_sequence, project_id,
                             user_id, session_id, payload)
-  select gen_random_uuid(), 'message_created', 'chat_session', $2, s.event_sequence, p.event_sequence, $1, 'bench', $2,
-         jsonb_build_object('messageId', gen_random_uuid(), 'sessionId', $2::uuid, 'role', 'user', 'body', $3::text,
-                            'authorUserId', 'bench', 'createdAt', now())
+  select gen_random_uuid(), 'message_created', 'chat_session', $2, s.event_sequence, p.event_sequence, $1, 'bench', $2, $3::jsonb
   from p, s
   returning id`;
 
@@ -202,7 +209,7 @@ async function latencyRun(url: string, label: string, env: Record<string, string
       if (wait > 1) await new Promise((r) => setTimeout(r, wait));
       const session = sessions[(i % PROJECTS) * 5 + (Math.floor(i / PROJECTS) % 5)]!;
       writes.push(
-        writers.query(WRITE_EVENT, [session.projectId, session.id, `m${i}`]).then((result) => {
+        writers.query(WRITE_EVENT, [session.projectId, session.id, seedMessage(session.projectId, session.id, { authorUserId: 'bench', body: `m${i}` }).payload]).then((result) => {
           if (i >= warmUp) committedAt.set(result.rows[0].id, performance.now());
           if (env.OUTBOX_WAKE !== 'poll') notifier.signal();
         }),

@@ -11,7 +11,7 @@ import { Migration } from '@mikro-orm/migrations';
  *   aggregate?" — the probe that keeps per-aggregate order;
  *
  * There is deliberately no NOTIFY trigger: a NOTIFY inside the writing transaction takes a global
- * lock at commit that serialises all committing writers (TRAPS.md #4; measured by bench:relay).
+ * lock at commit that serialises all committing writers (docs/design-notes.md#notify-is-a-hint).
  * The application sends a coalesced NOTIFY after commit instead (src/outbox/outbox.wakeups.ts).
  */
 export class Migration20261123010000_publisher extends Migration {
@@ -19,8 +19,8 @@ export class Migration20261123010000_publisher extends Migration {
     this.addSql(`alter table event_outbox add column claimed_until timestamptz, add column claim_token uuid`);
     // A claim changes only unindexed columns; free space in each page lets PostgreSQL do it as a
     // HOT update (no index writes, less bloat on the hottest statement). Half-full pages leave room
-    // to claim every row of a page: draining a backlog measured ~16-18k events/s at 50 against
-    // ~11-12k at 70-80 (same run, this machine). The price is about twice the disk per event.
+    // to claim every row of a page, at about twice the disk per event (measured in
+    // docs/design-notes.md#measurements-behind-some-choices).
     this.addSql(`alter table event_outbox set (fillfactor = 50)`);
     this.addSql(`alter table event_outbox add constraint event_outbox_claim_check check ((claimed_until is null) = (claim_token is null))`);
 

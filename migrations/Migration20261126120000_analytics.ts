@@ -7,7 +7,7 @@ import { Migration } from '@mikro-orm/migrations';
  * - `event_outbox.transaction_id`: the id of the transaction that wrote the event. Ids and
  *   timestamps are taken before commit, so transactions commit out of their order; a reader that
  *   only trusts events whose transaction id is below `pg_snapshot_xmin(pg_current_snapshot())`
- *   knows no event it has not seen can still commit "behind" it (docs/analytics.md, TRAPS #1).
+ *   knows no event it has not seen can still commit "behind" it (docs/analytics.md, docs/design-notes.md#cursors-that-skip-late-commits).
  *   Rows that existed before this migration all get the migration's own transaction id: they are
  *   committed, which is all that matters. (The volatile default rewrites the table once, under an
  *   exclusive lock: run this before the table is large, or backfill in batches instead.)

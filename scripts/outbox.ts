@@ -3,13 +3,13 @@
 //   npm run outbox -- status [--project <id>]
 //   npm run outbox -- reprocess (--event <id> ... | --project <id> | --all)
 import { parseArgs } from 'node:util';
-import { sql } from 'kysely';
 import { loadConfigOrExit } from '../src/config.ts';
+import { dbOf } from '../src/db/database.ts';
 import { createOrm, forkEm } from '../src/db/orm.ts';
 import { isUuid } from '../src/db/ids.ts';
 import { createLogger } from '../src/logger.ts';
+import { deliveryCounts, reprocessFailed } from '../src/events/event-log.repository.ts';
 import { logReprocessed } from '../src/outbox/outbox.log.ts';
-import { reprocessFailed, reprocessedLogEvent } from '../src/outbox/outbox.sql.ts';
 
 const usage = 'usage: npm run outbox -- status [--project <id>] | reprocess (--event <id> ... | --project <id> | --all)';
 const { positionals, values } = parseArgs({
@@ -37,21 +37,24 @@ if (command === 'reprocess' && !values.project && !values.event?.length && !valu
 const config = loadConfigOrExit(process.env, { requireAuth: false });
 const orm = await createOrm(config.database);
 try {
-  const db = forkEm(orm).getKysely();
+  const db = dbOf(forkEm(orm));
   if (command === 'status') {
-    const { rows } = await sql<{ status: string; count: string; oldest: string | null }>`
-      select status, count(*) as count, min(created_at) as oldest from event_outbox
-      where status <> 'published' ${values.project ? sql`and project_id = ${values.project}` : sql``}
-      group by status order by status`.execute(db);
-    if (rows.length === 0) console.log('no pending or failed events');
-    for (const row of rows) console.log(`${row.status}: ${row.count} (oldest ${row.oldest ? new Date(row.oldest).toISOString() : '-'})`);
+    // The same query as the outboxStatus GraphQL query, over every project unless --project.
+    const counts = await deliveryCounts(db, values.project ?? null);
+    if (counts.pending === 0 && counts.failed === 0) console.log('no pending or failed events');
+    for (const [status, count, oldest] of [
+      ['failed', counts.failed, counts.oldestFailedAt],
+      ['pending', counts.pending, counts.oldestPendingAt],
+    ] as const) {
+      if (count > 0) console.log(`${status}: ${count} (oldest ${oldest?.toISOString() ?? '-'})`);
+    }
   } else {
     const rows = await reprocessFailed(db, {
       ...(values.project ? { projectId: values.project } : {}),
       ...(values.event?.length ? { eventIds: values.event } : {}),
     });
     const logger = createLogger({ level: config.logLevel, pretty: false, destination: process.stderr });
-    for (const row of rows) logReprocessed(logger, reprocessedLogEvent(row), { by: 'cli' });
+    for (const row of rows) logReprocessed(logger, row, { by: 'cli' });
     const ids = rows.map((row) => row.id);
     console.log(`requeued ${ids.length} failed event(s)${ids.length ? `:\n${ids.join('\n')}` : ''}`);
   }

@@ -18,7 +18,10 @@ export function requireText(field: string, value: string, maxLength: number): st
   return value;
 }
 
+/** Characters in a user id (the JWT `sub`), and in every column that stores one. */
+export const MAX_USER_ID_LENGTH = 200;
+
 /** A user id as the identity provider issues it (the JWT `sub`). */
 export function requireUserId(field: string, value: string): string {
-  return requireText(field, value, 200);
+  return requireText(field, value, MAX_USER_ID_LENGTH);
 }

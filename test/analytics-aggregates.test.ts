@@ -7,8 +7,7 @@ import { PERIOD_DAYS, splitRange } from '../src/analytics/range-pieces.ts';
 import { agentAuthorId, recordAgentMessage, sendMessage } from '../src/chat/chat.service.ts';
 import { forkEm } from '../src/db/orm.ts';
 import { createLogger } from '../src/logger.ts';
-import { errorCode, startTestApp, type TestApp } from './support/app.ts';
-import { connect } from './support/database.ts';
+import { errorCode, startTestAppWithClient, type TestApp } from './support/app.ts';
 import { createProjectFixture } from './support/fixtures.ts';
 import { eventually, openTransaction, storedEvents, walk, type StoredEvent } from './support/analytics.ts';
 
@@ -17,13 +16,9 @@ let db: pg.Client;
 
 beforeAll(async () => {
   // The rollup worker is off: each test folds when it wants to, so both read paths are exercised.
-  t = await startTestApp({ ANALYTICS_ROLLUP_INTERVAL_MS: '0', LOG_LEVEL: process.env.DEBUG_LOG_LEVEL ?? 'silent' });
-  db = await connect(t.db.url);
+  ({ t, db } = await startTestAppWithClient({ ANALYTICS_ROLLUP_INTERVAL_MS: '0', LOG_LEVEL: process.env.DEBUG_LOG_LEVEL ?? 'silent' }));
 });
-afterAll(async () => {
-  await db?.end();
-  await t?.stop();
-});
+afterAll(() => t?.stop());
 
 const em = () => forkEm(t.app.orm);
 const HOUR = 3_600_000;
@@ -295,9 +290,9 @@ describe('projectAnalytics', () => {
     expect(after).toEqual(before);
   });
 
-  it('agrees with projectEvents on which events are in a range', async () => {
+  it('agrees with projectEventHistory on which events are in a range', async () => {
     const { from, to } = ranges[3]!;
-    const listed = await walk(t, 'bob', 'projectEvents', { projectId: p.projectId, filter: { from: from.toISOString(), to: to.toISOString() }, first: 100 });
+    const listed = await walk(t, 'bob', 'projectEventHistory', { projectId: p.projectId, filter: { from: from.toISOString(), to: to.toISOString() }, first: 100 });
     const result = await t.gql(ANALYTICS, { p: p.projectId, from: from.toISOString(), to: to.toISOString() }, { as: 'bob' });
     expect(result.data.projectAnalytics.totalEvents).toBe(listed.length);
   });

@@ -2,10 +2,9 @@ import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { switchAgent } from '../src/agents/worker-space.service.ts';
 import { recordAgentMessage, sendMessage } from '../src/chat/chat.service.ts';
-import { encodeScopedCursor, queryScope } from '../src/db/pagination.ts';
+import { cursorCodec, cursorKeys, queryScope } from '../src/db/pagination.ts';
 import { forkEm } from '../src/db/orm.ts';
-import { errorCode, startTestApp, type TestApp } from './support/app.ts';
-import { connect } from './support/database.ts';
+import { errorCode, startTestAppWithClient, type TestApp } from './support/app.ts';
 import { createProjectFixture, SEND_MESSAGE } from './support/fixtures.ts';
 import { eventPage, eventually, openTransaction, storedEvents, walk, type StoredEvent } from './support/analytics.ts';
 
@@ -13,13 +12,9 @@ let t: TestApp;
 let db: pg.Client;
 
 beforeAll(async () => {
-  t = await startTestApp({ LOG_LEVEL: process.env.DEBUG_LOG_LEVEL ?? 'silent' });
-  db = await connect(t.db.url);
+  ({ t, db } = await startTestAppWithClient({ LOG_LEVEL: process.env.DEBUG_LOG_LEVEL ?? 'silent' }));
 });
-afterAll(async () => {
-  await db?.end();
-  await t?.stop();
-});
+afterAll(() => t?.stop());
 
 const em = () => forkEm(t.app.orm);
 const ids = (events: { eventId: string }[]) => events.map((event) => event.eventId);
@@ -35,13 +30,13 @@ async function createSession(projectId: string, owner: string, title: string): P
 async function settled(projectId: string, as: string): Promise<StoredEvent[]> {
   return eventually(async () => {
     const stored = await storedEvents(db, projectId);
-    const listed = await walk(t, as, 'projectEvents', { projectId, order: 'OLDEST_FIRST', first: 100 });
+    const listed = await walk(t, as, 'projectEventHistory', { projectId, order: 'OLDEST_FIRST', first: 100 });
     expect(ids(listed)).toEqual(storedIds(stored));
     return stored;
   });
 }
 
-describe('projectEvents filters', () => {
+describe('projectEventHistory filters', () => {
   let projectId: string;
   let sessions: [string, string];
   let stored: StoredEvent[];
@@ -69,14 +64,14 @@ describe('projectEvents filters', () => {
   const expectFilter = async (filter: Record<string, unknown>, keep: (event: StoredEvent) => boolean) => {
     const expected = stored.filter(keep);
     expect(expected.length).toBeGreaterThan(0);
-    const oldestFirst = await walk(t, 'bob', 'projectEvents', { projectId, filter, order: 'OLDEST_FIRST', first: 3 });
+    const oldestFirst = await walk(t, 'bob', 'projectEventHistory', { projectId, filter, order: 'OLDEST_FIRST', first: 3 });
     expect(ids(oldestFirst)).toEqual(storedIds(expected));
-    const newestFirst = await walk(t, 'bob', 'projectEvents', { projectId, filter, first: 4 });
+    const newestFirst = await walk(t, 'bob', 'projectEventHistory', { projectId, filter, first: 4 });
     expect(ids(newestFirst)).toEqual(storedIds(expected).reverse());
   };
 
   it('lists every event once, newest first by default, with the fields of the stored row', async () => {
-    const listed = await walk(t, 'bob', 'projectEvents', { projectId, first: 5 });
+    const listed = await walk(t, 'bob', 'projectEventHistory', { projectId, first: 5 });
     expect(ids(listed)).toEqual(storedIds(stored).reverse());
     const byId = new Map(stored.map((row) => [row.id, row]));
     for (const node of listed) {
@@ -120,13 +115,13 @@ describe('projectEvents filters', () => {
     await expectFilter({ userId: 'alice', types: ['AGENT_SWITCHED'] }, (event) => event.user_id === 'alice' && event.event_type === 'agent_switched');
     // Agent messages carry the agent as their author, so a user filter does not list them.
     await expectFilter({ userId: 'bob', sessionId: sessions[1] }, (event) => event.user_id === 'bob' && event.session_id === sessions[1]);
-    const none = await eventPage(t, 'bob', 'projectEvents', { projectId, filter: { userId: 'bob', sessionId: sessions[0] } });
+    const none = await eventPage(t, 'bob', 'projectEventHistory', { projectId, filter: { userId: 'bob', sessionId: sessions[0] } });
     expect(none.edges).toEqual([]);
     expect(none.pageInfo).toEqual({ hasNextPage: false, endCursor: null });
   });
 
-  it('lists a session in sequence order with sessionEvents', async () => {
-    const listed = await walk(t, 'bob', 'sessionEvents', { projectId, sessionId: sessions[0], first: 3 });
+  it('lists a session in sequence order with sessionEventHistory', async () => {
+    const listed = await walk(t, 'bob', 'sessionEventHistory', { projectId, sessionId: sessions[0], first: 3 });
     const expected = stored.filter((event) => event.session_id === sessions[0]).sort((a, b) => a.sequence - b.sequence);
     expect(listed.map((event) => event.sequence)).toEqual(expected.map((_, index) => index + 1));
     expect(ids(listed)).toEqual(storedIds(expected));
@@ -149,7 +144,7 @@ describe('pagination while events are being written', () => {
       const late = await openTransaction(t.app.orm, (tx) => sendMessage(tx, 'alice', { sessionId: fixture.sessionId, body: 'late' }));
 
       const written: Promise<unknown>[] = [];
-      const listed = await walk(t, 'alice', 'projectEvents', { projectId, order, first: 2 }, async (pageIndex) => {
+      const listed = await walk(t, 'alice', 'projectEventHistory', { projectId, order, first: 2 }, async (pageIndex) => {
         if (pageIndex === 0) await late.commit();
         // Writers race the walk from here on.
         for (let i = 0; i < 2; i++) written.push(t.gql(SEND_MESSAGE, { sessionId: busySession, body: `during ${pageIndex}.${i}` }, { as: 'bob' }));
@@ -166,19 +161,19 @@ describe('pagination while events are being written', () => {
       expect(after).toHaveLength(before.length + 1 + written.length);
       const lateIndex = after.findIndex((event) => event.id === late.result.event.id);
       expect(lateIndex).toBe(before.length);
-      const fresh = await walk(t, 'bob', 'projectEvents', { projectId, order, first: 7 });
+      const fresh = await walk(t, 'bob', 'projectEventHistory', { projectId, order, first: 7 });
       expect(ids(fresh)).toEqual(order === 'OLDEST_FIRST' ? storedIds(after) : storedIds(after).reverse());
     });
   }
 
-  it('sessionEvents continued from its endCursor later returns exactly the events committed since', async () => {
+  it('sessionEventHistory continued from its endCursor later returns exactly the events committed since', async () => {
     const fixture = await createProjectFixture(t, 'alice', ['bob']);
     const { projectId, sessionId } = fixture;
     const seen: { sequence: number; eventId: string }[] = [];
     let after: string | null = null;
     const drain = async () => {
       for (;;) {
-        const page = await eventPage(t, 'bob', 'sessionEvents', { projectId, sessionId, first: 4, after });
+        const page = await eventPage(t, 'bob', 'sessionEventHistory', { projectId, sessionId, first: 4, after });
         seen.push(...page.edges.map((edge) => edge.node));
         after = page.pageInfo.endCursor ?? after;
         if (!page.pageInfo.hasNextPage) return;
@@ -228,8 +223,8 @@ describe('isolation', () => {
       ['bob', b.projectId, b.sessionId],
       ['alice', missing, a.sessionId],
     ] as const) {
-      const events = await t.gql('query($p: ID!) { projectEvents(projectId: $p) { nodes { eventId } } }', { p: projectId }, { as });
-      const session = await t.gql('query($p: ID!, $s: ID!) { sessionEvents(projectId: $p, sessionId: $s) { nodes { eventId } } }', { p: projectId, s: sessionId }, { as });
+      const events = await t.gql('query($p: ID!) { projectEventHistory(projectId: $p) { nodes { eventId } } }', { p: projectId }, { as });
+      const session = await t.gql('query($p: ID!, $s: ID!) { sessionEventHistory(projectId: $p, sessionId: $s) { nodes { eventId } } }', { p: projectId, s: sessionId }, { as });
       const analytics = await t.gql(ANALYTICS, { p: projectId }, { as });
       for (const result of [events, session, analytics]) {
         expect(errorCode(result)).toBe('NOT_FOUND');
@@ -237,52 +232,52 @@ describe('isolation', () => {
         expect(result.data).toBeNull(); // the non-null root field's error nulls the whole response
       }
     }
-    const anonymous = await t.gql('query($p: ID!) { projectEvents(projectId: $p) { nodes { eventId } } }', { p: a.projectId });
+    const anonymous = await t.gql('query($p: ID!) { projectEventHistory(projectId: $p) { nodes { eventId } } }', { p: a.projectId });
     expect(errorCode(anonymous)).toBe('UNAUTHENTICATED');
   });
 
   it("shows members every event of their project and none of another's, whatever the filter", async () => {
     const storedA = await storedEvents(db, a.projectId);
     for (const as of ['alice', 'bob']) {
-      const listed = await walk(t, as, 'projectEvents', { projectId: a.projectId, first: 100 });
+      const listed = await walk(t, as, 'projectEventHistory', { projectId: a.projectId, first: 100 });
       expect(new Set(ids(listed))).toEqual(new Set(storedIds(storedA)));
     }
     // Ids from project B as filters on project A: nothing, not an error that confirms they exist.
     for (const filter of [{ sessionId: b.sessionId }, { userId: 'carol' }, { sessionId: b.sessionId, userId: 'carol', types: ['AGENT_SWITCHED', 'MESSAGE_CREATED'] }]) {
-      const page = await eventPage(t, 'alice', 'projectEvents', { projectId: a.projectId, filter });
+      const page = await eventPage(t, 'alice', 'projectEventHistory', { projectId: a.projectId, filter });
       expect(page.edges).toEqual([]);
     }
-    const crossSession = await t.gql('query($p: ID!, $s: ID!) { sessionEvents(projectId: $p, sessionId: $s) { nodes { eventId } } }', { p: a.projectId, s: b.sessionId }, { as: 'alice' });
+    const crossSession = await t.gql('query($p: ID!, $s: ID!) { sessionEventHistory(projectId: $p, sessionId: $s) { nodes { eventId } } }', { p: a.projectId, s: b.sessionId }, { as: 'alice' });
     expect(errorCode(crossSession)).toBe('NOT_FOUND');
   });
 
   it('refuses a cursor on any query but the one that made it', async () => {
-    const first = await eventPage(t, 'alice', 'projectEvents', { projectId: a.projectId, first: 1 });
+    const first = await eventPage(t, 'alice', 'projectEventHistory', { projectId: a.projectId, first: 1 });
     const cursor = first.pageInfo.endCursor!;
-    const reuse = async (field: 'projectEvents' | 'sessionEvents', variables: Record<string, unknown>) => {
-      const query = field === 'projectEvents'
-        ? 'query($p: ID!, $f: ProjectEventsFilter, $o: EventOrder, $a: String) { projectEvents(projectId: $p, filter: $f, order: $o, after: $a) { nodes { eventId } } }'
-        : 'query($p: ID!, $s: ID!, $a: String) { sessionEvents(projectId: $p, sessionId: $s, after: $a) { nodes { eventId } } }';
+    const reuse = async (field: 'projectEventHistory' | 'sessionEventHistory', variables: Record<string, unknown>) => {
+      const query = field === 'projectEventHistory'
+        ? 'query($p: ID!, $f: ProjectEventsFilter, $o: EventOrder, $a: String) { projectEventHistory(projectId: $p, filter: $f, order: $o, after: $a) { nodes { eventId } } }'
+        : 'query($p: ID!, $s: ID!, $a: String) { sessionEventHistory(projectId: $p, sessionId: $s, after: $a) { nodes { eventId } } }';
       const result = await t.gql(query, { ...variables, a: cursor }, { as: 'alice' });
       expect(errorCode(result)).toBe('BAD_USER_INPUT');
       expect(result.errors![0]!.extensions!.field).toBe('after');
     };
-    await reuse('projectEvents', { p: b.projectId });
-    await reuse('projectEvents', { p: a.projectId, o: 'OLDEST_FIRST' });
-    await reuse('projectEvents', { p: a.projectId, f: { types: ['MESSAGE_CREATED'] } });
-    await reuse('projectEvents', { p: a.projectId, f: { userId: 'alice' } });
-    await reuse('sessionEvents', { p: a.projectId, s: a.sessionId });
+    await reuse('projectEventHistory', { p: b.projectId });
+    await reuse('projectEventHistory', { p: a.projectId, o: 'OLDEST_FIRST' });
+    await reuse('projectEventHistory', { p: a.projectId, f: { types: ['MESSAGE_CREATED'] } });
+    await reuse('projectEventHistory', { p: a.projectId, f: { userId: 'alice' } });
+    await reuse('sessionEventHistory', { p: a.projectId, s: a.sessionId });
 
-    const sessionPage = await eventPage(t, 'alice', 'sessionEvents', { projectId: a.projectId, sessionId: a.sessionId, first: 1 });
+    const sessionPage = await eventPage(t, 'alice', 'sessionEventHistory', { projectId: a.projectId, sessionId: a.sessionId, first: 1 });
     const wrongSession = await t.gql(
-      'query($p: ID!, $s: ID!, $a: String) { sessionEvents(projectId: $p, sessionId: $s, after: $a) { nodes { eventId } } }',
+      'query($p: ID!, $s: ID!, $a: String) { sessionEventHistory(projectId: $p, sessionId: $s, after: $a) { nodes { eventId } } }',
       { p: b.projectId, s: b.sessionId, a: sessionPage.pageInfo.endCursor },
       { as: 'alice' },
     );
     expect(errorCode(wrongSession)).toBe('BAD_USER_INPUT');
 
     // A valid page continued with its own cursor still works.
-    const second = await eventPage(t, 'alice', 'projectEvents', { projectId: a.projectId, first: 1, after: cursor });
+    const second = await eventPage(t, 'alice', 'projectEventHistory', { projectId: a.projectId, first: 1, after: cursor });
     expect(second.edges).toHaveLength(1);
   });
 
@@ -292,8 +287,8 @@ describe('isolation', () => {
       await db.query(`select to_char(created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as key from event_outbox where id = $1`, [eventOfA!.id])
     ).rows.map((row) => row.key);
     const scope = queryScope('projectEvents', { projectId: b.projectId, types: null, sessionId: null, userId: null, from: null, to: null, order: 'oldest_first' });
-    const forged = encodeScopedCursor(scope, { position: [createdAtKey, eventOfA!.id], pinned: '999999999999' });
-    const page = await eventPage(t, 'alice', 'projectEvents', { projectId: b.projectId, order: 'OLDEST_FIRST', after: forged, first: 100 });
+    const forged = cursorCodec([cursorKeys.exactInstant, cursorKeys.uuid], { scope, pinned: cursorKeys.transactionId }).encode([createdAtKey, eventOfA!.id], '999999999999');
+    const page = await eventPage(t, 'alice', 'projectEventHistory', { projectId: b.projectId, order: 'OLDEST_FIRST', after: forged, first: 100 });
     const storedB = new Set(storedIds(await storedEvents(db, b.projectId)));
     expect(page.edges.length).toBeGreaterThan(0);
     for (const edge of page.edges) {
@@ -308,28 +303,68 @@ describe('bad input', () => {
     const { projectId, sessionId } = await createProjectFixture(t, 'alice');
     const before = await db.query('select count(*) from event_outbox');
     const cases: [string, Record<string, unknown>, string][] = [
-      ['projectEvents', { projectId, first: 101 }, 'first'],
-      ['projectEvents', { projectId, first: -1 }, 'first'],
-      ['projectEvents', { projectId, after: 'not-a-cursor' }, 'after'],
-      ['projectEvents', { projectId, after: Buffer.from('{"s":"x","p":[1],"x":null}').toString('base64url') }, 'after'],
-      ['projectEvents', { projectId: 'nope' }, 'projectId'],
-      ['projectEvents', { projectId, filter: { types: [] } }, 'filter.types'],
-      ['projectEvents', { projectId, filter: { sessionId: 'nope' } }, 'filter.sessionId'],
-      ['projectEvents', { projectId, filter: { from: '2026-01-02T00:00:00Z', to: '2026-01-01T00:00:00Z' } }, 'filter'],
-      ['projectEvents', { projectId, filter: { from: '2026-01-01T00:00:00Z', to: '2026-01-01T00:00:00Z' } }, 'filter'],
-      ['sessionEvents', { projectId, sessionId, first: 1000 }, 'first'],
-      ['sessionEvents', { projectId, sessionId: 'nope' }, 'sessionId'],
+      ['projectEventHistory', { projectId, first: 101 }, 'first'],
+      ['projectEventHistory', { projectId, first: -1 }, 'first'],
+      ['projectEventHistory', { projectId, after: 'not-a-cursor' }, 'after'],
+      ['projectEventHistory', { projectId, after: Buffer.from('{"s":"x","p":[1],"x":null}').toString('base64url') }, 'after'],
+      ['projectEventHistory', { projectId: 'nope' }, 'projectId'],
+      ['projectEventHistory', { projectId, filter: { types: [] } }, 'filter.types'],
+      ['projectEventHistory', { projectId, filter: { sessionId: 'nope' } }, 'filter.sessionId'],
+      ['projectEventHistory', { projectId, filter: { from: '2026-01-02T00:00:00Z', to: '2026-01-01T00:00:00Z' } }, 'filter'],
+      ['projectEventHistory', { projectId, filter: { from: '2026-01-01T00:00:00Z', to: '2026-01-01T00:00:00Z' } }, 'filter'],
+      ['sessionEventHistory', { projectId, sessionId, first: 1000 }, 'first'],
+      ['sessionEventHistory', { projectId, sessionId: 'nope' }, 'sessionId'],
     ];
     for (const [field, variables, argument] of cases) {
-      const query = field === 'projectEvents'
-        ? 'query($projectId: ID!, $filter: ProjectEventsFilter, $first: Int, $after: String) { projectEvents(projectId: $projectId, filter: $filter, first: $first, after: $after) { nodes { eventId } } }'
-        : 'query($projectId: ID!, $sessionId: ID!, $first: Int) { sessionEvents(projectId: $projectId, sessionId: $sessionId, first: $first) { nodes { eventId } } }';
+      const query = field === 'projectEventHistory'
+        ? 'query($projectId: ID!, $filter: ProjectEventsFilter, $first: Int, $after: String) { projectEventHistory(projectId: $projectId, filter: $filter, first: $first, after: $after) { nodes { eventId } } }'
+        : 'query($projectId: ID!, $sessionId: ID!, $first: Int) { sessionEventHistory(projectId: $projectId, sessionId: $sessionId, first: $first) { nodes { eventId } } }';
       const result = await t.gql(query, variables, { as: 'alice' });
       expect(errorCode(result), JSON.stringify(variables)).toBe('BAD_USER_INPUT');
       expect(result.errors![0]!.extensions!.field).toBe(argument);
     }
-    const typo = await t.gql('query($p: ID!, $f: ProjectEventsFilter) { projectEvents(projectId: $p, filter: $f) { nodes { eventId } } }', { p: projectId, f: { from: 'yesterday' } }, { as: 'alice' });
+    const typo = await t.gql('query($p: ID!, $f: ProjectEventsFilter) { projectEventHistory(projectId: $p, filter: $f) { nodes { eventId } } }', { p: projectId, f: { from: 'yesterday' } }, { as: 'alice' });
     expect(errorCode(typo)).toBe('BAD_USER_INPUT');
     expect((await db.query('select count(*) from event_outbox')).rows).toEqual(before.rows);
+  });
+});
+
+describe('the old query names (deprecated aliases for one release)', () => {
+  it('projectEvents and sessionEvents answer what projectEventHistory and sessionEventHistory answer, and continue their cursors', async () => {
+    const { projectId, sessionId } = await createProjectFixture(t, 'alice');
+    for (const body of ['one', 'two', 'three']) await t.gql(SEND_MESSAGE, { sessionId, body }, { as: 'alice' });
+    const stored = await settled(projectId, 'alice');
+
+    const PROJECT = (field: string) =>
+      `query($p: ID!, $first: Int, $after: String) { ${field}(projectId: $p, order: OLDEST_FIRST, first: $first, after: $after) { nodes { eventId } pageInfo { endCursor } } }`;
+    const SESSION = (field: string) =>
+      `query($p: ID!, $s: ID!, $first: Int, $after: String) { ${field}(projectId: $p, sessionId: $s, first: $first, after: $after) { nodes { eventId } pageInfo { endCursor } } }`;
+    const run = async (query: string, field: string, variables: Record<string, unknown>) => {
+      const result = await t.gql(query, variables, { as: 'alice' });
+      expect(result.errors, field).toBeUndefined();
+      return result.data[field] as { nodes: { eventId: string }[]; pageInfo: { endCursor: string } };
+    };
+    const everyId = storedIds(stored);
+    for (const [old, current, query, variables] of [
+      ['projectEvents', 'projectEventHistory', PROJECT, { p: projectId }],
+      ['sessionEvents', 'sessionEventHistory', SESSION, { p: projectId, s: sessionId }],
+    ] as const) {
+      const viaOld = await run(query(old), old, { ...variables, first: 100 });
+      expect(ids(viaOld.nodes)).toEqual(everyId);
+      expect(ids(viaOld.nodes)).toEqual(ids((await run(query(current), current, { ...variables, first: 100 })).nodes));
+      // A cursor of one name continues under the other: a client can switch in the middle of a walk.
+      const firstPage = await run(query(old), old, { ...variables, first: 1 });
+      const rest = await run(query(current), current, { ...variables, first: 100, after: firstPage.pageInfo.endCursor });
+      expect([...ids(firstPage.nodes), ...ids(rest.nodes)]).toEqual(everyId);
+    }
+  });
+
+  it('are marked deprecated in the schema, naming their replacement', async () => {
+    const result = await t.gql('{ __type(name: "Query") { fields(includeDeprecated: true) { name isDeprecated deprecationReason } } }', {}, { as: 'alice' });
+    const fields = new Map((result.data.__type.fields as { name: string; isDeprecated: boolean; deprecationReason: string | null }[]).map((field) => [field.name, field]));
+    expect(fields.get('projectEvents')).toMatchObject({ isDeprecated: true, deprecationReason: expect.stringContaining('`projectEventHistory`') });
+    expect(fields.get('sessionEvents')).toMatchObject({ isDeprecated: true, deprecationReason: expect.stringContaining('`sessionEventHistory`') });
+    expect(fields.get('projectEventHistory')).toMatchObject({ isDeprecated: false });
+    expect(fields.get('sessionEventHistory')).toMatchObject({ isDeprecated: false });
   });
 });

@@ -1,8 +1,7 @@
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_MESSAGE_BODY_LENGTH } from '../src/chat/chat.service.ts';
-import { errorCode, startTestApp, type GqlResult, type TestApp } from './support/app.ts';
-import { connect } from './support/database.ts';
+import { errorCode, startTestAppWithClient, type GqlResult, type TestApp } from './support/app.ts';
 import { createProjectFixture, SEND_MESSAGE, SWITCH_AGENT } from './support/fixtures.ts';
 
 let t: TestApp;
@@ -11,15 +10,11 @@ let fixture: Awaited<ReturnType<typeof createProjectFixture>>;
 let otherProject: Awaited<ReturnType<typeof createProjectFixture>>;
 
 beforeAll(async () => {
-  t = await startTestApp();
-  db = await connect(t.db.url);
+  ({ t, db } = await startTestAppWithClient());
   fixture = await createProjectFixture(t, 'alice');
   otherProject = await createProjectFixture(t, 'alice');
 });
-afterAll(async () => {
-  await db?.end();
-  await t?.stop();
-});
+afterAll(() => t?.stop());
 
 /** Row counts of every table: a rejected request must leave all of them as they were. */
 async function snapshot() {

@@ -7,7 +7,7 @@ import { claimBatch, claimBatchQuery, type ClaimOptions } from '../src/outbox/ou
 import { createTestDatabase, type TestDatabase } from './support/app.ts';
 import { connect } from './support/database.ts';
 import { createFlakyBus } from './support/flaky-bus.ts';
-import { seedPendingEvents } from './support/outbox-seed.ts';
+import { insertEvents, seedMessage, seedPendingEvents } from './support/outbox-seed.ts';
 import { until } from './support/until.ts';
 
 // How the claim finds the next events: the walk over aggregates, its bound, and events handed to
@@ -47,18 +47,21 @@ const statusOf = async (ids: string[]) => (await client.query('select distinct s
 /** An aggregate id that sorts at `rank` (0-255): the walk visits aggregates in id order. */
 const aggregateAt = (rank: number) => `${rank.toString(16).padStart(2, '0')}000000-0000-4000-8000-000000000000`;
 
+const PROJECT_ID = '00000000-0000-4000-8000-00000000000f';
+
 /** One event of `aggregateId`, as the write path would have numbered it. */
 async function insertEvent(aggregateId: string, sequence: number, status: 'pending' | 'failed' = 'pending') {
-  const { rows } = await client.query(
-    `insert into event_outbox (id, event_type, aggregate_type, aggregate_id, sequence, project_sequence, project_id, user_id,
-                               session_id, payload, status, last_error)
-     values (gen_random_uuid(), 'message_created', 'chat_session', $1, $2,
-             (select coalesce(max(project_sequence), 0) + 1 from event_outbox), '00000000-0000-4000-8000-00000000000f', 'u', $1,
-             '{"body": "x"}', $3::text, case when $3::text = 'failed' then 'injected' end)
-     returning id`,
-    [aggregateId, sequence, status],
-  );
-  return rows[0].id as string;
+  const { rows } = await client.query<{ next: number }>('select coalesce(max(project_sequence), 0)::int + 1 as next from event_outbox');
+  const [id] = await insertEvents(client, [
+    {
+      event: seedMessage(PROJECT_ID, aggregateId, { authorUserId: 'u', body: 'x' }),
+      sequence,
+      projectSequence: rows[0]!.next,
+      status,
+      lastError: status === 'failed' ? 'injected' : null,
+    },
+  ]);
+  return id!;
 }
 
 describe('claimBatch', () => {

@@ -2,7 +2,7 @@ import { createClient } from 'graphql-ws';
 import type pg from 'pg';
 import WebSocket from 'ws';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { errorCode, startTestApp, type TestApp } from './support/app.ts';
+import { errorCode, startTestApp, startTestAppWithClient, type TestApp } from './support/app.ts';
 import { connect, failInsertsInto } from './support/database.ts';
 import { createProjectFixture, SEND_MESSAGE, SWITCH_AGENT } from './support/fixtures.ts';
 import { createFlakyBus } from './support/flaky-bus.ts';
@@ -18,18 +18,14 @@ const flaky = createFlakyBus();
 const subscribers: TestSubscriber[] = [];
 
 beforeAll(async () => {
-  t = await startTestApp(FAST, { bus: flaky.bus });
-  db = await connect(t.db.url);
+  ({ t, db } = await startTestAppWithClient(FAST, { bus: flaky.bus }));
 });
 afterEach(async () => {
   flaky.down = false;
   flaky.rejects = () => false;
   for (const s of subscribers.splice(0)) await s.stop();
 });
-afterAll(async () => {
-  await db?.end();
-  await t?.stop();
-});
+afterAll(() => t?.stop());
 
 async function listen(query: string, variables: Record<string, unknown>, user = 'alice') {
   const s = await subscribe(t.app.graphqlUrl, await t.token(user), query, variables);
@@ -164,7 +160,7 @@ describe('subscriptions', () => {
       await sub.waitForCount(2);
       expect(sub.events.map((e) => [e.projectSequence, e.message?.body])).toEqual([[1, 'retrying'], [2, 'flows']]);
       // The first event reached the subscriber from the database: on the bus it is still waiting.
-      expect(slowRetry.accepted.map((e) => e.payload.body)).toEqual(['flows']);
+      expect(slowRetry.accepted.map((e) => (e.type === 'message_created' ? e.payload.body : e.type))).toEqual(['flows']);
       await app.gql(SEND_MESSAGE, { sessionId, body: 'later' }, { as: 'alice' });
       await sub.waitForCount(3);
       await until(() => slowRetry.accepted.some((e) => e.eventId === retrying.data.sendMessage.eventId));

@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import type { ChatEvent } from '../src/events/chat-event.ts';
+import type { DomainEvent } from '../src/events/domain-event.ts';
 import { orderedEventStream, StreamEnd, type OrderedStreamSource } from '../src/events/event-stream.ts';
 
 /** A source with a committed log in memory and a live feed the test drives. */
 function fakeSource(committed: number) {
-  const log: ChatEvent[] = [];
-  const listeners = new Set<(event: ChatEvent) => void>();
-  const make = (n: number) => ({ eventId: `e${n}`, sequence: n, projectSequence: n }) as ChatEvent;
+  const log: DomainEvent[] = [];
+  const listeners = new Set<(event: DomainEvent) => void>();
+  const make = (n: number) => ({ eventId: `e${n}`, sequence: n, projectSequence: n }) as DomainEvent;
   for (let n = 1; n <= committed; n++) log.push(make(n));
   const source: OrderedStreamSource = {
     async subscribeLive(listener) {
@@ -38,8 +38,8 @@ function fakeSource(committed: number) {
   };
 }
 
-async function take(stream: AsyncIterator<ChatEvent | StreamEnd>, count: number) {
-  const out: (ChatEvent | StreamEnd)[] = [];
+async function take(stream: AsyncIterator<DomainEvent | StreamEnd>, count: number) {
+  const out: (DomainEvent | StreamEnd)[] = [];
   for (let i = 0; i < count; i++) {
     const next = await stream.next();
     if (next.done) break;
@@ -48,7 +48,7 @@ async function take(stream: AsyncIterator<ChatEvent | StreamEnd>, count: number)
   return out;
 }
 
-const seqs = (items: (ChatEvent | StreamEnd)[]) => items.map((i) => (i instanceof StreamEnd ? i.error.code : i.sequence));
+const seqs = (items: (DomainEvent | StreamEnd)[]) => items.map((i) => (i instanceof StreamEnd ? i.error.code : i.sequence));
 
 describe('orderedEventStream', () => {
   it('replays after a position, then joins live with no gap and no duplicate', async () => {

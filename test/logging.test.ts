@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { messageCreated } from '../src/events/domain-event.ts';
 import { recordEvent } from '../src/outbox/outbox.writer.ts';
 import { forkEm } from '../src/db/orm.ts';
 import { createLogger } from '../src/logger.ts';
@@ -12,8 +13,8 @@ import {
   logReprocessed,
   logRetryScheduled,
 } from '../src/outbox/outbox.log.ts';
-import { startTestApp, type TestApp } from './support/app.ts';
-import { connect, failInsertsInto } from './support/database.ts';
+import { startTestAppWithClient, type TestApp } from './support/app.ts';
+import { failInsertsInto } from './support/database.ts';
 import { createProjectFixture, SEND_MESSAGE } from './support/fixtures.ts';
 import { captureLogs } from './support/observability.ts';
 
@@ -22,13 +23,9 @@ let t: TestApp;
 let db: pg.Client;
 
 beforeAll(async () => {
-  t = await startTestApp({}, { logger: logs.logger });
-  db = await connect(t.db.url);
+  ({ t, db } = await startTestAppWithClient({}, { logger: logs.logger }));
 });
-afterAll(async () => {
-  await db?.end();
-  await t?.stop();
-});
+afterAll(() => t?.stop());
 
 const requestLines = () => logs.records().filter((line) => line.msg === 'request completed' || line.msg === 'request failed');
 
@@ -155,24 +152,30 @@ describe('outbox lifecycle log records', () => {
     const { projectId, sessionId } = await createProjectFixture(t, 'gina');
     const em = forkEm(t.app.orm);
     const event = await em.transactional((tx) =>
-      recordEvent(tx, {
-        type: 'message_created',
-        aggregate: { type: 'chat_session', id: sessionId },
-        projectId,
-        userId: 'gina',
-        sessionId,
-        payload: { body: 'PAYLOAD-SECRET-9' },
-      }),
+      recordEvent(
+        tx,
+        messageCreated(projectId, {
+          messageId: crypto.randomUUID(),
+          sessionId,
+          authorUserId: 'gina',
+          role: 'user',
+          body: 'PAYLOAD-SECRET-9',
+          createdAt: new Date().toISOString(),
+        }),
+      ),
     );
+    // The stored row, whole (payload included), as the publisher and reprocessing hand it to the log.
+    // (The app's publisher may be claiming it meanwhile: each call below sets the attempts it logs.)
+    const row = (await db.query('select * from event_outbox where id = $1', [event.id])).rows[0];
     const captured = captureLogs('debug');
     const log = captured.logger;
     logPublisherStarted(log, { batchSize: 100, pollIntervalMs: 1000 });
     logBatchClaimed(log, { count: 1, eventIds: [event.id] });
-    logPublished(log, event, { latencyMs: 12 });
-    logRetryScheduled(log, { ...event, attempts: 1 }, { delayMs: 2000, error: new Error('bus unreachable'), nextRetryAt: new Date('2026-11-23T10:00:02Z') });
-    logFailed(log, { ...event, attempts: 10 }, { error: new Error('bus unreachable') });
-    logReprocessed(log, { ...event, attempts: 10 }, { by: 'mutation', userId: 'gina' });
-    logPublisherStopped(log, { reason: 'SIGTERM', releasedEvents: 0 });
+    logPublished(log, { ...row, attempts: 0 }, { latencyMs: 12 });
+    logRetryScheduled(log, { ...row, attempts: 1 }, { delayMs: 2000, error: new Error('bus unreachable'), nextRetryAt: new Date('2026-11-23T10:00:02Z') });
+    logFailed(log, { ...row, attempts: 10 }, { error: new Error('bus unreachable') });
+    logReprocessed(log, { ...row, attempts: 10 }, { by: 'mutation', userId: 'gina' });
+    logPublisherStopped(log, { reason: 'SIGTERM' });
 
     const records = captured.records();
     expect(records.map((line) => line.outbox)).toEqual([
@@ -195,7 +198,7 @@ describe('outbox lifecycle log records', () => {
   it('skip per-event debug lines when the level is higher', () => {
     const lines: string[] = [];
     const logger = createLogger({ level: 'info', pretty: false, destination: { write: (line: string) => void lines.push(line) } });
-    const event = { id: 'e1', eventType: 'agent_switched' as const, projectId: 'p1', attempts: 0 };
+    const event = { id: 'e1', event_type: 'agent_switched' as const, project_id: 'p1', attempts: 0 };
     logBatchClaimed(logger, { count: 1 });
     logPublished(logger, event);
     logReprocessed(logger, event, { by: 'cli' });

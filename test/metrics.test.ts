@@ -1,13 +1,15 @@
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dbOf } from '../src/db/database.ts';
 import { forkEm } from '../src/db/orm.ts';
 import { createMetrics } from '../src/observability/metrics.ts';
 import { outboxBacklogQuery } from '../src/observability/outbox-backlog.ts';
 import { createOperationNameLabels } from '../src/observability/operation-name-label.ts';
-import { startTestApp, type TestApp } from './support/app.ts';
-import { connect, failInsertsInto } from './support/database.ts';
+import { startTestApp, startTestAppWithClient, type TestApp } from './support/app.ts';
+import { failInsertsInto } from './support/database.ts';
 import { createProjectFixture, SEND_MESSAGE } from './support/fixtures.ts';
 import { eventually, parseScrape, scrape } from './support/observability.ts';
+import { insertEvents, seedMessage } from './support/outbox-seed.ts';
 
 let t: TestApp;
 let db: pg.Client;
@@ -15,13 +17,9 @@ let db: pg.Client;
 beforeAll(async () => {
   // The gauges are read from the database; the rows are moved by hand here, so no publisher runs.
   // (test/outbox-observability.test.ts covers the same metrics with the real publisher.)
-  t = await startTestApp({ OUTBOX_PUBLISHER_ENABLED: 'false' });
-  db = await connect(t.db.url);
+  ({ t, db } = await startTestAppWithClient({ OUTBOX_PUBLISHER_ENABLED: 'false' }));
 });
-afterAll(async () => {
-  await db?.end();
-  await t?.stop();
-});
+afterAll(() => t?.stop());
 
 const post = (body: unknown, headers: Record<string, string> = {}) =>
   fetch(t.app.graphqlUrl, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
@@ -81,12 +79,15 @@ describe('outbox backlog gauges (read from the database at scrape time)', () => 
   });
 
   it('read only the partial indexes, however many published rows the table holds', async () => {
-    await db.query(`
-      insert into event_outbox (id, event_type, aggregate_type, aggregate_id, sequence, project_sequence, project_id, user_id, session_id, payload, status, published_at)
-      select gen_random_uuid(), 'message_created', 'chat_session', gen_random_uuid(), 1, 1, gen_random_uuid(), 'u', gen_random_uuid(), '{}', 'published', now()
-      from generate_series(1, 20000)`);
+    const published = Array.from({ length: 20_000 }, () => ({
+      event: seedMessage(crypto.randomUUID(), crypto.randomUUID(), { authorUserId: 'u' }),
+      sequence: 1,
+      projectSequence: 1,
+      status: 'published' as const,
+    }));
+    await insertEvents(db, published);
     await db.query('analyze event_outbox');
-    const compiled = outboxBacklogQuery().compile(forkEm(t.app.orm).getKysely());
+    const compiled = outboxBacklogQuery().compile(dbOf(forkEm(t.app.orm)));
     const plan = (await db.query(`explain ${compiled.sql}`, [...compiled.parameters])).rows.map((row) => row['QUERY PLAN']).join('\n');
     expect(plan).toContain('event_outbox_pending_idx');
     expect(plan).toContain('event_outbox_failed_idx');

@@ -1,7 +1,6 @@
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestApp, type TestApp } from './support/app.ts';
-import { connect } from './support/database.ts';
+import { startTestAppWithClient, type TestApp } from './support/app.ts';
 import { createProjectFixture, SEND_MESSAGE } from './support/fixtures.ts';
 import { createFlakyBus } from './support/flaky-bus.ts';
 import { captureLogs, scrape } from './support/observability.ts';
@@ -17,13 +16,9 @@ let t: TestApp;
 let db: pg.Client;
 
 beforeAll(async () => {
-  t = await startTestApp(FAST, { bus: flaky.bus, logger: logs.logger });
-  db = await connect(t.db.url);
+  ({ t, db } = await startTestAppWithClient(FAST, { bus: flaky.bus, logger: logs.logger }));
 });
-afterAll(async () => {
-  await db?.end();
-  await t?.stop();
-});
+afterAll(() => t?.stop());
 
 const attempts = async (outcome: string) => (await scrape(t.app.url)).value('outbox_publish_attempts_total', { event_type: 'message_created', outcome }) ?? 0;
 

@@ -4,7 +4,7 @@ import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.ts';
 import { createOrm, type Orm } from '../src/db/orm.ts';
-import type { ChatEvent } from '../src/events/chat-event.ts';
+import type { DomainEvent } from '../src/events/domain-event.ts';
 import { createLogger } from '../src/logger.ts';
 import { OutboxPublisher, retryDelayMs } from '../src/outbox/outbox.publisher.ts';
 import { createCommitNotifier, listenForCommits, wakeOnLocalCommit } from '../src/outbox/outbox.wakeups.ts';
@@ -44,7 +44,7 @@ const countWhere = async (where: string, params: unknown[] = []) =>
   Number((await client.query(`select count(*) from event_outbox where ${where}`, params)).rows[0].count);
 
 /** Per aggregate, the sequence numbers in the order the bus accepted them. */
-function sequencesByAggregate(events: ChatEvent[]) {
+function sequencesByAggregate(events: DomainEvent[]) {
   const map = new Map<string, number[]>();
   for (const event of events) map.set(event.aggregateId, [...(map.get(event.aggregateId) ?? []), event.sequence]);
   return map;
@@ -108,6 +108,40 @@ describe('OutboxPublisher', () => {
     expect(bus.accepted.filter((e) => e.projectId === projectId).map((e) => e.eventId).sort()).toEqual(ids);
     const attempts = await client.query('select id, attempts from event_outbox where id = any($1)', [claimedByChild]);
     for (const row of attempts.rows) expect(row.attempts).toBe(2);
+  });
+
+  it('fails an event whose stored payload breaks the event contract, holds back its session only, and delivers the rest', async () => {
+    const { projectId, sessionIds } = await seedPendingEvents(client, { sessions: 2, perSession: 2 });
+    const [broken, healthy] = sessionIds as [string, string];
+    // As a hand-edited or older row would be: no body.
+    await client.query(`update event_outbox set payload = payload - 'body' where aggregate_id = $1 and sequence = 1`, [broken]);
+    const bus = createFlakyBus();
+    const publisher = new OutboxPublisher({ orm: await newOrm(), bus: bus.bus, logger: silent, options: baseOptions });
+    await publisher.runOnce();
+    const rows = (await client.query('select sequence, status, last_error, claim_token from event_outbox where aggregate_id = $1 order by sequence', [broken])).rows;
+    expect(rows[0]).toMatchObject({ status: 'failed', claim_token: null, last_error: expect.stringMatching(/not a valid domain event: the message_created payload has no valid body/) });
+    expect(rows[1]).toMatchObject({ status: 'pending', claim_token: null });
+    expect(bus.accepted.filter((e) => e.projectId === projectId).map((e) => [e.aggregateId, e.sequence])).toEqual([
+      [healthy, 1],
+      [healthy, 2],
+    ]);
+  });
+
+  it('reports only cycles that completed as its last cycle: a cycle that fails leaves the time of the last good one', async () => {
+    const { projectId } = await seedPendingEvents(client, { sessions: 1, perSession: 1 });
+    const bus = createFlakyBus();
+    const publisher = new OutboxPublisher({ orm: await newOrm(), bus: bus.bus, logger: silent, options: { ...baseOptions, claimLeaseMs: 50 } });
+    const publish = bus.bus.publish;
+    bus.bus.publish = () => {
+      throw new Error('bus exploded (injected)');
+    };
+    await expect(publisher.runOnce()).rejects.toThrow('bus exploded');
+    expect(publisher.status().lastCycleAt).toBeNull();
+    bus.bus.publish = publish;
+    await until(async () => (await publisher.runOnce()) > 0);
+    const completed = publisher.status().lastCycleAt;
+    expect(completed).toBeInstanceOf(Date);
+    expect(await countWhere('project_id = $1 and status = $2', [projectId, 'published'])).toBe(1);
   });
 
   it('fails an event whose attempts all died with their publisher instead of trying it forever', async () => {

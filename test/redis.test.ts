@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedisBus } from '../src/pubsub/event-bus.ts';
-import type { ChatEvent } from '../src/events/chat-event.ts';
+import type { DomainEvent } from '../src/events/domain-event.ts';
 import { startTestApp, type TestApp } from './support/app.ts';
 import { connect } from './support/database.ts';
 import { createProjectFixture, SEND_MESSAGE } from './support/fixtures.ts';
@@ -120,7 +120,7 @@ describe('Redis bus', () => {
   it('fails fast, without queueing, when Redis is unreachable', async () => {
     const bus = createRedisBus('redis://127.0.0.1:1');
     try {
-      const event = { eventId: 'e', projectId: 'p' } as ChatEvent;
+      const event = { eventId: 'e', projectId: 'p' } as DomainEvent;
       const results = await bus.publish([event, event]);
       expect(results.map((r) => r instanceof Error)).toEqual([true, true]);
     } finally {

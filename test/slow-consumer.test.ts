@@ -1,24 +1,20 @@
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { startTestApp, type TestApp } from './support/app.ts';
-import { connect } from './support/database.ts';
+import { startTestAppWithClient, type TestApp } from './support/app.ts';
 import { createProjectFixture } from './support/fixtures.ts';
 import { scrape } from './support/observability.ts';
+import { insertEvents, seedMessage } from './support/outbox-seed.ts';
 
 // A client that stops reading its socket while events keep coming: the server must end the
-// subscription once SUBSCRIPTION_BUFFER_SIZE events wait, not buffer without bound (TRAPS.md #7).
+// subscription once SUBSCRIPTION_BUFFER_SIZE events wait, not buffer without bound (docs/design-notes.md#iterator-leaks).
 let t: TestApp;
 let db: pg.Client;
 
 beforeAll(async () => {
-  t = await startTestApp({ SUBSCRIPTION_BUFFER_SIZE: '20', OUTBOX_POLL_INTERVAL_MS: '50', WS_KEEPALIVE_MS: '0' });
-  db = await connect(t.db.url);
+  ({ t, db } = await startTestAppWithClient({ SUBSCRIPTION_BUFFER_SIZE: '20', OUTBOX_POLL_INTERVAL_MS: '50', WS_KEEPALIVE_MS: '0' }));
 });
-afterAll(async () => {
-  await db?.end();
-  await t?.stop();
-});
+afterAll(() => t?.stop());
 
 describe('a client that stops reading', () => {
   it('has its subscription ended with SLOW_CONSUMER and the last delivered eventId, and the bus listener released', async () => {
@@ -41,14 +37,14 @@ describe('a client that stops reading', () => {
     (socket as any)._socket.pause();
 
     // 1,500 committed events of 8,000 characters each (12 MB), numbered as the write path would.
-    await db.query(
-      `with numbered as (select n from generate_series(1, 1500) n)
-       insert into event_outbox (id, event_type, aggregate_type, aggregate_id, sequence, project_sequence, project_id, user_id, session_id, payload)
-       select gen_random_uuid(), 'message_created', 'chat_session', $2::uuid, n, n, $1::uuid, 'alice', $2::uuid,
-              jsonb_build_object('messageId', gen_random_uuid(), 'sessionId', $2::text, 'role', 'user', 'authorUserId', 'alice',
-                                 'body', repeat('x', 8000), 'createdAt', now())
-       from numbered`,
-      [projectId, sessionId],
+    const body = 'x'.repeat(8000);
+    await insertEvents(
+      db,
+      Array.from({ length: 1500 }, (_, i) => ({
+        event: seedMessage(projectId, sessionId, { authorUserId: 'alice', body }),
+        sequence: i + 1,
+        projectSequence: i + 1,
+      })),
     );
     await db.query('update chat_session set event_sequence = 1500 where id = $1', [sessionId]);
     await db.query('update project set event_sequence = 1500 where id = $1', [projectId]);

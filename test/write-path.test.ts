@@ -2,8 +2,8 @@ import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { sendMessage } from '../src/chat/chat.service.ts';
 import { forkEm } from '../src/db/orm.ts';
-import { errorCode, startTestApp, type TestApp } from './support/app.ts';
-import { connect, failInsertsInto } from './support/database.ts';
+import { errorCode, startTestAppWithClient, type TestApp } from './support/app.ts';
+import { failInsertsInto } from './support/database.ts';
 import { createProjectFixture, SEND_MESSAGE, SWITCH_AGENT } from './support/fixtures.ts';
 
 let t: TestApp;
@@ -11,13 +11,9 @@ let db: pg.Client;
 
 beforeAll(async () => {
   // What the write path alone leaves in the database, before any publisher touches it.
-  t = await startTestApp({ OUTBOX_PUBLISHER_ENABLED: 'false' });
-  db = await connect(t.db.url);
+  ({ t, db } = await startTestAppWithClient({ OUTBOX_PUBLISHER_ENABLED: 'false' }));
 });
-afterAll(async () => {
-  await db?.end();
-  await t?.stop();
-});
+afterAll(() => t?.stop());
 
 const count = async (table: string, where = 'true', params: unknown[] = []) =>
   Number((await db.query(`select count(*) from ${table} where ${where}`, params)).rows[0].count);

@@ -1,5 +1,5 @@
 import { builder } from '../graphql/builder.ts';
-import { connectionArgs, connectionType } from '../graphql/connection.ts';
+import { connectionField, connectionType } from '../graphql/connection.ts';
 import { ProjectRef } from '../projects/project.schema.ts';
 import type { IAgent } from './agent.entity.ts';
 import { createAgent, listAgents, MAX_AGENT_NAME_LENGTH } from './agent.service.ts';
@@ -16,13 +16,10 @@ AgentRef.implement({
   }),
 });
 
-builder.objectField(ProjectRef, 'agents', (t) =>
-  t.field({
-    type: AgentConnection,
-    args: connectionArgs,
-    resolve: (project, args, ctx) => listAgents(ctx.em, project.id, args),
-  }),
-);
+connectionField(ProjectRef, 'agents', {
+  connection: AgentConnection,
+  list: (project, args, ctx) => listAgents(ctx.em, project.id, args),
+});
 
 const CreateAgentInput = builder.inputType('CreateAgentInput', {
   fields: (t) => ({

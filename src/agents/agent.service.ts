@@ -1,6 +1,6 @@
 import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { Em } from '../db/orm.ts';
-import { afterKeyset, KEYSET_ORDER, parsePageRequest, toPage, type Page, type PageRequest } from '../db/pagination.ts';
+import { afterKeyset, createdAtCursor, createdAtKey, findPage, KEYSET_ORDER, type Page, type PageRequest } from '../db/pagination.ts';
 import { conflict } from '../errors.ts';
 import { requireOwner } from '../projects/project.service.ts';
 import { requireId, requireText } from '../validation.ts';
@@ -8,14 +8,12 @@ import { AgentSchema, type IAgent } from './agent.entity.ts';
 
 export const MAX_AGENT_NAME_LENGTH = 100;
 
-export async function listAgents(em: Em, projectId: string, request: PageRequest): Promise<Page<IAgent>> {
-  const query = parsePageRequest(request);
-  const rows = await em.find(
-    AgentSchema,
-    { project: projectId, ...afterKeyset(query.after) },
-    { orderBy: KEYSET_ORDER, limit: query.limit + 1 },
-  );
-  return toPage(rows, query, (agent) => agent);
+export function listAgents(em: Em, projectId: string, request: PageRequest): Promise<Page<IAgent>> {
+  return findPage(request, {
+    cursor: createdAtCursor,
+    fetch: ({ after, limit }) => em.find(AgentSchema, { project: projectId, ...afterKeyset(after) }, { orderBy: KEYSET_ORDER, limit }),
+    keyOf: createdAtKey,
+  });
 }
 
 export async function createAgent(em: Em, viewerId: string, input: { projectId: string; name: string }): Promise<IAgent> {

@@ -2,6 +2,7 @@ import { defineEntity, p, type InferEntity } from '@mikro-orm/core';
 import { newId } from '../db/ids.ts';
 import { ProjectSchema } from '../projects/project.entity.ts';
 import { AgentSchema } from './agent.entity.ts';
+import { MAX_USER_ID_LENGTH } from '../validation.ts';
 
 /** One per member per project: the member's workbench, holding the agent they work with. */
 export const WorkerSpaceSchema = defineEntity({
@@ -10,7 +11,7 @@ export const WorkerSpaceSchema = defineEntity({
   properties: {
     id: p.uuid().primary().onCreate(() => newId()),
     project: () => p.manyToOne(ProjectSchema).deleteRule('cascade'),
-    userId: p.string().length(200),
+    userId: p.string().length(MAX_USER_ID_LENGTH),
     activeAgent: () => p.manyToOne(AgentSchema).nullable().deleteRule('set null'),
     /** Last sequence number handed to an event of this worker space (see outbox.writer.ts). */
     eventSequence: p.integer().default(0),

@@ -1,4 +1,5 @@
 import { builder } from '../graphql/builder.ts';
+import { related } from '../graphql/loaders.ts';
 import { ProjectRef } from '../projects/project.schema.ts';
 import { AgentRef } from './agent.schema.ts';
 import type { IWorkerSpace } from './worker-space.entity.ts';
@@ -17,10 +18,7 @@ WorkerSpaceRef.implement({
       resolve: (space, _args, ctx) => (space.activeAgent ? ctx.loaders.agentById.load(space.activeAgent.id) : null),
     }),
     updatedAt: t.expose('updatedAt', { type: 'DateTime' }),
-    project: t.field({
-      type: ProjectRef,
-      resolve: async (space, _args, ctx) => (await ctx.loaders.projectById.load(space.project.id))!,
-    }),
+    project: t.field({ type: ProjectRef, resolve: related((loaders, space) => loaders.projectById.load(space.project.id)) }),
   }),
 });
 

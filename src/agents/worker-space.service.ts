@@ -1,6 +1,7 @@
 import { LockMode } from '@mikro-orm/core';
 import type { Em } from '../db/orm.ts';
 import { notFound } from '../errors.ts';
+import { agentSwitched } from '../events/domain-event.ts';
 import { recordEvent } from '../outbox/outbox.writer.ts';
 import { requireMembership } from '../projects/project.service.ts';
 import { requireId } from '../validation.ts';
@@ -52,20 +53,16 @@ export async function switchAgent(
     if (from?.id === agent.id) return { workerSpace: space, event: null };
 
     space.activeAgent = agent;
-    const event = await recordEvent(tx, {
-      type: 'agent_switched',
-      aggregate: { type: 'worker_space', id: space.id },
-      projectId,
-      userId,
-      sessionId: null,
-      payload: {
+    const event = await recordEvent(
+      tx,
+      agentSwitched(projectId, userId, {
         workerSpaceId: space.id,
         fromAgentId: from?.id ?? null,
         fromAgentName: from?.name ?? null,
         toAgentId: agent.id,
         toAgentName: agent.name,
-      },
-    });
+      }),
+    );
     return { workerSpace: space, event: { id: event.id, sequence: event.sequence } };
   });
 }

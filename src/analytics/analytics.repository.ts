@@ -1,7 +1,9 @@
 import { sql, type RawBuilder } from 'kysely';
+import { dbOf } from '../db/database.ts';
 import type { Em } from '../db/orm.ts';
-import { chatEventFromRow, type ChatEvent, type ChatEventRow } from '../events/chat-event.ts';
-import type { EventType } from '../outbox/outbox-event.entity.ts';
+import type { MessageRole } from '../chat/message.entity.ts';
+import { eventFromRow, type DomainEvent, type EventPayloads, type EventRow, type EventType } from '../events/domain-event.ts';
+import { eventColumns } from '../events/event-log.repository.ts';
 import { RESPONSE_BIN_GROWTH } from './response-time.histogram.ts';
 import { PERIOD_DAYS, type RangePieces } from './range-pieces.ts';
 
@@ -17,8 +19,9 @@ import { PERIOD_DAYS, type RangePieces } from './range-pieces.ts';
 
 export type Metric = 'type' | 'user' | 'session' | 'switch' | 'response';
 
-/** A ChatEvent plus its exact sort key (PostgreSQL keeps microseconds; a JS Date does not). */
-export interface EventPageRow extends ChatEvent {
+/** An event plus its exact sort key (PostgreSQL keeps microseconds; a JS Date does not). */
+export interface EventPageRow {
+  event: DomainEvent;
   createdAtKey: string;
 }
 
@@ -36,25 +39,22 @@ export interface EventPageQuery extends EventListFilter {
   after: { createdAtKey: string; id: string } | null;
   /** The horizon pinned by the walk's first page, or null to take the current one. */
   horizon: string | null;
+  /** Rows to read: one more than the page, to tell whether another follows. */
   limit: number;
 }
 
 const CURRENT_HORIZON = sql`pg_snapshot_xmin(pg_current_snapshot())`;
 
-const EVENT_COLUMNS = sql`
-  e.id, e.event_type, e.aggregate_type, e.aggregate_id, e.sequence, e.project_sequence, e.project_id, e.session_id,
-  e.user_id, e.payload,
-  to_char(e.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as occurred_at,
-  to_char(e.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as created_at_key`;
+/** An event's columns, and its exact time as text for cursors. */
+const EVENT_COLUMNS = sql`${eventColumns('e')}, to_char(e.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as created_at_key`;
 
-/** The event's columns, with its time already formatted (and a microsecond key for cursors). */
-interface EventRow extends Omit<ChatEventRow, 'created_at'> {
-  occurred_at: string;
+/** The event's columns, with a microsecond key for cursors. */
+interface EventKeyRow extends EventRow {
   created_at_key: string;
 }
 
-function toEventPageRow(row: EventRow): EventPageRow {
-  return { ...chatEventFromRow({ ...row, created_at: row.occurred_at }), createdAtKey: row.created_at_key };
+function toEventPageRow(row: EventKeyRow): EventPageRow {
+  return { event: eventFromRow(row), createdAtKey: row.created_at_key };
 }
 
 /**
@@ -72,7 +72,7 @@ export async function findProjectEventsPage(em: Em, query: EventPageQuery): Prom
     : sql``;
   // A pinned horizon can only be lower than the current one; least() keeps a forged one harmless.
   const horizon = query.horizon ? sql`least(${query.horizon}::xid8, ${CURRENT_HORIZON})` : CURRENT_HORIZON;
-  const { rows } = await sql<EventRow & { horizon: string }>`
+  const { rows } = await sql<EventKeyRow & { horizon: string }>`
     with walk as (select ${horizon} as horizon)
     select ${EVENT_COLUMNS}, walk.horizon::text as horizon
     from walk, event_outbox e
@@ -85,7 +85,7 @@ export async function findProjectEventsPage(em: Em, query: EventPageQuery): Prom
       ${query.to ? sql`and e.created_at < ${query.to}` : sql``}
       ${beyondCursor}
     order by e.created_at ${direction}, e.id ${direction}
-    limit ${query.limit + 1}`.execute(em.getKysely());
+    limit ${query.limit}`.execute(dbOf(em));
   // An empty page has no cursor to pin the horizon in; the next first page takes a new one.
   return { rows: rows.map(toEventPageRow), horizon: rows[0]?.horizon ?? null };
 }
@@ -99,7 +99,7 @@ export async function findSessionEventsPage(
   em: Em,
   query: { projectId: string; sessionId: string; afterSequence: number; limit: number },
 ): Promise<EventPageRow[]> {
-  const { rows } = await sql<EventRow>`
+  const { rows } = await sql<EventKeyRow>`
     select ${EVENT_COLUMNS}
     from event_outbox e
     where e.aggregate_id = ${query.sessionId}::uuid
@@ -107,13 +107,13 @@ export async function findSessionEventsPage(
       and e.project_id = ${query.projectId}
       and e.sequence > ${query.afterSequence}
     order by e.sequence
-    limit ${query.limit + 1}`.execute(em.getKysely());
+    limit ${query.limit}`.execute(dbOf(em));
   return rows.map(toEventPageRow);
 }
 
 export async function sessionBelongsToProject(em: Em, sessionId: string, projectId: string): Promise<boolean> {
   const { rows } = await sql`select 1 from chat_session where id = ${sessionId}::uuid and project_id = ${projectId}::uuid`.execute(
-    em.getKysely(),
+    dbOf(em),
   );
   return rows.length > 0;
 }
@@ -122,10 +122,18 @@ export async function sessionBelongsToProject(em: Em, sessionId: string, project
 // Metrics: how one event is counted. The rollup worker and the live reads share these
 // definitions, so a rolled-up count and a count read from raw events cannot disagree.
 
+/**
+ * `alias.payload->>'field'` for a `type` event: the key is checked against the event contract.
+ * Written as a literal, so it matches the expression statistics on `payload->>'role'`.
+ */
+const payloadText = <K extends EventType>(alias: string, _type: K, field: keyof EventPayloads[K] & string) =>
+  sql`${sql.ref(alias)}.payload->>${sql.lit(field)}`;
+
 /** The columns the metric definitions need, from an `event_outbox e`. */
 const EVENT_FACTS = sql`
   e.project_id, e.event_type, e.user_id, e.session_id, e.aggregate_id, e.sequence, e.created_at,
-  e.payload->>'role' as role, e.payload->>'fromAgentId' as from_agent_id, e.payload->>'toAgentId' as to_agent_id`;
+  ${payloadText('e', 'message_created', 'role')} as role,
+  ${payloadText('e', 'agent_switched', 'fromAgentId')} as from_agent_id, ${payloadText('e', 'agent_switched', 'toAgentId')} as to_agent_id`;
 
 /**
  * `events` (rows of EVENT_FACTS) and `cells`: one row per thing an event counts towards, at the
@@ -156,14 +164,14 @@ function metricCells(events: RawBuilder<unknown>) {
       left join lateral (
         select previous.sequence from event_outbox previous
         where previous.aggregate_id = reply.aggregate_id and previous.sequence < reply.sequence
-          and previous.event_type = 'message_created' and previous.payload->>'role' = 'agent'
+          and previous.event_type = 'message_created' and ${payloadText('previous', 'message_created', 'role')} = ${sql.lit<MessageRole>('agent')}
         order by previous.sequence desc
         limit 1
       ) previous_reply on true
       join event_outbox asked
         on asked.aggregate_id = reply.aggregate_id
        and asked.sequence > coalesce(previous_reply.sequence, 0) and asked.sequence < reply.sequence
-       and asked.event_type = 'message_created' and asked.payload->>'role' = 'user'
+       and asked.event_type = 'message_created' and ${payloadText('asked', 'message_created', 'role')} = ${sql.lit<MessageRole>('user')}
       cross join lateral (
         select greatest(0, extract(epoch from reply.created_at - asked.created_at) * 1000) as ms
       ) waited
@@ -188,7 +196,7 @@ interface AnalyticsSnapshot {
 async function readAnalyticsSnapshot(em: Em): Promise<AnalyticsSnapshot> {
   const { rows } = await sql<AnalyticsSnapshot>`
     select ${CURRENT_HORIZON}::text as horizon, transaction_id::text as watermark
-    from analytics_rollup_state where id = 1`.execute(em.getKysely());
+    from analytics_rollup_state where id = 1`.execute(dbOf(em));
   return rows[0]!;
 }
 
@@ -307,7 +315,7 @@ export async function readProjectAnalytics(em: Em, query: AnalyticsQuery): Promi
     (select metric, key, subkey, null, value::float8 from totals where metric = 'session'
      order by value desc, key collate "C" limit ${query.topSessions})
     union all
-    select 'distinct', metric, '', null, count(*)::float8 from totals where metric in ('session', 'user') group by metric`.execute(em.getKysely());
+    select 'distinct', metric, '', null, count(*)::float8 from totals where metric in ('session', 'user') group by metric`.execute(dbOf(em));
   return rows;
 }
 
@@ -348,7 +356,7 @@ export interface FoldResult {
  * transaction has no transaction id of its own, so it holds back nobody's horizon while it reads.
  */
 export async function foldNextBatch(em: Em, batchSize: number): Promise<FoldResult> {
-  const db = em.getKysely();
+  const db = dbOf(em);
   const lock = await sql<{ locked: boolean }>`select pg_try_advisory_xact_lock(${ROLLUP_LOCK_KEY}) as locked`.execute(db);
   const { horizon, watermark } = await readAnalyticsSnapshot(em);
   if (!lock.rows[0]!.locked) return { locked: false, events: 0, watermark, caughtUp: false };

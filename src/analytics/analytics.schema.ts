@@ -42,35 +42,55 @@ const ProjectEventsFilter = builder.inputType('ProjectEventsFilter', {
   }),
 });
 
-builder.queryFields((t) => ({
-  projectEvents: t.field({
-    type: ChatEventConnection,
-    description:
-      "The project's committed events (members only; NOT_FOUND otherwise). A walk (a first page and the pages continued " +
-      'from its cursors) lists the events as they stood at its first page, so pages never shift, repeat or skip while ' +
-      'events are written; start a new walk to see newer ones. Cursors only continue the query (project, filter, order) ' +
-      'that made them.',
-    args: {
-      projectId: t.arg.id({ required: true }),
-      filter: t.arg({ type: ProjectEventsFilter, required: false }),
-      order: t.arg({ type: EventOrderEnum, required: false, defaultValue: 'newest_first' }),
-      ...connectionArgs,
-    },
-    resolve: (_root, args, ctx) => listProjectEvents(ctx.em, ctx.viewer().userId, args),
-  }),
-  sessionEvents: t.field({
-    type: ChatEventConnection,
-    description:
-      "One chat session's events in sequence order (members only; NOT_FOUND otherwise). Sequence order is commit order, " +
-      'so continuing from an `endCursor` later returns exactly the events committed since.',
-    args: {
-      projectId: t.arg.id({ required: true }),
-      sessionId: t.arg.id({ required: true }),
-      ...connectionArgs,
-    },
-    resolve: (_root, args, ctx) => listSessionEvents(ctx.em, ctx.viewer().userId, args),
-  }),
-}));
+/**
+ * The history queries were named like the subscriptions, whose `after` is an eventId, not a
+ * cursor. Their old names stay for one release as deprecated aliases of the same definition.
+ */
+const oldNameOf = (name: string) => ({
+  description: `The old name of \`${name}\`, kept for one release.`,
+  deprecationReason: `Use \`${name}\`: same arguments, results and cursors. (Renamed so it is not confused with the subscription of the old name, whose \`after\` is an eventId.)`,
+});
+
+builder.queryFields((t) => {
+  // One definition per query, used under its name and, deprecated, under its old one.
+  const projectEventHistory = (alias?: ReturnType<typeof oldNameOf>) =>
+    t.field({
+      type: ChatEventConnection,
+      description:
+        "The project's committed events (members only; NOT_FOUND otherwise). A walk (a first page and the pages continued " +
+        'from its cursors) lists the events as they stood at its first page, so pages never shift, repeat or skip while ' +
+        'events are written; start a new walk to see newer ones. Cursors only continue the query (project, filter, order) ' +
+        'that made them.',
+      ...alias,
+      args: {
+        projectId: t.arg.id({ required: true }),
+        filter: t.arg({ type: ProjectEventsFilter, required: false }),
+        order: t.arg({ type: EventOrderEnum, required: false, defaultValue: 'newest_first' }),
+        ...connectionArgs,
+      },
+      resolve: (_root, args, ctx) => listProjectEvents(ctx.em, ctx.viewer().userId, args),
+    });
+  const sessionEventHistory = (alias?: ReturnType<typeof oldNameOf>) =>
+    t.field({
+      type: ChatEventConnection,
+      description:
+        "One chat session's events in sequence order (members only; NOT_FOUND otherwise). Sequence order is commit order, " +
+        'so continuing from an `endCursor` later returns exactly the events committed since.',
+      ...alias,
+      args: {
+        projectId: t.arg.id({ required: true }),
+        sessionId: t.arg.id({ required: true }),
+        ...connectionArgs,
+      },
+      resolve: (_root, args, ctx) => listSessionEvents(ctx.em, ctx.viewer().userId, args),
+    });
+  return {
+    projectEventHistory: projectEventHistory(),
+    sessionEventHistory: sessionEventHistory(),
+    projectEvents: projectEventHistory(oldNameOf('projectEventHistory')),
+    sessionEvents: sessionEventHistory(oldNameOf('sessionEventHistory')),
+  };
+});
 
 const EventTypeCountRef = builder.objectRef<EventTypeCount>('EventTypeCount').implement({
   fields: (t) => ({
@@ -131,7 +151,7 @@ const ResponseTimeRef = builder.objectRef<ProjectAnalytics['responseTime']>('Res
 });
 
 const ProjectAnalyticsRef = builder.objectRef<ProjectAnalytics>('ProjectAnalytics').implement({
-  description: 'Numbers over the events a projectEvents walk would list now, in [from, to). See docs/analytics.md.',
+  description: 'Numbers over the events a projectEventHistory walk would list now, in [from, to). See docs/analytics.md.',
   fields: (t) => ({
     projectId: t.exposeID('projectId'),
     from: t.expose('from', { type: 'DateTime' }),

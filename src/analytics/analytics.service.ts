@@ -1,17 +1,8 @@
-import { isUuid } from '../db/ids.ts';
 import type { Em } from '../db/orm.ts';
-import {
-  encodeScopedCursor,
-  pageOf,
-  parseScopedPageRequest,
-  queryScope,
-  type Page,
-  type PageRequest,
-  type ScopedCursor,
-} from '../db/pagination.ts';
+import { cursorCodec, cursorKeys, findPage, queryScope, type Page, type PageRequest } from '../db/pagination.ts';
 import { badInput, notFound } from '../errors.ts';
-import type { ChatEvent } from '../events/chat-event.ts';
-import { EVENT_TYPES, type EventType } from '../outbox/outbox-event.entity.ts';
+import type { DomainEvent } from '../events/domain-event.ts';
+import { EVENT_TYPES, type EventType } from '../events/domain-event.ts';
 import { requireMembership } from '../projects/project.service.ts';
 import { requireId, requireUserId } from '../validation.ts';
 import {
@@ -70,15 +61,10 @@ function parseEventFilter(projectId: string, input: ProjectEventsFilterInput | n
   return filter;
 }
 
-/** The position of a projectEvents cursor: the exact `created_at` text and the event id. */
-function eventPosition(cursor: ScopedCursor): { createdAtKey: string; id: string } {
-  const [createdAtKey, id] = cursor.position;
-  const timestamp = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
-  if (typeof createdAtKey !== 'string' || !timestamp.test(createdAtKey) || typeof id !== 'string' || !isUuid(id) || cursor.pinned === null || !/^\d+$/.test(cursor.pinned)) {
-    throw badInput('after', 'after is not a valid cursor');
-  }
-  return { createdAtKey, id };
-}
+/** projectEvents cursors: the exact `created_at` text and the event id, with the walk's horizon pinned. */
+const projectEventsCursor = (scope: string) => cursorCodec([cursorKeys.exactInstant, cursorKeys.uuid], { scope, pinned: cursorKeys.transactionId });
+/** sessionEvents cursors: the session sequence number. */
+const sessionEventsCursor = (scope: string) => cursorCodec([cursorKeys.position], { scope });
 
 /**
  * A project's events, newest or oldest first, filtered by type, session, user and time range.
@@ -92,24 +78,29 @@ export async function listProjectEvents(
   em: Em,
   viewerId: string,
   args: { projectId: string; filter?: ProjectEventsFilterInput | null; order?: EventOrder | null } & PageRequest,
-): Promise<Page<ChatEvent>> {
+): Promise<Page<DomainEvent>> {
   const projectId = requireId('projectId', args.projectId);
   const filter = parseEventFilter(projectId, args.filter);
   const order = args.order ?? 'newest_first';
   await requireMembership(em, viewerId, projectId);
 
-  const scope = queryScope('projectEvents', { ...filter, order });
-  const page = parseScopedPageRequest(args, scope);
-  const { rows, horizon } = await findProjectEventsPage(em, {
-    ...filter,
-    newestFirst: order === 'newest_first',
-    after: page.after ? eventPosition(page.after) : null,
-    horizon: page.after?.pinned ?? null,
-    limit: page.limit,
-  });
-  const createdAtKeys = new Map(rows.map((row) => [row.eventId, row.createdAtKey]));
-  return pageOf<ChatEvent>(rows, page.limit, (event) =>
-    encodeScopedCursor(scope, { position: [createdAtKeys.get(event.eventId)!, event.eventId], pinned: horizon }),
+  return findPage(
+    args,
+    {
+      cursor: projectEventsCursor(queryScope('projectEvents', { ...filter, order })),
+      fetch: async ({ after, pinned, limit }) => {
+        const { rows, horizon } = await findProjectEventsPage(em, {
+          ...filter,
+          newestFirst: order === 'newest_first',
+          after: after && { createdAtKey: after[0], id: after[1] },
+          horizon: pinned,
+          limit,
+        });
+        return { rows, pinned: horizon };
+      },
+      keyOf: (row): [string, string] => [row.createdAtKey, row.event.eventId],
+    },
+    (row) => row.event,
   );
 }
 
@@ -121,23 +112,22 @@ export async function listSessionEvents(
   em: Em,
   viewerId: string,
   args: { projectId: string; sessionId: string } & PageRequest,
-): Promise<Page<ChatEvent>> {
+): Promise<Page<DomainEvent>> {
   const projectId = requireId('projectId', args.projectId);
   const sessionId = requireId('sessionId', args.sessionId);
   await requireMembership(em, viewerId, projectId);
   // A session of another project is, from here, a session that does not exist.
   if (!(await sessionBelongsToProject(em, sessionId, projectId))) throw notFound('ChatSession', sessionId);
 
-  const scope = queryScope('sessionEvents', { projectId, sessionId });
-  const page = parseScopedPageRequest(args, scope);
-  let afterSequence = 0;
-  if (page.after) {
-    const [sequence] = page.after.position;
-    if (typeof sequence !== 'number' || sequence < 0) throw badInput('after', 'after is not a valid cursor');
-    afterSequence = sequence;
-  }
-  const rows = await findSessionEventsPage(em, { projectId, sessionId, afterSequence, limit: page.limit });
-  return pageOf<ChatEvent>(rows, page.limit, (event) => encodeScopedCursor(scope, { position: [event.sequence], pinned: null }));
+  return findPage(
+    args,
+    {
+      cursor: sessionEventsCursor(queryScope('sessionEvents', { projectId, sessionId })),
+      fetch: ({ after, limit }) => findSessionEventsPage(em, { projectId, sessionId, afterSequence: after?.[0] ?? 0, limit }),
+      keyOf: (row): [number] => [row.event.sequence],
+    },
+    (row) => row.event,
+  );
 }
 
 export interface EventTypeCount {
@@ -189,7 +179,7 @@ function parseAnalyticsArgs(args: ProjectAnalyticsArgs) {
 }
 
 /**
- * Aggregates over the project's events in [from, to): the same set of events projectEvents would
+ * Aggregates over the project's events in [from, to): the same set of events projectEventHistory would
  * list at this moment (docs/analytics.md defines each number). Whole hours and days come from the
  * running totals, the rest straight from events, in one statement and so one snapshot.
  */

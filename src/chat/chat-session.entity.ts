@@ -1,6 +1,7 @@
 import { defineEntity, p, type InferEntity } from '@mikro-orm/core';
 import { newId } from '../db/ids.ts';
 import { ProjectSchema } from '../projects/project.entity.ts';
+import { MAX_USER_ID_LENGTH } from '../validation.ts';
 
 export const ChatSessionSchema = defineEntity({
   name: 'ChatSession',
@@ -9,7 +10,7 @@ export const ChatSessionSchema = defineEntity({
     id: p.uuid().primary().onCreate(() => newId()),
     project: () => p.manyToOne(ProjectSchema).deleteRule('cascade'),
     title: p.string().length(200),
-    createdByUserId: p.string().length(200),
+    createdByUserId: p.string().length(MAX_USER_ID_LENGTH),
     /**
      * Last sequence number handed to an event of this session. Only the outbox writer moves it,
      * with an atomic increment that row-locks the session until commit (see outbox.writer.ts).

@@ -1,5 +1,6 @@
 import { builder } from '../graphql/builder.ts';
-import { connectionArgs, connectionType } from '../graphql/connection.ts';
+import { connectionField, connectionType } from '../graphql/connection.ts';
+import { related } from '../graphql/loaders.ts';
 import { ProjectRef } from '../projects/project.schema.ts';
 import type { IChatSession } from './chat-session.entity.ts';
 import { createChatSession, getSession, listSessions } from './chat.service.ts';
@@ -18,21 +19,15 @@ ChatSessionRef.implement({
       description:
         '`sequence` of the newest committed event of this session (0 when none). Load the messages, then subscribe to `sessionEvents` with `afterSequence` set to this value: nothing is missed in between.',
     }),
-    project: t.field({
-      type: ProjectRef,
-      resolve: async (session, _args, ctx) => (await ctx.loaders.projectById.load(session.project.id))!,
-    }),
+    project: t.field({ type: ProjectRef, resolve: related((loaders, session) => loaders.projectById.load(session.project.id)) }),
   }),
 });
 
-builder.objectField(ProjectRef, 'sessions', (t) =>
-  t.field({
-    type: ChatSessionConnection,
-    description: "The project's chat sessions, oldest first.",
-    args: connectionArgs,
-    resolve: (project, args, ctx) => listSessions(ctx.em, project.id, args),
-  }),
-);
+connectionField(ProjectRef, 'sessions', {
+  connection: ChatSessionConnection,
+  description: "The project's chat sessions, oldest first.",
+  list: (project, args, ctx) => listSessions(ctx.em, project.id, args),
+});
 
 builder.queryField('chatSession', (t) =>
   t.field({

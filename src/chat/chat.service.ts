@@ -1,12 +1,14 @@
 import { AgentSchema } from '../agents/agent.entity.ts';
 import type { Em } from '../db/orm.ts';
-import { afterKeyset, KEYSET_ORDER, parsePageRequest, toPage, type Page, type PageRequest } from '../db/pagination.ts';
+import { afterKeyset, createdAtCursor, createdAtKey, findPage, KEYSET_ORDER, type Page, type PageRequest } from '../db/pagination.ts';
 import { notFound } from '../errors.ts';
+import { messageCreated } from '../events/domain-event.ts';
 import { recordEvent } from '../outbox/outbox.writer.ts';
 import { requireMembership } from '../projects/project.service.ts';
 import { requireId, requireText } from '../validation.ts';
 import { ChatSessionSchema, type IChatSession } from './chat-session.entity.ts';
 import { MessageSchema, type IMessage, type MessageRole } from './message.entity.ts';
+import { messageView, type MessageView } from './message.view.ts';
 
 /** Characters (code points) in one message body. Long enough for pasted code, short of abuse. */
 export const MAX_MESSAGE_BODY_LENGTH = 8_000;
@@ -24,24 +26,24 @@ export async function getSession(em: Em, userId: string, sessionIdInput: string)
   return requireSession(em, userId, requireId('id', sessionIdInput));
 }
 
-export async function listSessions(em: Em, projectId: string, request: PageRequest): Promise<Page<IChatSession>> {
-  const query = parsePageRequest(request);
-  const rows = await em.find(
-    ChatSessionSchema,
-    { project: projectId, ...afterKeyset(query.after) },
-    { orderBy: KEYSET_ORDER, limit: query.limit + 1 },
-  );
-  return toPage(rows, query, (session) => session);
+export function listSessions(em: Em, projectId: string, request: PageRequest): Promise<Page<IChatSession>> {
+  return findPage(request, {
+    cursor: createdAtCursor,
+    fetch: ({ after, limit }) => em.find(ChatSessionSchema, { project: projectId, ...afterKeyset(after) }, { orderBy: KEYSET_ORDER, limit }),
+    keyOf: createdAtKey,
+  });
 }
 
-export async function listMessages(em: Em, sessionId: string, request: PageRequest): Promise<Page<IMessage>> {
-  const query = parsePageRequest(request);
-  const rows = await em.find(
-    MessageSchema,
-    { session: sessionId, ...afterKeyset(query.after) },
-    { orderBy: KEYSET_ORDER, limit: query.limit + 1 },
+export function listMessages(em: Em, sessionId: string, request: PageRequest): Promise<Page<MessageView>> {
+  return findPage(
+    request,
+    {
+      cursor: createdAtCursor,
+      fetch: ({ after, limit }) => em.find(MessageSchema, { session: sessionId, ...afterKeyset(after) }, { orderBy: KEYSET_ORDER, limit }),
+      keyOf: createdAtKey,
+    },
+    messageView,
   );
-  return toPage(rows, query, (message) => message);
 }
 
 export async function createChatSession(
@@ -120,13 +122,9 @@ async function storeMessage(
     role: author.role,
     body,
   });
-  const event = await recordEvent(tx, {
-    type: 'message_created',
-    aggregate: { type: 'chat_session', id: session.id },
-    projectId: session.project.id,
-    userId: author.authorUserId,
-    sessionId: session.id,
-    payload: {
+  const event = await recordEvent(
+    tx,
+    messageCreated(session.project.id, {
       messageId: message.id,
       sessionId: session.id,
       authorUserId: author.authorUserId,
@@ -134,7 +132,7 @@ async function storeMessage(
       ...(author.agentId ? { agentId: author.agentId } : {}),
       body: message.body,
       createdAt: message.createdAt.toISOString(),
-    },
-  });
+    }),
+  );
   return { message, event: { id: event.id, sequence: event.sequence } };
 }

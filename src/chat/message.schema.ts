@@ -1,10 +1,10 @@
 import { builder } from '../graphql/builder.ts';
-import { connectionArgs, connectionType } from '../graphql/connection.ts';
-import { membershipKey } from '../graphql/loaders.ts';
+import { connectionField, connectionType } from '../graphql/connection.ts';
+import { membershipKey, related } from '../graphql/loaders.ts';
 import { ProjectMemberRef } from '../projects/project.schema.ts';
 import { ChatSessionRef } from './chat-session.schema.ts';
 import { listMessages, MAX_MESSAGE_BODY_LENGTH, sendMessage, type SendMessageResult } from './chat.service.ts';
-import type { IMessage } from './message.entity.ts';
+import { messageView, type MessageView } from './message.view.ts';
 
 export const MessageRoleEnum = builder.enumType('MessageRole', {
   values: {
@@ -14,7 +14,7 @@ export const MessageRoleEnum = builder.enumType('MessageRole', {
   } as const,
 });
 
-export const MessageRef = builder.objectRef<IMessage>('Message');
+export const MessageRef = builder.objectRef<MessageView>('Message');
 const MessageConnection = connectionType('Message', MessageRef);
 
 MessageRef.implement({
@@ -24,28 +24,22 @@ MessageRef.implement({
     role: t.field({ type: MessageRoleEnum, resolve: (message) => message.role }),
     authorUserId: t.exposeID('authorUserId'),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
-    session: t.field({
-      type: ChatSessionRef,
-      resolve: async (message, _args, ctx) => (await ctx.loaders.sessionById.load(message.session.id))!,
-    }),
+    session: t.field({ type: ChatSessionRef, resolve: related((loaders, message) => loaders.sessionById.load(message.sessionId)) }),
     authorMembership: t.field({
       type: ProjectMemberRef,
       nullable: true,
       description: "The author's membership of the project; null once they have left it.",
       resolve: (message, _args, ctx) =>
-        ctx.loaders.membership.load(membershipKey(message.project.id, message.authorUserId)),
+        ctx.loaders.membership.load(membershipKey(message.projectId, message.authorUserId)),
     }),
   }),
 });
 
-builder.objectField(ChatSessionRef, 'messages', (t) =>
-  t.field({
-    type: MessageConnection,
-    description: 'Messages in the order they were sent, oldest first.',
-    args: connectionArgs,
-    resolve: (session, args, ctx) => listMessages(ctx.em, session.id, args),
-  }),
-);
+connectionField(ChatSessionRef, 'messages', {
+  connection: MessageConnection,
+  description: 'Messages in the order they were sent, oldest first.',
+  list: (session, args, ctx) => listMessages(ctx.em, session.id, args),
+});
 
 const SendMessageInput = builder.inputType('SendMessageInput', {
   fields: (t) => ({
@@ -56,7 +50,7 @@ const SendMessageInput = builder.inputType('SendMessageInput', {
 
 const SendMessagePayload = builder.objectRef<SendMessageResult>('SendMessagePayload').implement({
   fields: (t) => ({
-    message: t.field({ type: MessageRef, resolve: (result) => result.message }),
+    message: t.field({ type: MessageRef, resolve: (result) => messageView(result.message) }),
     eventId: t.id({
       description: 'Id of the `message_created` event: the same `eventId` subscribers receive.',
       resolve: (result) => result.event.id,

@@ -8,6 +8,7 @@ import type { SqlEntityManager, SqlMikroORM } from '@mikro-orm/sql';
 import type { CompiledQuery } from 'kysely';
 import pg from 'pg';
 import type { DatabaseConfig } from '../config.ts';
+import { dbOf } from './database.ts';
 import { entities } from './entities.ts';
 
 /** The ORM, whichever PostgreSQL it talks to; everything above this file sees only this. */
@@ -52,8 +53,9 @@ export function ormOptions(database: DatabaseConfig, overrides: OrmOverrides = {
   const { settings, ...ormOverrides } = overrides;
   if (database.kind === 'postgresql') {
     // JIT compilation pays off for long analytical scans; ours are index lookups and small
-    // aggregates, where the server's default cost threshold still lets it kick in and spend
-    // 30-40 ms compiling a statement that runs in 10 (the publisher's claim with a large backlog).
+    // aggregates, where the server's default cost threshold still lets it kick in and spend longer
+    // compiling a statement than running it (the publisher's claim with a large backlog; figures in
+    // docs/design-notes.md#measurements-behind-some-choices).
     const all = { jit: 'off', ...settings };
     return definePostgresConfig({
       ...sharedOptions,
@@ -97,7 +99,7 @@ const preparedNames = new Map<string, string>();
 
 /**
  * Runs a hot statement as a named prepared statement on PostgreSQL, so each connection plans it
- * once instead of on every run (the publisher's claim spent twice as long planning as executing).
+ * once instead of on every run (planning the publisher's claim cost more than running it).
  * Outside any EntityManager's transaction: for statements that are a transaction of their own.
  * On PGlite, or with `prepare` false (behind a pooler that cannot keep them), it runs the
  * statement as usual.
@@ -111,5 +113,5 @@ export async function runPrepared<Row>(orm: Orm, query: CompiledQuery<Row>, prep
     const result = await native.query({ name, text: query.sql, values: [...query.parameters] });
     return result.rows as Row[];
   }
-  return (await forkEm(orm).getKysely().executeQuery(query)).rows;
+  return (await dbOf(forkEm(orm)).executeQuery(query)).rows;
 }

@@ -1,10 +1,12 @@
 import { ChatSessionRef } from '../chat/chat-session.schema.ts';
 import { MessageRef } from '../chat/message.schema.ts';
 import { builder } from '../graphql/builder.ts';
+import { related } from '../graphql/loaders.ts';
 import type { GraphQLContext } from '../graphql/context.ts';
 import { StreamEnd } from './event-stream.ts';
 import { ProjectRef } from '../projects/project.schema.ts';
-import { agentSwitchOf, messageOf, type AgentSwitch, type ChatEvent } from './chat-event.ts';
+import { messageViewOfEvent } from '../chat/message.view.ts';
+import type { AgentSwitchedEvent, DomainEvent, MessageCreatedEvent } from './domain-event.ts';
 
 export const EventTypeEnum = builder.enumType('EventType', {
   values: {
@@ -13,13 +15,27 @@ export const EventTypeEnum = builder.enumType('EventType', {
   } as const,
 });
 
+/** Reached only if a kind is added to DomainEvent without a GraphQL type: the compiler flags it first. */
+function unknownEventType(event: never): never {
+  throw new Error(`no GraphQL type for event type ${(event as DomainEvent).type}`);
+}
+
 /**
  * Shared by subscriptions (live and replayed events) and the analytics queries. Deliveries are
  * at-least-once: deduplicate by `eventId`, order by `sequence` within a session.
  */
-export const ChatEventRef = builder.interfaceRef<ChatEvent>('ChatEvent').implement({
+export const ChatEventRef = builder.interfaceRef<DomainEvent>('ChatEvent').implement({
   description: 'A committed domain event. `eventId` is unique and stable across redeliveries.',
-  resolveType: (event) => (event.type === 'message_created' ? 'MessageCreatedEvent' : 'AgentSwitchedEvent'),
+  resolveType: (event) => {
+    switch (event.type) {
+      case 'message_created':
+        return 'MessageCreatedEvent';
+      case 'agent_switched':
+        return 'AgentSwitchedEvent';
+      default:
+        return unknownEventType(event);
+    }
+  },
   fields: (t) => ({
     eventId: t.exposeID('eventId', { description: 'The outbox id; the same on every (re)delivery. Deduplicate by it.' }),
     type: t.field({ type: EventTypeEnum, resolve: (event) => event.type }),
@@ -33,10 +49,7 @@ export const ChatEventRef = builder.interfaceRef<ChatEvent>('ChatEvent').impleme
     projectId: t.exposeID('projectId'),
     sessionId: t.exposeID('sessionId', { nullable: true }),
     userId: t.exposeID('userId', { description: 'The user whose action caused the event.' }),
-    project: t.field({
-      type: ProjectRef,
-      resolve: async (event, _args, ctx) => (await ctx.loaders.projectById.load(event.projectId))!,
-    }),
+    project: t.field({ type: ProjectRef, resolve: related((loaders, event) => loaders.projectById.load(event.projectId)) }),
     session: t.field({
       type: ChatSessionRef,
       nullable: true,
@@ -45,11 +58,11 @@ export const ChatEventRef = builder.interfaceRef<ChatEvent>('ChatEvent').impleme
   }),
 });
 
-builder.objectRef<ChatEvent>('MessageCreatedEvent').implement({
+builder.objectRef<MessageCreatedEvent>('MessageCreatedEvent').implement({
   interfaces: [ChatEventRef],
-  isTypeOf: (event) => (event as ChatEvent).type === 'message_created',
+  isTypeOf: (event) => (event as DomainEvent).type === 'message_created',
   fields: (t) => ({
-    message: t.field({ type: MessageRef, description: 'The message as it was committed.', resolve: messageOf }),
+    message: t.field({ type: MessageRef, description: 'The message as it was committed.', resolve: messageViewOfEvent }),
   }),
 });
 
@@ -58,23 +71,20 @@ const AgentRefSnapshot = builder.objectRef<{ id: string; name: string }>('AgentS
   fields: (t) => ({ id: t.exposeID('id'), name: t.exposeString('name') }),
 });
 
-builder.objectRef<ChatEvent>('AgentSwitchedEvent').implement({
+builder.objectRef<AgentSwitchedEvent>('AgentSwitchedEvent').implement({
   interfaces: [ChatEventRef],
-  isTypeOf: (event) => (event as ChatEvent).type === 'agent_switched',
+  isTypeOf: (event) => (event as DomainEvent).type === 'agent_switched',
   fields: (t) => ({
-    workerSpaceId: t.id({ resolve: (event) => agentSwitchOf(event).workerSpaceId }),
+    workerSpaceId: t.id({ resolve: (event) => event.payload.workerSpaceId }),
     from: t.field({
       type: AgentRefSnapshot,
       nullable: true,
       description: 'The agent that was active before; null for the first switch.',
-      resolve: (event) => {
-        const change: AgentSwitch = agentSwitchOf(event);
-        return change.fromAgentId ? { id: change.fromAgentId, name: change.fromAgentName ?? '' } : null;
-      },
+      resolve: ({ payload }) => (payload.fromAgentId ? { id: payload.fromAgentId, name: payload.fromAgentName ?? '' } : null),
     }),
     to: t.field({
       type: AgentRefSnapshot,
-      resolve: (event) => ({ id: agentSwitchOf(event).toAgentId, name: agentSwitchOf(event).toAgentName }),
+      resolve: ({ payload }) => ({ id: payload.toAgentId, name: payload.toAgentName }),
     }),
   }),
 });
@@ -85,7 +95,7 @@ const resumeArgs = builder.args((t) => ({
 }));
 
 /** Subscription items are events, or the error that ends the stream (thrown here to reach the client). */
-function deliver(item: ChatEvent | StreamEnd, ctx: GraphQLContext): ChatEvent {
+function deliver(item: DomainEvent | StreamEnd, ctx: GraphQLContext): DomainEvent {
   if (item instanceof StreamEnd) throw item.error;
   ctx.renew();
   return item;
@@ -98,7 +108,7 @@ builder.subscriptionFields((t) => ({
       'Committed events of one chat session in `sequence` order, with no gaps or duplicates within the subscription. Without `after`/`afterSequence`: live events only.',
     args: { sessionId: t.arg.id({ required: true }), ...resumeArgs },
     subscribe: (_root, args, ctx) => ctx.events.session(ctx.viewer(), args.sessionId, args),
-    resolve: (item, _args, ctx) => deliver(item as ChatEvent | StreamEnd, ctx),
+    resolve: (item, _args, ctx) => deliver(item as DomainEvent | StreamEnd, ctx),
   }),
   projectEvents: t.field({
     type: ChatEventRef,
@@ -106,6 +116,6 @@ builder.subscriptionFields((t) => ({
       'Every committed event of a project in `projectSequence` (commit) order, with no gaps or duplicates within the subscription. Without `after`/`afterSequence`: live events only.',
     args: { projectId: t.arg.id({ required: true }), ...resumeArgs },
     subscribe: (_root, args, ctx) => ctx.events.project(ctx.viewer(), args.projectId, args),
-    resolve: (item, _args, ctx) => deliver(item as ChatEvent | StreamEnd, ctx),
+    resolve: (item, _args, ctx) => deliver(item as DomainEvent | StreamEnd, ctx),
   }),
 }));

@@ -1,6 +1,6 @@
 import { systemClock, type Clock } from '../clock.ts';
 import { DomainError } from '../errors.ts';
-import type { ChatEvent } from './chat-event.ts';
+import type { DomainEvent } from './domain-event.ts';
 
 /** The last item of a stream that ends with an error: the subscription resolver throws it. */
 export class StreamEnd {
@@ -16,17 +16,17 @@ export interface OrderedStreamSource {
    * may have been lost (the bus reconnected): the stream then reads the table for what comes after
    * its position. Returns the unsubscribe.
    */
-  subscribeLive(listener: (event: ChatEvent) => void, missedSome: () => void): Promise<() => void>;
+  subscribeLive(listener: (event: DomainEvent) => void, missedSome: () => void): Promise<() => void>;
   /** Whether a live event belongs to this stream. */
-  accepts(event: ChatEvent): boolean;
+  accepts(event: DomainEvent): boolean;
   /** The stream's gapless, commit-ordered position of an event (session or project sequence). */
-  positionOf(event: ChatEvent): number;
+  positionOf(event: DomainEvent): number;
   /** Committed events after `position`, in order, at most `limit`. */
-  loadAfter(position: number, limit: number): Promise<ChatEvent[]>;
+  loadAfter(position: number, limit: number): Promise<DomainEvent[]>;
   /** The newest committed position, where a live-only stream starts. */
   currentPosition(): Promise<number>;
   /** Throws a DomainError when the subscriber may no longer receive `event`. */
-  authorize(event: ChatEvent): Promise<void>;
+  authorize(event: DomainEvent): Promise<void>;
 }
 
 export interface OrderedStreamOptions {
@@ -38,9 +38,8 @@ export interface OrderedStreamOptions {
   endAt?: Date | null;
   /** Page size for reading history and filling gaps. */
   pageSize?: number;
-  onLiveEvent?(): void;
   /** Called for every event handed to the client. */
-  onDelivered?(event: ChatEvent): void;
+  onDelivered?(event: DomainEvent): void;
   onEnd?(reason: 'client' | 'error' | 'slow-consumer'): void;
   /** Times `endAt`; default: the real clock. */
   clock?: Clock;
@@ -57,13 +56,13 @@ export interface OrderedStreamOptions {
  * the stream reads the table at once rather than waiting for the next live event to show the gap.
  * Nothing is read from the database per event in the steady state.
  *
- * The per-client buffer is bounded (TRAPS.md #7): when a client falls `bufferSize` events behind,
+ * The per-client buffer is bounded (docs/design-notes.md#iterator-leaks): when a client falls `bufferSize` events behind,
  * the stream ends with SLOW_CONSUMER, naming the last event delivered to resume after.
  */
-export function orderedEventStream(source: OrderedStreamSource, options: OrderedStreamOptions): AsyncIterableIterator<ChatEvent | StreamEnd> {
+export function orderedEventStream(source: OrderedStreamSource, options: OrderedStreamOptions): AsyncIterableIterator<DomainEvent | StreamEnd> {
   const pageSize = options.pageSize ?? 500;
-  const live: ChatEvent[] = [];
-  let replay: ChatEvent[] = [];
+  const live: DomainEvent[] = [];
+  let replay: DomainEvent[] = [];
   let last = 0;
   let lastEventId: string | null = null;
   let catchingUp = options.startAfter !== null;
@@ -85,9 +84,8 @@ export function orderedEventStream(source: OrderedStreamSource, options: Ordered
     wakeConsumer();
   }
 
-  function onLive(event: ChatEvent) {
+  function onLive(event: DomainEvent) {
     if (finished || ending || !source.accepts(event)) return;
-    options.onLiveEvent?.();
     if (live.length >= options.bufferSize) {
       end(
         new DomainError('SLOW_CONSUMER', 'The subscription fell too far behind and was ended; subscribe again with `after` set to the last eventId you received', {
@@ -129,7 +127,7 @@ export function orderedEventStream(source: OrderedStreamSource, options: Ordered
   }
 
   /** The next event at position last + 1, reading the database when the live buffer cannot say. */
-  async function nextInOrder(): Promise<ChatEvent | null> {
+  async function nextInOrder(): Promise<DomainEvent | null> {
     for (;;) {
       if (finished || ending) return null;
       while (replay.length && source.positionOf(replay[0]!) <= last) replay.shift();
@@ -155,11 +153,11 @@ export function orderedEventStream(source: OrderedStreamSource, options: Ordered
     }
   }
 
-  const iterator: AsyncIterableIterator<ChatEvent | StreamEnd> = {
+  const iterator: AsyncIterableIterator<DomainEvent | StreamEnd> = {
     async next() {
       await started;
       if (finished) return { done: true, value: undefined };
-      let event: ChatEvent | null;
+      let event: DomainEvent | null;
       try {
         event = await nextInOrder();
         if (event) await source.authorize(event);

@@ -1,15 +1,15 @@
-import { sql } from 'kysely';
 import type { Viewer } from '../auth/token.ts';
 import { requireSession } from '../chat/chat.service.ts';
 import { systemClock, type Clock } from '../clock.ts';
 import type { SubscriptionOptions } from '../config.ts';
+import { dbOf } from '../db/database.ts';
 import { forkEm, type Orm } from '../db/orm.ts';
 import { badInput, DomainError, notFound } from '../errors.ts';
-import type { OutboxRow } from '../outbox/outbox.sql.ts';
 import { requireMembership } from '../projects/project.service.ts';
 import type { EventBus } from '../pubsub/event-bus.ts';
 import { requireId } from '../validation.ts';
-import { chatEventFromRow, type ChatEvent } from './chat-event.ts';
+import type { DomainEvent } from './domain-event.ts';
+import { eventsAfter, newestPosition, positionOfEvent, type EventStreamScope } from './event-log.repository.ts';
 import { orderedEventStream, type OrderedStreamSource, type StreamEnd } from './event-stream.ts';
 
 export interface ResumePoint {
@@ -19,50 +19,36 @@ export interface ResumePoint {
   afterSequence?: number | null;
 }
 
-/**
- * A stream over one gapless position column of event_outbox: `sequence` within an aggregate,
- * or `project_sequence` within a project. Column and table names come from the two callers
- * below, never from input.
- */
-interface StreamShape {
-  id: string;
+/** A stream over one gapless position column of event_outbox (see EventStreamScope). */
+interface StreamShape extends EventStreamScope {
   projectId: string;
-  /** The column that scopes the stream, and the one that orders it. */
-  scope: 'aggregate_id' | 'project_id';
-  position: 'sequence' | 'project_sequence';
-  /** Where the newest committed position is kept. */
-  counterTable: 'chat_session' | 'project';
-  accepts(event: ChatEvent): boolean;
-  positionOf(event: ChatEvent): number;
+  accepts(event: DomainEvent): boolean;
+  positionOf(event: DomainEvent): number;
 }
 
 export interface EventStreamsDeps {
   orm: Orm;
   bus: EventBus;
   options: SubscriptionOptions;
-  onLiveEvent?(): void;
-  onDelivered?(event: ChatEvent): void;
+  onDelivered?(event: DomainEvent): void;
   onEnd?(reason: 'client' | 'error' | 'slow-consumer'): void;
   /** Times token expiry and membership re-checks; default: the real clock. */
   clock?: Clock;
 }
 
-const EVENT_COLUMNS = sql`id, event_type, aggregate_type, aggregate_id, sequence, project_sequence, project_id, user_id,
-  session_id, payload, status, attempts, created_at`;
-
 /**
  * Opens `sessionEvents` / `projectEvents` streams for a viewer. It can only subscribe: publishing
  * is the OutboxPublisher's alone. Every database read runs on a fresh EntityManager fork, so a
- * subscription that lives for hours holds no identity map (TRAPS.md #6).
+ * subscription that lives for hours holds no identity map (docs/design-notes.md#subscription-context-lifetime).
  */
 export function createEventStreams(deps: EventStreamsDeps) {
-  const db = () => forkEm(deps.orm).getKysely();
+  const db = () => dbOf(forkEm(deps.orm));
   const clock = deps.clock ?? systemClock;
 
-  /** Membership is re-checked on an event at most every `authRecheckMs` (TRAPS.md #8). */
+  /** Membership is re-checked on an event at most every `authRecheckMs` (docs/design-notes.md#authorisation-only-at-subscribe-time). */
   function authorizer(viewer: Viewer, projectId: string) {
     let checkedAt = clock.now();
-    return async (_event: ChatEvent) => {
+    return async (_event: DomainEvent) => {
       if (viewer.tokenExpiresAt && viewer.tokenExpiresAt.getTime() <= clock.now()) {
         throw new DomainError('UNAUTHENTICATED', 'The token has expired; subscribe again with a fresh token');
       }
@@ -74,10 +60,9 @@ export function createEventStreams(deps: EventStreamsDeps) {
 
   /** The newest committed position of a stream, kept on its project or session row. */
   async function currentPosition(stream: StreamShape): Promise<number> {
-    const { rows } = await sql<{ event_sequence: number }>`
-      select event_sequence from ${sql.table(stream.counterTable)} where id = ${stream.id}`.execute(db());
-    if (!rows[0]) throw notFound(stream.counterTable === 'project' ? 'Project' : 'ChatSession', stream.id);
-    return rows[0].event_sequence;
+    const position = await newestPosition(db(), stream);
+    if (position === null) throw notFound(stream.counterTable === 'project' ? 'Project' : 'ChatSession', stream.id);
+    return position;
   }
 
   async function resolveStart(resume: ResumePoint, stream: StreamShape): Promise<number | null> {
@@ -92,16 +77,14 @@ export function createEventStreams(deps: EventStreamsDeps) {
     }
     if (resume.after != null) {
       const eventId = requireId('after', resume.after);
-      const { rows } = await sql<{ position: number }>`
-        select ${sql.ref(stream.position)} as position from event_outbox
-        where id = ${eventId} and ${sql.ref(stream.scope)} = ${stream.id}`.execute(db());
-      if (!rows[0]) throw badInput('after', 'after is not an event of this stream');
-      return rows[0].position;
+      const position = await positionOfEvent(db(), stream, eventId);
+      if (position === null) throw badInput('after', 'after is not an event of this stream');
+      return position;
     }
     return null;
   }
 
-  async function open(viewer: Viewer, stream: StreamShape, resume: ResumePoint): Promise<AsyncIterableIterator<ChatEvent | StreamEnd>> {
+  async function open(viewer: Viewer, stream: StreamShape, resume: ResumePoint): Promise<AsyncIterableIterator<DomainEvent | StreamEnd>> {
     const startAfter = await resolveStart(resume, stream);
     const source: OrderedStreamSource = {
       async subscribeLive(listener, missedSome) {
@@ -119,13 +102,7 @@ export function createEventStreams(deps: EventStreamsDeps) {
       },
       accepts: stream.accepts,
       positionOf: stream.positionOf,
-      async loadAfter(position, limit) {
-        const { rows } = await sql<OutboxRow>`
-          select ${EVENT_COLUMNS} from event_outbox
-          where ${sql.ref(stream.scope)} = ${stream.id} and ${sql.ref(stream.position)} > ${position}
-          order by ${sql.ref(stream.position)} limit ${limit}`.execute(db());
-        return rows.map(chatEventFromRow);
-      },
+      loadAfter: (position, limit) => eventsAfter(db(), stream, position, limit),
       currentPosition: () => currentPosition(stream),
       authorize: authorizer(viewer, stream.projectId),
     };
@@ -134,7 +111,6 @@ export function createEventStreams(deps: EventStreamsDeps) {
       bufferSize: deps.options.bufferSize,
       endAt: viewer.tokenExpiresAt,
       clock,
-      ...(deps.onLiveEvent ? { onLiveEvent: deps.onLiveEvent } : {}),
       ...(deps.onDelivered ? { onDelivered: deps.onDelivered } : {}),
       ...(deps.onEnd ? { onEnd: deps.onEnd } : {}),
     });

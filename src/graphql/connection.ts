@@ -1,6 +1,7 @@
 import type { InterfaceRef, ObjectRef } from '@pothos/core';
-import type { Page } from '../db/pagination.ts';
+import type { Page, PageRequest } from '../db/pagination.ts';
 import { builder } from './builder.ts';
+import type { GraphQLContext } from './context.ts';
 
 /**
  * Forward-only Relay connections over our keyset pages. (Pothos's relay plugin always adds
@@ -43,3 +44,23 @@ export const connectionArgs = builder.args((t) => ({
   first: t.int({ required: false, description: 'Page size, 0 to 100 (default 20).' }),
   after: t.string({ required: false, description: 'The `endCursor` of the previous page.' }),
 }));
+
+/** A paginated field on `parent`: `first`/`after` in, a page of `list` out. */
+export function connectionField<Parent, Node>(
+  parent: ObjectRef<any, Parent>,
+  name: string,
+  options: {
+    connection: ObjectRef<any, Page<Node>>;
+    description?: string;
+    list: (parent: Parent, args: PageRequest, ctx: GraphQLContext) => Promise<Page<Node>>;
+  },
+): void {
+  builder.objectField(parent, name, (t) =>
+    t.field({
+      type: options.connection,
+      ...(options.description ? { description: options.description } : {}),
+      args: connectionArgs,
+      resolve: (source, args, ctx) => options.list(source, args, ctx),
+    }),
+  );
+}

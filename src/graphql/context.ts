@@ -17,7 +17,7 @@ export interface GraphQLContext {
   /**
    * Fresh EntityManager and DataLoaders. graphql-ws builds a context once per subscription, which
    * may live for hours; each delivered event calls this so it never reads a stale identity map
-   * or loader cache (TRAPS.md #6).
+   * or loader cache (docs/design-notes.md#subscription-context-lifetime).
    */
   renew(): void;
   /** The process's instruments, for the few operator actions resolvers record (reprocessing). */

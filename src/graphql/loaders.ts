@@ -24,6 +24,14 @@ function byId<T extends { id: string }>(load: (ids: string[]) => Promise<T[]>) {
   });
 }
 
+/**
+ * The resolver of a relation that exists as long as its parent does (its row is deleted with the
+ * parent's, so a miss cannot happen within one request), loaded through the request's DataLoaders.
+ */
+export function related<Parent, T>(load: (loaders: Loaders, parent: Parent) => Promise<T | null>) {
+  return async (parent: Parent, _args: unknown, ctx: { loaders: Loaders }): Promise<T> => (await load(ctx.loaders, parent))!;
+}
+
 export const membershipKey = (projectId: string, userId: string) => `${projectId}:${userId}`;
 
 export function createLoaders(em: Em): Loaders {

@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { dbOf } from '../db/database.ts';
 import { forkEm, type Orm } from '../db/orm.ts';
 import type { Logger } from '../logger.ts';
 import type { PublisherStatusSource } from '../observability/metrics.ts';
@@ -45,7 +46,7 @@ export function createHealthChecks(deps: HealthDeps): HealthChecks {
   let lastStatus: ReadinessReport['status'] | null = null;
 
   // Single flight: a probe storm while the database hangs must not queue up pool acquisitions.
-  const pingDatabase = singleFlight(() => withTimeout(sql`select 1`.execute(forkEm(deps.orm).getKysely()), deps.timeoutMs, 'database'));
+  const pingDatabase = singleFlight(() => withTimeout(sql`select 1`.execute(dbOf(forkEm(deps.orm))), deps.timeoutMs, 'database'));
   // The migrator compares the migration files with the mikro_orm_migrations table: one small query.
   const pendingMigrations = singleFlight(() => withTimeout(deps.orm.migrator.getPending(), deps.timeoutMs, 'migrations check'));
 

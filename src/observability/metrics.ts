@@ -1,6 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type GaugeConfiguration } from 'prom-client';
 import type { Logger } from '../logger.ts';
-import { EVENT_TYPES, type EventType } from '../outbox/outbox-event.entity.ts';
+import { EVENT_TYPES, type EventType } from '../events/domain-event.ts';
 import type { OutboxBacklog } from './outbox-backlog.ts';
 import { createOperationNameLabels, DEFAULT_MAX_OPERATION_NAMES, type OperationNameLabels } from './operation-name-label.ts';
 import { singleFlight, withTimeout } from './with-timeout.ts';

@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { dbOf } from '../db/database.ts';
 import { forkEm, type Em, type Orm } from '../db/orm.ts';
 
 /** What the outbox gauges show: the state of the whole database, the same from every instance. */
@@ -14,8 +15,8 @@ export interface OutboxBacklog {
 /**
  * Counting stops here. Both counts walk a partial index (`event_outbox_pending_idx`,
  * `event_outbox_failed_idx`), so a scrape costs time in proportion to the backlog, never to the
- * published rows the table keeps; the cap bounds that cost when the backlog is huge (about 20 ms for
- * 100k pending rows on the development machine). Past the cap the gauge reads the cap, and the
+ * published rows the table keeps; the cap bounds that cost when the backlog is huge
+ * (docs/design-notes.md#measurements-behind-some-choices). Past the cap the gauge reads the cap, and the
  * oldest age is taken from the first `cap` rows in claim order, which makes it a lower bound: by then
  * the lag alert has long fired anyway.
  */
@@ -42,7 +43,7 @@ export function outboxBacklogQuery(cap: number = BACKLOG_COUNT_CAP) {
 }
 
 export async function readOutboxBacklog(em: Em, cap: number = BACKLOG_COUNT_CAP): Promise<OutboxBacklog> {
-  const { rows } = await outboxBacklogQuery(cap).execute(em.getKysely());
+  const { rows } = await outboxBacklogQuery(cap).execute(dbOf(em));
   const row = rows[0]!;
   return {
     pending: row.pending,

@@ -1,24 +1,15 @@
-import { sql } from 'kysely';
+import { dbOf } from '../db/database.ts';
 import type { Em } from '../db/orm.ts';
 import { badInput } from '../errors.ts';
+import { deliveryCounts, failedEvents, reprocessFailed, type FailedEventInfo, type ReprocessedRow } from '../events/event-log.repository.ts';
 import { requireMembership, requireOwner } from '../projects/project.service.ts';
 import { requireId } from '../validation.ts';
-import type { EventType } from './outbox-event.entity.ts';
-import { reprocessFailed, type ReprocessedRow } from './outbox.sql.ts';
 import { wakePublisherAfterCommit } from './outbox.wakeups.ts';
 
 export const MAX_FAILED_EVENTS_LISTED = 100;
 export const MAX_REPROCESS_IDS = 1_000;
 
-export interface FailedEventInfo {
-  eventId: string;
-  type: EventType;
-  sequence: number;
-  sessionId: string | null;
-  attempts: number;
-  lastError: string | null;
-  createdAt: Date;
-}
+export type { FailedEventInfo };
 
 export interface OutboxStatusReport {
   projectId: string;
@@ -33,35 +24,16 @@ export interface OutboxStatusReport {
 export async function getOutboxStatus(em: Em, userId: string, projectIdInput: string): Promise<OutboxStatusReport> {
   const projectId = requireId('projectId', projectIdInput);
   await requireMembership(em, userId, projectId);
-  const db = em.getKysely();
-  const counts = await sql<{ pending: string; failed: string; oldest: string | null }>`
-    select count(*) filter (where status = 'pending') as pending,
-           count(*) filter (where status = 'failed') as failed,
-           min(created_at) filter (where status = 'pending') as oldest
-    from event_outbox where project_id = ${projectId} and status <> 'published'`.execute(db);
-  const failed = await sql<{ id: string; event_type: EventType; sequence: number; session_id: string | null; attempts: number; last_error: string | null; created_at: string }>`
-    select id, event_type, sequence, session_id, attempts, last_error, created_at
-    from event_outbox where project_id = ${projectId} and status = 'failed'
-    order by created_at limit ${MAX_FAILED_EVENTS_LISTED}`.execute(db);
-  const row = counts.rows[0];
+  const db = dbOf(em);
+  const counts = await deliveryCounts(db, projectId);
   return {
     projectId,
-    pending: Number(row?.pending ?? 0),
-    failed: Number(row?.failed ?? 0),
-    // Raw SQL returns timestamps as strings; the DateTime scalar wants Dates.
-    oldestPendingAt: row?.oldest ? new Date(row.oldest) : null,
-    failedEvents: failed.rows.map((f) => ({
-      eventId: f.id,
-      type: f.event_type,
-      sequence: f.sequence,
-      sessionId: f.session_id,
-      attempts: f.attempts,
-      lastError: f.last_error,
-      createdAt: new Date(f.created_at),
-    })),
+    pending: counts.pending,
+    failed: counts.failed,
+    oldestPendingAt: counts.oldestPendingAt,
+    failedEvents: await failedEvents(db, projectId, MAX_FAILED_EVENTS_LISTED),
   };
 }
-
 /**
  * Puts a project's failed events (all, or the listed ones) back to pending with their original
  * eventId and a fresh set of attempts. Owners only. Returns the ids it requeued.
@@ -79,6 +51,6 @@ export async function reprocessFailedEvents(
   return em.transactional(async (tx) => {
     await requireOwner(tx, userId, projectId);
     wakePublisherAfterCommit(tx);
-    return reprocessFailed(tx.getKysely(), { projectId, ...(eventIds ? { eventIds } : {}) });
+    return reprocessFailed(dbOf(tx), { projectId, ...(eventIds ? { eventIds } : {}) });
   });
 }

@@ -1,14 +1,10 @@
 import { defineEntity, p, type InferEntity } from '@mikro-orm/core';
 import { newId } from '../db/ids.ts';
+import type { AggregateType, EventType } from '../events/domain-event.ts';
+import { MAX_USER_ID_LENGTH } from '../validation.ts';
 
 export const OUTBOX_STATUSES = ['pending', 'published', 'failed'] as const;
 export type OutboxStatus = (typeof OUTBOX_STATUSES)[number];
-
-export const EVENT_TYPES = ['message_created', 'agent_switched'] as const;
-export type EventType = (typeof EVENT_TYPES)[number];
-
-export const AGGREGATE_TYPES = ['chat_session', 'worker_space'] as const;
-export type AggregateType = (typeof AGGREGATE_TYPES)[number];
 
 /**
  * A domain event, written in the same transaction as the change it describes and later published
@@ -31,9 +27,10 @@ export const OutboxEventSchema = defineEntity({
     /** 1, 2, 3, ... per project, gapless, assigned under the project's row lock: commit order within a project. */
     projectSequence: p.integer(),
     projectId: p.uuid(),
-    userId: p.string().length(200),
+    userId: p.string().length(MAX_USER_ID_LENGTH),
     sessionId: p.uuid().nullable(),
-    payload: p.json<Record<string, unknown>>(),
+    // Typed and validated by the event contract (events/domain-event.ts), not here.
+    payload: p.json<unknown>(),
     status: p.string().length(16).$type<OutboxStatus>().default('pending'),
     attempts: p.integer().default(0),
     // From the database clock, the clock the claim compares it with (`next_retry_at <= now()`): an

@@ -1,7 +1,6 @@
 import { EventTypeEnum } from '../events/chat-event.schema.ts';
 import { builder } from '../graphql/builder.ts';
 import { logReprocessed } from './outbox.log.ts';
-import { reprocessedLogEvent } from './outbox.sql.ts';
 import { getOutboxStatus, reprocessFailedEvents, type FailedEventInfo, type OutboxStatusReport } from './outbox-admin.service.ts';
 
 const FailedEventRef = builder.objectRef<FailedEventInfo>('FailedEvent').implement({
@@ -60,7 +59,7 @@ builder.mutationField('reprocessFailedEvents', (t) =>
     resolve: async (_root, args, ctx) => {
       const userId = ctx.viewer().userId;
       const rows = await reprocessFailedEvents(ctx.em, userId, { projectId: args.projectId, eventIds: args.eventIds ?? null });
-      for (const row of rows) logReprocessed(ctx.log, reprocessedLogEvent(row), { by: 'mutation', userId });
+      for (const row of rows) logReprocessed(ctx.log, row, { by: 'mutation', userId });
       ctx.metrics.outbox.recordReprocessed(rows.length);
       return { eventIds: rows.map((row) => row.id) };
     },

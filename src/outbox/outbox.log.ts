@@ -1,5 +1,5 @@
 import type { Logger } from '../logger.ts';
-import type { AggregateType, EventType } from './outbox-event.entity.ts';
+import type { EventType } from '../events/domain-event.ts';
 
 /**
  * The log records of the outbox lifecycle, in one place so every line about an event has the same
@@ -11,26 +11,27 @@ import type { AggregateType, EventType } from './outbox-event.entity.ts';
  * warn, a failed event is error, reprocessing and publisher start/stop are info.
  */
 
-/** The part of an outbox row the logs use. An `IOutboxEvent` fits; so does a raw row mapped to these names. */
+/** The columns of an event_outbox row the logs use: a claimed or a reprocessed row fits as it is. */
 export interface OutboxLogEvent {
   id: string;
-  eventType: EventType;
-  projectId: string;
+  event_type: EventType;
+  project_id: string;
   attempts: number;
-  aggregateType?: AggregateType;
-  aggregateId?: string;
+  aggregate_type?: string;
+  aggregate_id?: string;
   sequence?: number;
 }
 
-export function outboxEventFields(event: OutboxLogEvent) {
+/** The one mapping from a row to the fields of a log record. */
+export function outboxEventFields(row: OutboxLogEvent) {
   return {
-    eventId: event.id,
-    eventType: event.eventType,
-    projectId: event.projectId,
-    attempts: event.attempts,
-    ...(event.aggregateType !== undefined ? { aggregateType: event.aggregateType } : {}),
-    ...(event.aggregateId !== undefined ? { aggregateId: event.aggregateId } : {}),
-    ...(event.sequence !== undefined ? { sequence: event.sequence } : {}),
+    eventId: row.id,
+    eventType: row.event_type,
+    projectId: row.project_id,
+    attempts: row.attempts,
+    ...(row.aggregate_type !== undefined ? { aggregateType: row.aggregate_type } : {}),
+    ...(row.aggregate_id !== undefined ? { aggregateId: row.aggregate_id } : {}),
+    ...(row.sequence !== undefined ? { sequence: row.sequence } : {}),
   };
 }
 
@@ -38,8 +39,7 @@ export function logPublisherStarted(logger: Logger, settings: Readonly<Record<st
   logger.info({ outbox: 'publisher_started', ...settings }, 'outbox publisher started');
 }
 
-/** `releasedEvents`: claimed but unpublished events handed back at stop (they stay pending). */
-export function logPublisherStopped(logger: Logger, details: { reason?: string; releasedEvents?: number } = {}): void {
+export function logPublisherStopped(logger: Logger, details: { reason?: string } = {}): void {
   logger.info({ outbox: 'publisher_stopped', ...details }, 'outbox publisher stopped');
 }
 

@@ -1,18 +1,8 @@
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import { logBatchClaimed, logFailed, logPublished, logRetryScheduled, type OutboxLogEvent } from './outbox.log.ts';
+import { logBatchClaimed, logFailed, logPublished, logRetryScheduled } from './outbox.log.ts';
 import type { PublisherObserver } from './outbox.publisher.ts';
 import type { OutboxRow } from './outbox.sql.ts';
-
-const forLog = (row: OutboxRow): OutboxLogEvent => ({
-  id: row.id,
-  eventType: row.event_type,
-  projectId: row.project_id,
-  attempts: row.attempts,
-  aggregateType: row.aggregate_type,
-  aggregateId: row.aggregate_id,
-  sequence: row.sequence,
-});
 
 /** Turns what the publisher reports into metrics and lifecycle log lines (never payloads). */
 export function createPublisherObserver(deps: { metrics: Metrics; logger: Logger }): PublisherObserver {
@@ -28,16 +18,16 @@ export function createPublisherObserver(deps: { metrics: Metrics; logger: Logger
         const createdAt = new Date(row.created_at);
         metrics.outbox.recordPublishAttempts(row.event_type, 'success');
         metrics.outbox.recordPublished({ eventType: row.event_type, createdAt }, now);
-        logPublished(logger, forLog(row), { latencyMs: now.getTime() - createdAt.getTime() });
+        logPublished(logger, row, { latencyMs: now.getTime() - createdAt.getTime() });
       }
     },
     retryScheduled(row, delayMs, error) {
       metrics.outbox.recordPublishAttempts(row.event_type, 'retry');
-      logRetryScheduled(logger, forLog(row), { delayMs, error });
+      logRetryScheduled(logger, row, { delayMs, error });
     },
     failed(row, error) {
       metrics.outbox.recordPublishAttempts(row.event_type, 'failed');
-      logFailed(logger, forLog(row), { error });
+      logFailed(logger, row, { error });
     },
   };
 }

@@ -1,10 +1,13 @@
 import { systemClock, type Clock } from '../clock.ts';
 import type { OutboxPublisherOptions } from '../config.ts';
 import { newId } from '../db/ids.ts';
+import { dbOf } from '../db/database.ts';
 import { forkEm, type Orm } from '../db/orm.ts';
-import { chatEventFromRow } from '../events/chat-event.ts';
+import { eventFromRow, InvalidEventError, type DomainEvent } from '../events/domain-event.ts';
 import type { Logger } from '../logger.ts';
+import type { PublisherStatus } from '../observability/metrics.ts';
 import type { EventBus } from '../pubsub/event-bus.ts';
+import { backoffMs } from './backoff.ts';
 import { logPublisherStarted, logPublisherStopped } from './outbox.log.ts';
 import {
   claimBatch,
@@ -16,16 +19,6 @@ import {
   type FailedPublish,
   type OutboxRow,
 } from './outbox.sql.ts';
-
-export interface PublisherStatus {
-  running: boolean;
-  /** When the last claim cycle finished, whatever it found. */
-  lastCycleAt: Date | null;
-  /** Whether a LISTEN connection is up (always false where wake-ups are in-process only). */
-  listening: boolean;
-  /** Whether this publisher is meant to LISTEN at all (false on PGlite and unless OUTBOX_WAKE=all). */
-  listenEnabled: boolean;
-}
 
 /** What the publisher reports as it works; metrics and logs hang off this. All optional. */
 export interface PublisherObserver {
@@ -57,16 +50,25 @@ export interface OutboxPublisherDeps {
   clock?: Clock;
 }
 
-/** Exponential backoff with a cap and "equal jitter": between half and all of the capped delay. */
-export function retryDelayMs(attempt: number, options: { backoffBaseMs: number; backoffMaxMs: number }, random: () => number) {
-  const capped = Math.min(options.backoffMaxMs, options.backoffBaseMs * 2 ** Math.max(0, attempt - 1));
-  return Math.round(capped / 2 + (capped / 2) * random());
-}
+/** The wait before retrying an event's publish after its `attempt`th attempt failed (with jitter). */
+export const retryDelayMs = (attempt: number, options: { backoffBaseMs: number; backoffMaxMs: number }, random: () => number) =>
+  backoffMs(attempt, { baseMs: options.backoffBaseMs, maxMs: options.backoffMaxMs }, random);
 
 /** From this many events, a batch is marked published alongside the next claim rather than by it. */
 const MARK_ALONGSIDE_FROM = 100;
 
 const describeError = (error: unknown) => (error instanceof Error ? error.message : String(error)).slice(0, 1_000);
+
+/** The event a claimed row carries, or why it must be failed without being sent. */
+function sendableEvent(row: OutboxRow, maxAttempts: number): { event: DomainEvent } | { error: string } {
+  if (row.attempts > maxAttempts) return { error: `abandoned: ${maxAttempts} attempts ended without a confirmed publish` };
+  try {
+    return { event: eventFromRow(row) };
+  } catch (error) {
+    if (error instanceof InvalidEventError) return { error: describeError(error) };
+    throw error;
+  }
+}
 
 /**
  * Moves committed events from the outbox to the bus: claim a batch (committing the claim and the
@@ -85,6 +87,7 @@ export class OutboxPublisher {
   #loop: Promise<void> | null = null;
   #wake: (() => void) | null = null;
   #nudged = false;
+  /** End of the last cycle that completed without an error (an empty one counts): a publisher whose cycles all fail is not cycling. */
   #lastCycleAt: Date | null = null;
   #listening = false;
   /** The last batch's events the bus accepted, counted as published by the next claim (see #cycle). */
@@ -166,28 +169,26 @@ export class OutboxPublisher {
     if (handedOver && !marking) this.#reportPublished(handedOver.rows, result.marked);
     this.#walkAfter = result.walkAfter;
     const claimed = result.rows;
-    try {
-      if (claimed.length > 0) {
-        this.#emptyWalk = null;
-        const outcome = await this.#publish(claimed);
-        await this.#settle(); // the previous large batch's update, if one is still running
-        if (outcome.failures.length > 0 || outcome.unattempted.length > 0) {
-          await this.#record(claimed, outcome, token);
-        } else {
-          this.#handedOver = { token, rows: outcome.published };
-          if (outcome.published.length >= MARK_ALONGSIDE_FROM) {
-            const marking = this.#markPublished(token, outcome.published);
-            marking.catch(() => {}); // surfaced by #settle; never an unhandled rejection meanwhile
-            this.#marking = marking;
-          }
+    if (claimed.length > 0) {
+      this.#emptyWalk = null;
+      const outcome = await this.#publish(claimed);
+      await this.#settle(); // the previous large batch's update, if one is still running
+      if (outcome.failures.length > 0 || outcome.unattempted.length > 0) {
+        await this.#record(claimed, outcome, token);
+      } else {
+        this.#handedOver = { token, rows: outcome.published };
+        if (outcome.published.length >= MARK_ALONGSIDE_FROM) {
+          const marking = this.#markPublished(token, outcome.published);
+          marking.catch(() => {}); // surfaced by #settle; never an unhandled rejection meanwhile
+          this.#marking = marking;
         }
-        return { claimed: claimed.length, more: true };
       }
-      await this.#settle();
-      return { claimed: 0, more: this.#walkGoesOn(walkFrom, this.#walkAfter) };
-    } finally {
       this.#lastCycleAt = new Date(this.#clock.now());
+      return { claimed: claimed.length, more: true };
     }
+    await this.#settle();
+    this.#lastCycleAt = new Date(this.#clock.now());
+    return { claimed: 0, more: this.#walkGoesOn(walkFrom, this.#walkAfter) };
   }
 
   /**
@@ -230,7 +231,7 @@ export class OutboxPublisher {
   }
 
   async #markPublished(token: string, rows: OutboxRow[]): Promise<void> {
-    this.#reportPublished(rows, await markPublished(forkEm(this.#deps.orm).getKysely(), rows.map((row) => row.id), token));
+    this.#reportPublished(rows, await markPublished(dbOf(forkEm(this.#deps.orm)), rows.map((row) => row.id), token));
   }
 
   #reportPublished(rows: OutboxRow[], marked: number): void {
@@ -242,18 +243,20 @@ export class OutboxPublisher {
 
   async #run(): Promise<void> {
     let idleDelay = 0;
+    let failedCycles = 0;
     while (this.#running) {
       this.#nudged = false;
       let more = false;
       try {
         ({ more } = await this.#cycle());
         idleDelay = 0;
+        failedCycles = 0;
       } catch (error) {
         // The database is unreachable or a statement failed: nothing was marked, leases lapse on
         // their own. Back off so a down database is not hammered.
         this.#deps.observer?.cycleFailed?.(error);
         this.#deps.logger.error({ err: describeError(error) }, 'outbox publisher cycle failed');
-        idleDelay = Math.min(Math.max(idleDelay * 2, 100), this.#deps.options.pollIntervalMs);
+        idleDelay = backoffMs(++failedCycles, { baseMs: 100, maxMs: this.#deps.options.pollIntervalMs });
       }
       if (!this.#running) break;
       if (more && idleDelay === 0) continue;
@@ -302,30 +305,35 @@ export class OutboxPublisher {
     // Attempts are counted at claim, so an event claimed more than maxAttempts times was never
     // confirmed even once: its publishers died with it (a poison pill). Fail it unsent, and hold
     // back the rest of its aggregate behind it.
+    // A row whose payload breaks the event contract can never be published either: it is failed
+    // at once, the same way.
     const blocked = new Set<string>();
-    const sendable: OutboxRow[] = [];
+    const sendable: { row: OutboxRow; event: DomainEvent }[] = [];
     for (const row of claimed) {
       if (blocked.has(row.aggregate_id)) {
         unattempted.push(row.id);
-      } else if (row.attempts > options.maxAttempts) {
-        blocked.add(row.aggregate_id);
-        failures.push({ id: row.id, retryInMs: null, error: `abandoned: ${options.maxAttempts} attempts ended without a confirmed publish` });
+        continue;
+      }
+      const verdict = sendableEvent(row, options.maxAttempts);
+      if ('event' in verdict) {
+        sendable.push({ row, event: verdict.event });
       } else {
-        sendable.push(row);
+        blocked.add(row.aggregate_id);
+        failures.push({ id: row.id, retryInMs: null, error: verdict.error });
       }
     }
 
     // One call, in commit order within each project: subscribers of a project then receive its
     // events in order and need no database read to fill gaps. The bus stops at the first event it
     // refuses (prefix-closed), so nothing overtakes an event that did not go out.
-    sendable.sort((a, b) => (a.project_id === b.project_id ? a.project_sequence - b.project_sequence : a.project_id < b.project_id ? -1 : 1));
+    sendable.sort((a, b) => (a.event.projectId === b.event.projectId ? a.event.projectSequence - b.event.projectSequence : a.event.projectId < b.event.projectId ? -1 : 1));
     const results = sendable.length
-      ? await bus.publish(sendable.map(chatEventFromRow)).catch((error: unknown) => sendable.map(() => error as Error))
+      ? await bus.publish(sendable.map((item) => item.event)).catch((error: unknown) => sendable.map(() => error as Error))
       : [];
     const firstError = results.findIndex((result) => result !== null);
-    const published = firstError === -1 ? sendable : sendable.slice(0, firstError);
+    const published = (firstError === -1 ? sendable : sendable.slice(0, firstError)).map((item) => item.row);
     if (firstError !== -1) {
-      const failed = sendable[firstError]!;
+      const failed = sendable[firstError]!.row;
       const giveUp = failed.attempts >= options.maxAttempts;
       failures.push({
         id: failed.id,
@@ -333,7 +341,7 @@ export class OutboxPublisher {
         error: describeError(results[firstError]),
       });
       // Not attempted: events queued behind the refusal; they go back without using an attempt.
-      unattempted.push(...sendable.slice(firstError + 1).map((row) => row.id));
+      unattempted.push(...sendable.slice(firstError + 1).map((item) => item.row.id));
     }
     return { published, failures, unattempted };
   }
@@ -342,7 +350,7 @@ export class OutboxPublisher {
   async #record(claimed: OutboxRow[], outcome: PublishOutcome, token: string): Promise<void> {
     const { observer } = this.#deps;
     const { published, failures, unattempted } = outcome;
-    const db = forkEm(this.#deps.orm).getKysely();
+    const db = dbOf(forkEm(this.#deps.orm));
     this.#reportPublished(published, await markPublished(db, published.map((row) => row.id), token));
     await markFailedAttempts(db, failures, token);
     await releaseUnattempted(db, unattempted, token);

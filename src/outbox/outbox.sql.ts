@@ -1,16 +1,18 @@
-import { CompiledQuery, sql, type Kysely } from 'kysely';
+import { CompiledQuery, sql } from 'kysely';
+import type { Db } from '../db/database.ts';
 import { runPrepared, type Orm } from '../db/orm.ts';
-import type { ChatEventRow } from '../events/chat-event.ts';
-import type { AggregateType, EventType, OutboxStatus } from './outbox-event.entity.ts';
+import type { AggregateType, EventRow, EventType } from '../events/domain-event.ts';
+import type { OutboxStatus } from './outbox-event.entity.ts';
 
 /**
- * Every statement the OutboxPublisher and the reprocess path run, in one place. Each takes the
- * kysely instance of the EntityManager it runs in, so it joins that EntityManager's transaction.
+ * Every statement the OutboxPublisher runs, in one place. Each takes the query builder of the
+ * EntityManager it runs in, so it joins that EntityManager's transaction.
  */
-type Db = Kysely<any>;
 
 /** A claimed row: the event's columns plus the publisher's bookkeeping. */
-export interface OutboxRow extends ChatEventRow {
+export interface OutboxRow extends EventRow {
+  event_type: EventType;
+  aggregate_type: AggregateType;
   status: OutboxStatus;
   attempts: number;
 }
@@ -100,8 +102,8 @@ export function claimBatchQuery(options: ClaimOptions): CompiledQuery<ClaimRow> 
  * Pending, due and not held by a claim. "Pending" is written as "neither published nor failed" on
  * purpose: `status = 'pending'` would let the planner read a session's run through the partial
  * pending index (every due event, then filter by session) instead of the session's own index
- * range. With statistics taken before a sudden backlog it did, once per head, and a claim over
- * 20,000 events took 200 ms instead of 10.
+ * range. With statistics taken before a sudden backlog it did, once per head, and the claim slowed
+ * by an order of magnitude (docs/design-notes.md#measurements-behind-some-choices).
  */
 const claimable = (t: string) =>
   `${t}.status <> 'published' and ${t}.status <> 'failed' and ${t}.next_retry_at <= now() and (${t}.claimed_until is null or ${t}.claimed_until <= now())`;
@@ -238,36 +240,3 @@ export async function releaseUnattempted(db: Db, ids: string[], token: string): 
     set attempts = attempts - 1, claimed_until = null, claim_token = null
     where id = any(${ids}::uuid[]) and claim_token = ${token}`.execute(db);
 }
-
-export interface ReprocessedRow {
-  id: string;
-  event_type: EventType;
-  project_id: string;
-  aggregate_type: AggregateType;
-  aggregate_id: string;
-  sequence: number;
-}
-
-/** Failed events back to pending, with their original id and a fresh set of attempts. */
-export async function reprocessFailed(db: Db, filter: { projectId?: string; eventIds?: string[] }): Promise<ReprocessedRow[]> {
-  const { rows } = await sql<ReprocessedRow>`
-    update event_outbox
-    set status = 'pending', attempts = 0, next_retry_at = now()
-    where status = 'failed'
-      ${filter.projectId ? sql`and project_id = ${filter.projectId}` : sql``}
-      ${filter.eventIds ? sql`and id = any(${filter.eventIds}::uuid[])` : sql``}
-    returning id, event_type, project_id, aggregate_type, aggregate_id, sequence`.execute(db);
-  if (rows.length > 0) await sql`select pg_notify('chat_outbox_pending', '')`.execute(db);
-  return rows;
-}
-
-/** The log fields of a reprocessed row. */
-export const reprocessedLogEvent = (row: ReprocessedRow) => ({
-  id: row.id,
-  eventType: row.event_type,
-  projectId: row.project_id,
-  attempts: 0,
-  aggregateType: row.aggregate_type,
-  aggregateId: row.aggregate_id,
-  sequence: row.sequence,
-});

@@ -1,13 +1,12 @@
 import type { EventSubscriber, FlushEventArgs, TransactionEventArgs } from '@mikro-orm/core';
 import pg from 'pg';
-import { sql } from 'kysely';
 import { systemClock, type Clock } from '../clock.ts';
+import { dbOf } from '../db/database.ts';
 import { forkEm, type Em, type Orm } from '../db/orm.ts';
+import { notifyPublishers, OUTBOX_CHANNEL } from '../events/event-log.repository.ts';
+import { backoffMs } from './backoff.ts';
 import type { Logger } from '../logger.ts';
 import { OutboxEventSchema } from './outbox-event.entity.ts';
-
-/** The channel that tells publishers in other processes "events are due". Payload-less: a hint only. */
-export const OUTBOX_CHANNEL = 'chat_outbox_pending';
 
 /** Transactions that made outbox events due; a publisher in this process wakes when one commits. */
 const transactionsWithEvents = new WeakSet<object>();
@@ -43,7 +42,7 @@ export function wakeOnLocalCommit(orm: Orm, wake: () => void): void {
 }
 
 /**
- * LISTEN for other processes' commits. A notification is only a hint (TRAPS.md #4): it is lost
+ * LISTEN for other processes' commits. A notification is only a hint (docs/design-notes.md#notify-is-a-hint): it is lost
  * while the connection is down, so every (re)connect is followed by a wake-up that sweeps for
  * whatever was missed, and the publisher polls anyway.
  */
@@ -95,7 +94,7 @@ export function listenForCommits(options: {
     which.removeAllListeners('end');
     void which.end().catch(() => {});
     failures += 1;
-    const delay = Math.min(30_000, (options.retryBaseMs ?? 500) * 2 ** Math.min(failures - 1, 10));
+    const delay = backoffMs(failures, { baseMs: options.retryBaseMs ?? 500, maxMs: 30_000 });
     options.logger.warn({ err: error instanceof Error ? error.message : String(error), retryInMs: delay }, 'outbox LISTEN connection lost');
     if (!retryTimer) {
       retryTimer = clock.setTimeout(() => {
@@ -135,7 +134,7 @@ export function listenForCommits(options: {
  * process has none of its own (API-only instances).
  *
  * Not from inside the writing transaction: a NOTIFY there takes a global lock at commit that
- * serialises every committing writer (TRAPS.md #4). Coalesced: at most one NOTIFY is in flight;
+ * serialises every committing writer (docs/design-notes.md#notify-is-a-hint). Coalesced: at most one NOTIFY is in flight;
  * signals that arrive meanwhile are folded into one more. A lost or failed NOTIFY costs latency
  * only, since publishers poll.
  */
@@ -147,7 +146,7 @@ export function createCommitNotifier(orm: Orm, logger: Logger) {
     try {
       do {
         again = false;
-        await sql`select pg_notify(${OUTBOX_CHANNEL}, '')`.execute(forkEm(orm).getKysely());
+        await notifyPublishers(dbOf(forkEm(orm)));
       } while (again);
     } catch (error) {
       logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'outbox NOTIFY failed; publishers will find the events by polling');

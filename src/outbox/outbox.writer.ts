@@ -1,16 +1,8 @@
 import { sql } from 'kysely';
+import { dbOf } from '../db/database.ts';
 import type { Em } from '../db/orm.ts';
-import { OutboxEventSchema, type AggregateType, type EventType, type IOutboxEvent } from './outbox-event.entity.ts';
-
-export interface NewEvent {
-  type: EventType;
-  aggregate: { type: AggregateType; id: string };
-  projectId: string;
-  userId: string;
-  sessionId: string | null;
-  /** Everything a subscriber needs to render the event: delivery must not read the database. */
-  payload: Record<string, unknown>;
-}
+import type { AggregateType, NewDomainEvent } from '../events/domain-event.ts';
+import { OutboxEventSchema, type IOutboxEvent } from './outbox-event.entity.ts';
 
 /** Tables that own an `event_sequence` counter, per aggregate type. Never built from input. */
 const SEQUENCE_TABLES: Record<AggregateType, string> = {
@@ -29,11 +21,11 @@ const SEQUENCE_TABLES: Record<AggregateType, string> = {
  * - `projectSequence`, per project.
  * Concurrent writers queue on those locks, so the numbers are gapless (a rolled-back increment
  * rolls back too) and follow commit order. A reader that follows them, such as a resuming
- * subscription, cannot skip an event that commits late (TRAPS.md #1). The price is that writes to
+ * subscription, cannot skip an event that commits late (docs/design-notes.md#cursors-that-skip-late-commits). The price is that writes to
  * one project are serialised for the rest of their transaction, which we keep short. The project
  * row is always locked first, so two writers never wait on each other in opposite order.
  */
-export async function recordEvent(em: Em, event: NewEvent): Promise<IOutboxEvent> {
+export async function recordEvent(em: Em, event: NewDomainEvent): Promise<IOutboxEvent> {
   if (!em.isInTransaction()) {
     throw new Error('recordEvent must run inside the transaction of the change it describes');
   }
@@ -50,7 +42,7 @@ export async function recordEvent(em: Em, event: NewEvent): Promise<IOutboxEvent
       returning event_sequence
     )
     select project_number.event_sequence as project_sequence, aggregate_number.event_sequence as sequence
-    from project_number, aggregate_number`.execute(em.getKysely());
+    from project_number, aggregate_number`.execute(dbOf(em));
   const projectSequence = rows[0]?.project_sequence;
   const sequence = rows[0]?.sequence;
   if (projectSequence === undefined || sequence === undefined) {

@@ -1,5 +1,6 @@
 import { defineEntity, p, type InferEntity } from '@mikro-orm/core';
 import { ProjectSchema } from './project.entity.ts';
+import { MAX_USER_ID_LENGTH } from '../validation.ts';
 
 export const PROJECT_ROLES = ['owner', 'member'] as const;
 export type ProjectRole = (typeof PROJECT_ROLES)[number];
@@ -10,7 +11,7 @@ export const ProjectMemberSchema = defineEntity({
   tableName: 'project_member',
   properties: {
     project: () => p.manyToOne(ProjectSchema).primary().deleteRule('cascade'),
-    userId: p.string().length(200).primary(),
+    userId: p.string().length(MAX_USER_ID_LENGTH).primary(),
     role: p.enum(() => [...PROJECT_ROLES]).$type<ProjectRole>(),
     createdAt: p.datetime().onCreate(() => new Date()),
   },

@@ -1,5 +1,5 @@
 import { builder } from '../graphql/builder.ts';
-import { connectionArgs, connectionType } from '../graphql/connection.ts';
+import { connectionArgs, connectionField, connectionType } from '../graphql/connection.ts';
 import { membershipKey } from '../graphql/loaders.ts';
 import type { IProjectMember, ProjectRole } from './project-member.entity.ts';
 import type { IProject } from './project.entity.ts';
@@ -36,12 +36,12 @@ ProjectRef.implement({
         return (membership?.role ?? 'member') as ProjectRole;
       },
     }),
-    members: t.field({
-      type: ProjectMemberConnection,
-      args: connectionArgs,
-      resolve: (project, args, ctx) => listMembers(ctx.em, project.id, args),
-    }),
   }),
+});
+
+connectionField(ProjectRef, 'members', {
+  connection: ProjectMemberConnection,
+  list: (project, args, ctx) => listMembers(ctx.em, project.id, args),
 });
 
 ProjectMemberRef.implement({

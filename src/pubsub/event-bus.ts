@@ -1,6 +1,6 @@
 import { createRedisEventTarget } from '@graphql-yoga/redis-event-target';
 import { createPubSub } from 'graphql-yoga';
-import type { ChatEvent } from '../events/chat-event.ts';
+import type { DomainEvent } from '../events/domain-event.ts';
 import { openRedisConnection } from './redis-connection.ts';
 
 /**
@@ -19,9 +19,9 @@ export interface EventBus {
    * earlier one. Never reports "accepted" for an event the bus could not take (a Redis bus that
    * is down fails fast instead of queueing in memory).
    */
-  publish(events: readonly ChatEvent[]): Promise<(Error | null)[]>;
+  publish(events: readonly DomainEvent[]): Promise<(Error | null)[]>;
   /** Calls `listener` for every event of the project; resolves once the subscription is live. */
-  subscribeProject(projectId: string, listener: (event: ChatEvent) => void): Promise<() => void>;
+  subscribeProject(projectId: string, listener: (event: DomainEvent) => void): Promise<() => void>;
   /**
    * Calls `listener` whenever this instance's subscriptions are live again after the bus lost
    * them: events published in between did not reach this instance, and streams should look for
@@ -34,9 +34,9 @@ export interface EventBus {
 /** One channel per project: session subscribers filter their session out of it. */
 export const projectTopic = (projectId: string) => `chat-outbox:project:${projectId}`;
 
-type Topics = Record<string, [ChatEvent]>;
+type Topics = Record<string, [DomainEvent]>;
 
-function subscribeVia(pubSub: ReturnType<typeof createPubSub<Topics>>, topic: string, listener: (event: ChatEvent) => void) {
+function subscribeVia(pubSub: ReturnType<typeof createPubSub<Topics>>, topic: string, listener: (event: DomainEvent) => void) {
   const iterator = pubSub.subscribe(topic)[Symbol.asyncIterator]();
   void (async () => {
     for (;;) {

@@ -4,7 +4,7 @@ import type { GqlResult, TestApp } from './app.ts';
 
 export const PROJECT_EVENTS = `
   query($projectId: ID!, $filter: ProjectEventsFilter, $order: EventOrder, $first: Int, $after: String) {
-    projectEvents(projectId: $projectId, filter: $filter, order: $order, first: $first, after: $after) {
+    projectEventHistory(projectId: $projectId, filter: $filter, order: $order, first: $first, after: $after) {
       edges { cursor node { eventId type sequence occurredAt projectId sessionId userId } }
       pageInfo { hasNextPage endCursor }
     }
@@ -12,7 +12,7 @@ export const PROJECT_EVENTS = `
 
 export const SESSION_EVENTS = `
   query($projectId: ID!, $sessionId: ID!, $first: Int, $after: String) {
-    sessionEvents(projectId: $projectId, sessionId: $sessionId, first: $first, after: $after) {
+    sessionEventHistory(projectId: $projectId, sessionId: $sessionId, first: $first, after: $after) {
       edges { cursor node { eventId type sequence projectId sessionId userId ... on MessageCreatedEvent { message { body role } } } }
       pageInfo { hasNextPage endCursor }
     }
@@ -38,10 +38,10 @@ interface Connection {
 export async function eventPage(
   t: TestApp,
   as: string,
-  field: 'projectEvents' | 'sessionEvents',
+  field: 'projectEventHistory' | 'sessionEventHistory',
   variables: Record<string, unknown>,
 ): Promise<Connection> {
-  const result: GqlResult<Record<string, Connection>> = await t.gql(field === 'projectEvents' ? PROJECT_EVENTS : SESSION_EVENTS, variables, { as });
+  const result: GqlResult<Record<string, Connection>> = await t.gql(field === 'projectEventHistory' ? PROJECT_EVENTS : SESSION_EVENTS, variables, { as });
   if (result.errors || !result.data?.[field]) throw new Error(`${field} failed: ${JSON.stringify(result.errors)}`);
   return result.data[field]!;
 }
@@ -50,7 +50,7 @@ export async function eventPage(
 export async function walk(
   t: TestApp,
   as: string,
-  field: 'projectEvents' | 'sessionEvents',
+  field: 'projectEventHistory' | 'sessionEventHistory',
   variables: Record<string, unknown>,
   between: (pageIndex: number) => Promise<void> = async () => {},
 ): Promise<EventNode[]> {
@@ -109,7 +109,7 @@ export async function storedEvents(db: pg.Client, projectId: string): Promise<St
 
 /**
  * Runs `work` in a transaction that stays open until `commit()` is called: an event written in it
- * gets its id and timestamp now but commits later, after events written meanwhile (TRAPS #1).
+ * gets its id and timestamp now but commits later, after events written meanwhile (docs/design-notes.md#cursors-that-skip-late-commits).
  */
 export async function openTransaction<T>(orm: Orm, work: (tx: Em) => Promise<T>): Promise<{ result: T; commit(): Promise<void> }> {
   let release!: () => void;

@@ -2,7 +2,8 @@ import { expect, inject } from 'vitest';
 import { startApp, type App, type AppOverrides } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import { createLogger, type Logger } from '../../src/logger.ts';
-import { databaseUrl, quoteIdent, uniqueDatabaseName, withAdminClient } from './database.ts';
+import type pg from 'pg';
+import { connect, databaseUrl, quoteIdent, uniqueDatabaseName, withAdminClient } from './database.ts';
 
 export interface TestDatabase {
   name: string;
@@ -86,6 +87,21 @@ export async function startTestApp(
     return stopApp();
   };
   return testApp;
+}
+
+/**
+ * startTestApp, plus a plain pg client on its database for checking what is stored and injecting
+ * faults. `t.stop()` also closes the client.
+ */
+export async function startTestAppWithClient(...args: Parameters<typeof startTestApp>): Promise<{ t: TestApp; db: pg.Client }> {
+  const t = await startTestApp(...args);
+  const db = await connect(t.db.url);
+  const stop = t.stop;
+  t.stop = async () => {
+    await db.end().catch(() => {});
+    await stop();
+  };
+  return { t, db };
 }
 
 /** The first error's code, for asserting on rejected operations. */

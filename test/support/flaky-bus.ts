@@ -1,4 +1,4 @@
-import type { ChatEvent } from '../../src/events/chat-event.ts';
+import type { DomainEvent } from '../../src/events/domain-event.ts';
 import { createMemoryBus, type EventBus } from '../../src/pubsub/event-bus.ts';
 
 /**
@@ -10,9 +10,9 @@ export function createFlakyBus(inner: EventBus = createMemoryBus()) {
     /** Refuse every event while true. */
     down: false,
     /** Refuse events for which this returns true (a poison event, one session's channel failing). */
-    rejects: (_event: ChatEvent) => false,
+    rejects: (_event: DomainEvent) => false,
     /** Every event the bus accepted, in order. */
-    accepted: [] as ChatEvent[],
+    accepted: [] as DomainEvent[],
     /** How many publish attempts each event id saw. */
     attempts: new Map<string, number>(),
     /** Bus listeners currently registered: subscriptions that ended must have released theirs. */

@@ -1,0 +1,114 @@
+import type { ColumnType, Kysely, Selectable } from 'kysely';
+import type { Em } from './orm.ts';
+
+/**
+ * The tables hand-written SQL reads and writes, as PostgreSQL returns them through `pg`: one row
+ * type per table shape. The migrations are the source of truth; entities describe what the ORM
+ * maps. `Generated` marks columns with a database default.
+ */
+type Generated<T> = ColumnType<T, T | undefined, T>;
+/** timestamptz: the driver may hand it back as a Date or as text; written as either. */
+type Timestamp = ColumnType<Date | string, Date | string, Date | string>;
+/** timestamptz with a default (`now()`). */
+type GeneratedTimestamp = ColumnType<Date | string, Date | string | undefined, Date | string>;
+/** xid8: read as text (it does not fit a JS number); written by its default. */
+type GeneratedXid8 = ColumnType<string, string | undefined, string>;
+
+export interface ProjectTable {
+  id: string;
+  name: string;
+  event_sequence: Generated<number>;
+  created_at: GeneratedTimestamp;
+}
+
+export interface ProjectMemberTable {
+  project_id: string;
+  user_id: string;
+  role: 'owner' | 'member';
+  created_at: GeneratedTimestamp;
+}
+
+export interface ChatSessionTable {
+  id: string;
+  project_id: string;
+  title: string;
+  created_by_user_id: string;
+  event_sequence: Generated<number>;
+  created_at: GeneratedTimestamp;
+}
+
+export interface WorkerSpaceTable {
+  id: string;
+  project_id: string;
+  user_id: string;
+  active_agent_id: string | null;
+  event_sequence: Generated<number>;
+  created_at: GeneratedTimestamp;
+  updated_at: GeneratedTimestamp;
+}
+
+export interface EventOutboxTable {
+  id: string;
+  event_type: string;
+  aggregate_type: string;
+  aggregate_id: string;
+  sequence: number;
+  project_sequence: number;
+  project_id: string;
+  user_id: string;
+  session_id: string | null;
+  payload: unknown;
+  status: Generated<'pending' | 'published' | 'failed'>;
+  attempts: Generated<number>;
+  next_retry_at: GeneratedTimestamp;
+  last_error: string | null;
+  claimed_until: Timestamp | null;
+  claim_token: string | null;
+  created_at: GeneratedTimestamp;
+  published_at: Timestamp | null;
+  transaction_id: GeneratedXid8;
+}
+
+/** An event_outbox row as a `select` returns it. */
+export type EventOutboxRow = Selectable<EventOutboxTable>;
+
+export interface AnalyticsCountsByHourTable {
+  project_id: string;
+  metric: string;
+  day: string;
+  key: string;
+  subkey: Generated<string>;
+  cumulative: number[];
+}
+
+export interface AnalyticsCountsByDayTable {
+  project_id: string;
+  metric: string;
+  period_start: string;
+  key: string;
+  subkey: Generated<string>;
+  cumulative: number[];
+}
+
+export interface AnalyticsRollupStateTable {
+  id: number;
+  transaction_id: string;
+  updated_at: GeneratedTimestamp;
+}
+
+export interface Database {
+  project: ProjectTable;
+  project_member: ProjectMemberTable;
+  chat_session: ChatSessionTable;
+  worker_space: WorkerSpaceTable;
+  event_outbox: EventOutboxTable;
+  analytics_counts_by_hour: AnalyticsCountsByHourTable;
+  analytics_counts_by_day: AnalyticsCountsByDayTable;
+  analytics_rollup_state: AnalyticsRollupStateTable;
+}
+
+/** The one query builder type for hand-written SQL. */
+export type Db = Kysely<Database>;
+
+/** `em`'s query builder: statements run in its transaction, if it has one. */
+export const dbOf = (em: Em): Db => em.getKysely<Database>();
