@@ -1,11 +1,8 @@
-import type pg from 'pg';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createOrm, type Orm } from '../src/db/orm.ts';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../src/logger.ts';
 import { OutboxPublisher } from '../src/outbox/outbox.publisher.ts';
 import { claimBatch, claimBatchQuery, type ClaimOptions } from '../src/outbox/outbox.sql.ts';
-import { createTestDatabase, type TestDatabase } from './support/app.ts';
-import { connect } from './support/database.ts';
+import { useTestDatabase } from './support/app.ts';
 import { createFlakyBus } from './support/flaky-bus.ts';
 import { insertEvents, seedMessage, seedPendingEvents } from './support/outbox-seed.ts';
 import { until } from './support/until.ts';
@@ -13,22 +10,9 @@ import { until } from './support/until.ts';
 // How the claim finds the next events: the walk over aggregates, its bound, and events handed to
 // the bus whose bookkeeping is still in flight.
 
-let db: TestDatabase;
-let client: pg.Client;
-let orm: Orm;
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-  client = await connect(db.url);
-  orm = await createOrm({ kind: 'postgresql', url: db.url });
-});
+const fixture = useTestDatabase();
 beforeEach(async () => {
-  await client.query('truncate event_outbox');
-});
-afterAll(async () => {
-  await orm?.close(true);
-  await client?.end();
-  await db?.drop();
+  await fixture.client.query('truncate event_outbox');
 });
 
 const silent = createLogger({ level: 'silent', pretty: false });
@@ -36,13 +20,13 @@ const silent = createLogger({ level: 'silent', pretty: false });
 /** Claims and commits, as the publisher does; returns the claim's token with its result. */
 async function claim(options: Partial<ClaimOptions> & { limit: number }) {
   const token = options.token ?? crypto.randomUUID();
-  return { token, ...(await claimBatch(orm, { leaseMs: 30_000, ...options, token })) };
+  return { token, ...(await claimBatch(fixture.orm, { leaseMs: 30_000, ...options, token })) };
 }
 
 /** What a publisher passes to its next claim once the bus accepted a batch. */
 const handOver = (batch: { token: string; rows: { id: string }[] }) => ({ ids: batch.rows.map((row) => row.id), token: batch.token, mark: true });
 
-const statusOf = async (ids: string[]) => (await client.query('select distinct status from event_outbox where id = any($1)', [ids])).rows.map((row) => row.status);
+const statusOf = async (ids: string[]) => (await fixture.client.query('select distinct status from event_outbox where id = any($1)', [ids])).rows.map((row) => row.status);
 
 /** An aggregate id that sorts at `rank` (0-255): the walk visits aggregates in id order. */
 const aggregateAt = (rank: number) => `${rank.toString(16).padStart(2, '0')}000000-0000-4000-8000-000000000000`;
@@ -51,8 +35,8 @@ const PROJECT_ID = '00000000-0000-4000-8000-00000000000f';
 
 /** One event of `aggregateId`, as the write path would have numbered it. */
 async function insertEvent(aggregateId: string, sequence: number, status: 'pending' | 'failed' = 'pending') {
-  const { rows } = await client.query<{ next: number }>('select coalesce(max(project_sequence), 0)::int + 1 as next from event_outbox');
-  const [id] = await insertEvents(client, [
+  const { rows } = await fixture.client.query<{ next: number }>('select coalesce(max(project_sequence), 0)::int + 1 as next from event_outbox');
+  const [id] = await insertEvents(fixture.client, [
     {
       event: seedMessage(PROJECT_ID, aggregateId, { authorUserId: 'u', body: 'x' }),
       sequence,
@@ -66,7 +50,7 @@ async function insertEvent(aggregateId: string, sequence: number, status: 'pendi
 
 describe('claimBatch', () => {
   it('drains a long backlog in one session in full batches, in sequence order', async () => {
-    const { sessionIds } = await seedPendingEvents(client, { sessions: 1, perSession: 1_200 });
+    const { sessionIds } = await seedPendingEvents(fixture.client, { sessions: 1, perSession: 1_200 });
     const first = await claim({ limit: 500 });
     expect(first.rows.map((row) => row.sequence)).toEqual(Array.from({ length: 500 }, (_, i) => i + 1));
     expect(new Set(first.rows.map((row) => row.aggregate_id))).toEqual(new Set(sessionIds));
@@ -78,7 +62,7 @@ describe('claimBatch', () => {
   });
 
   it('claims the same without a prepared statement (OUTBOX_PREPARED_STATEMENTS=false)', async () => {
-    await seedPendingEvents(client, { sessions: 2, perSession: 3 });
+    await seedPendingEvents(fixture.client, { sessions: 2, perSession: 3 });
     const first = await claim({ limit: 4, prepared: false });
     expect(first.rows.map((row) => row.sequence).sort()).toEqual([1, 1, 2, 2]);
     const second = await claim({ limit: 4, prepared: false, handedOver: handOver(first) });
@@ -87,7 +71,7 @@ describe('claimBatch', () => {
   });
 
   it('holds back the next event of a session until the earlier one is published or handed over', async () => {
-    const { sessionIds } = await seedPendingEvents(client, { sessions: 1, perSession: 2 });
+    const { sessionIds } = await seedPendingEvents(fixture.client, { sessions: 1, perSession: 2 });
     const first = await claim({ limit: 1 });
     expect(first.rows.map((row) => row.sequence)).toEqual([1]);
     // The first event is claimed and not yet published: nobody may take the second.
@@ -97,7 +81,7 @@ describe('claimBatch', () => {
   });
 
   it('leaves the update of a handed-over batch to the caller when told to, still claiming past it', async () => {
-    const { sessionIds } = await seedPendingEvents(client, { sessions: 1, perSession: 2 });
+    const { sessionIds } = await seedPendingEvents(fixture.client, { sessions: 1, perSession: 2 });
     const first = await claim({ limit: 1 });
     const second = await claim({ limit: 10, handedOver: { ...handOver(first), mark: false } });
     expect(second.marked).toBe(0);
@@ -106,17 +90,17 @@ describe('claimBatch', () => {
   });
 
   it('marks handed-over events published only while they are still held under the claim that handed them over', async () => {
-    await seedPendingEvents(client, { sessions: 1, perSession: 1 });
+    await seedPendingEvents(fixture.client, { sessions: 1, perSession: 1 });
     const first = await claim({ limit: 1 });
     // The lease lapsed and another publisher claimed the event again.
-    await client.query('update event_outbox set claim_token = $1', [crypto.randomUUID()]);
+    await fixture.client.query('update event_outbox set claim_token = $1', [crypto.randomUUID()]);
     const second = await claim({ limit: 1, handedOver: handOver(first) });
     expect(second.marked).toBe(0);
     expect(await statusOf(first.rows.map((row) => row.id))).toEqual(['pending']);
   });
 
   it('shares a batch between sessions, each a gapless run from its head', async () => {
-    await seedPendingEvents(client, { sessions: 3, perSession: 10 });
+    await seedPendingEvents(fixture.client, { sessions: 3, perSession: 10 });
     const { rows } = await claim({ limit: 10 });
     const perSession = new Map<string, number[]>();
     for (const row of rows) perSession.set(row.aggregate_id, [...(perSession.get(row.aggregate_id) ?? []), row.sequence]);
@@ -142,7 +126,7 @@ describe('claimBatch', () => {
     await insertEvent(aggregateAt(1), 1, 'failed');
     await insertEvent(aggregateAt(1), 2);
     await insertEvent(aggregateAt(2), 1);
-    await client.query(`update event_outbox set next_retry_at = now() + interval '1 hour' where aggregate_id = $1`, [aggregateAt(2)]);
+    await fixture.client.query(`update event_outbox set next_retry_at = now() + interval '1 hour' where aggregate_id = $1`, [aggregateAt(2)]);
     await insertEvent(aggregateAt(3), 1);
     const blocked = await claim({ limit: 10, walkLimit: 2 });
     expect(blocked.rows).toEqual([]);
@@ -159,14 +143,14 @@ describe('the claim plan', () => {
    */
   async function tableScans(options: Partial<ClaimOptions> = {}) {
     const compiled = claimBatchQuery({ limit: 500, token: crypto.randomUUID(), leaseMs: 30_000, ...options });
-    await client.query('set jit = off');
+    await fixture.client.query('set jit = off');
     const lines: string[] = [];
     for (const mode of ['force_custom_plan', 'force_generic_plan']) {
-      await client.query(`set plan_cache_mode = ${mode}`);
-      const plan = (await client.query(`explain ${compiled.sql}`, [...compiled.parameters])).rows.map((row) => row['QUERY PLAN'] as string);
+      await fixture.client.query(`set plan_cache_mode = ${mode}`);
+      const plan = (await fixture.client.query(`explain ${compiled.sql}`, [...compiled.parameters])).rows.map((row) => row['QUERY PLAN'] as string);
       lines.push(...plan.filter((line) => /(Scan|Update).* on event_outbox/.test(line)).map((line) => line.trim().replace(/\s+\(cost=.*$/, '')));
     }
-    await client.query('reset plan_cache_mode');
+    await fixture.client.query('reset plan_cache_mode');
     return lines;
   }
 
@@ -177,18 +161,18 @@ describe('the claim plan', () => {
     /^(-> +)?(Update on|Bitmap Heap Scan on) event_outbox\b/.test(line);
 
   it('reads only per-session index ranges when a sudden backlog arrives after statistics said the table was empty', async () => {
-    await client.query('analyze event_outbox');
-    await seedPendingEvents(client, { sessions: 200, perSession: 100 });
+    await fixture.client.query('analyze event_outbox');
+    await seedPendingEvents(fixture.client, { sessions: 200, perSession: 100 });
     const scans = await tableScans();
     expect(scans.length).toBeGreaterThan(0);
     expect(scans.filter((line) => !expected(line))).toEqual([]);
   });
 
   it('reads only per-session index ranges with fresh statistics over a large backlog and many published events', async () => {
-    await seedPendingEvents(client, { sessions: 1_000, perSession: 20 });
-    await client.query(`update event_outbox set status = 'published', published_at = now() where sequence <= 10`);
-    await client.query('vacuum analyze event_outbox');
-    const handedOver = (await client.query('select id from event_outbox where sequence = 11 limit 400')).rows.map((row) => row.id);
+    await seedPendingEvents(fixture.client, { sessions: 1_000, perSession: 20 });
+    await fixture.client.query(`update event_outbox set status = 'published', published_at = now() where sequence <= 10`);
+    await fixture.client.query('vacuum analyze event_outbox');
+    const handedOver = (await fixture.client.query('select id from event_outbox where sequence = 11 limit 400')).rows.map((row) => row.id);
     const scans = await tableScans({ handedOver: { ids: handedOver, token: crypto.randomUUID(), mark: true }, walkAfter: aggregateAt(1) });
     expect(scans.filter((line) => !expected(line))).toEqual([]);
   });
@@ -203,7 +187,7 @@ describe('OutboxPublisher walking many blocked sessions', () => {
     }
     const bus = createFlakyBus();
     const publisher = new OutboxPublisher({
-      orm,
+      orm: fixture.orm,
       bus: bus.bus,
       logger: silent,
       options: { batchSize: 2, pollIntervalMs: 600_000, maxAttempts: 5, backoffBaseMs: 20, backoffMaxMs: 100, claimLeaseMs: 30_000 },

@@ -1,13 +1,12 @@
-import type pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createAnalyticsRollupWorker } from '../src/analytics/analytics-rollup.worker.ts';
 import { createChatSession, sendMessage } from '../src/chat/chat.service.ts';
-import { createOrm, forkEm, type Orm } from '../src/db/orm.ts';
+import { forkEm } from '../src/db/orm.ts';
 import { createLogger } from '../src/logger.ts';
 import { OutboxPublisher } from '../src/outbox/outbox.publisher.ts';
 import { listenForCommits } from '../src/outbox/outbox.wakeups.ts';
 import { createProject } from '../src/projects/project.service.ts';
-import { createTestDatabase, startTestApp, type TestDatabase } from './support/app.ts';
+import { startTestApp, useTestDatabase } from './support/app.ts';
 import { connect } from './support/database.ts';
 import { FakeClock } from './support/fake-clock.ts';
 import { createProjectFixture, SEND_MESSAGE } from './support/fixtures.ts';
@@ -19,27 +18,14 @@ import { until } from './support/until.ts';
 // under test instead of sleeping through it, and can show that nothing happens a moment before.
 
 const silent = createLogger({ level: 'silent', pretty: false });
-let db: TestDatabase;
-let client: pg.Client;
-let orm: Orm;
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-  client = await connect(db.url);
-  orm = await createOrm({ kind: 'postgresql', url: db.url });
-});
-afterAll(async () => {
-  await orm?.close(true);
-  await client?.end();
-  await db?.drop();
-});
+const fixture = useTestDatabase();
 
 async function newSession() {
-  const project = await createProject(forkEm(orm), 'alice', { name: 'p' });
-  return createChatSession(forkEm(orm), 'alice', { projectId: project.id, title: 's' });
+  const project = await createProject(forkEm(fixture.orm), 'alice', { name: 'p' });
+  return createChatSession(forkEm(fixture.orm), 'alice', { projectId: project.id, title: 's' });
 }
 
-const statusOf = async (eventId: string) => (await client.query('select status from event_outbox where id = $1', [eventId])).rows[0]?.status;
+const statusOf = async (eventId: string) => (await fixture.client.query('select status from event_outbox where id = $1', [eventId])).rows[0]?.status;
 
 const options = { batchSize: 100, pollIntervalMs: 60_000, maxAttempts: 5, backoffBaseMs: 20, backoffMaxMs: 100, claimLeaseMs: 30_000 };
 
@@ -48,13 +34,13 @@ describe('the outbox publisher on a fake clock', () => {
     const clock = new FakeClock();
     const bus = createFlakyBus();
     // No commit hook and no LISTEN: only the poll can find the event.
-    const publisher = new OutboxPublisher({ orm, bus: bus.bus, logger: silent, options, clock });
+    const publisher = new OutboxPublisher({ orm: fixture.orm, bus: bus.bus, logger: silent, options, clock });
     publisher.start();
     try {
       await clock.waitForTimers(1); // the first cycle found nothing and went to sleep
       expect(clock.pending()).toEqual([60_000]);
       const session = await newSession();
-      const { event } = await sendMessage(forkEm(orm), 'alice', { sessionId: session.id, body: 'polled' });
+      const { event } = await sendMessage(forkEm(fixture.orm), 'alice', { sessionId: session.id, body: 'polled' });
 
       await clock.advance(59_999);
       expect(await statusOf(event.id)).toBe('pending');
@@ -76,12 +62,12 @@ describe('the outbox publisher on a fake clock', () => {
     const clock = new FakeClock();
     const bus = createFlakyBus();
     // Every statement that updates event_outbox fails, as a claim against a broken database would.
-    await client.query(`create function fail_outbox_update() returns trigger language plpgsql as $$
+    await fixture.client.query(`create function fail_outbox_update() returns trigger language plpgsql as $$
       begin raise exception 'injected failure on update of event_outbox'; end $$`);
-    await client.query('create trigger fail_outbox_update before update on event_outbox for each statement execute function fail_outbox_update()');
+    await fixture.client.query('create trigger fail_outbox_update before update on event_outbox for each statement execute function fail_outbox_update()');
     const failures: unknown[] = [];
     const publisher = new OutboxPublisher({
-      orm,
+      orm: fixture.orm,
       bus: bus.bus,
       logger: silent,
       options: { ...options, pollIntervalMs: 1_000 },
@@ -99,17 +85,17 @@ describe('the outbox publisher on a fake clock', () => {
       expect(waits).toEqual([100, 200, 400, 800, 1_000, 1_000]);
       expect(failures.length).toBeGreaterThanOrEqual(6);
 
-      await client.query('drop trigger fail_outbox_update on event_outbox');
+      await fixture.client.query('drop trigger fail_outbox_update on event_outbox');
       const session = await newSession();
-      const { event } = await sendMessage(forkEm(orm), 'alice', { sessionId: session.id, body: 'after the outage' });
+      const { event } = await sendMessage(forkEm(fixture.orm), 'alice', { sessionId: session.id, body: 'after the outage' });
       await clock.waitForTimers(1);
       await clock.advance(clock.pending()[0]!);
       await until(async () => (await statusOf(event.id)) === 'published');
       await clock.waitForTimers(1);
       expect(clock.pending()).toEqual([1_000]); // healthy again: back to the poll interval
     } finally {
-      await client.query('drop trigger if exists fail_outbox_update on event_outbox');
-      await client.query('drop function if exists fail_outbox_update()');
+      await fixture.client.query('drop trigger if exists fail_outbox_update on event_outbox');
+      await fixture.client.query('drop function if exists fail_outbox_update()');
       await publisher.stop();
     }
   });
@@ -120,7 +106,7 @@ describe('the LISTEN connection on a fake clock', () => {
     const clock = new FakeClock();
     const states: boolean[] = [];
     let wakes = 0;
-    const listener = listenForCommits({ url: db.url, logger: silent, wake: () => wakes++, onStateChange: (on) => states.push(on), retryBaseMs: 5_000, clock });
+    const listener = listenForCommits({ url: fixture.db.url, logger: silent, wake: () => wakes++, onStateChange: (on) => states.push(on), retryBaseMs: 5_000, clock });
     try {
       await until(() => states.at(-1) === true);
       const wakesBefore = wakes;
@@ -144,11 +130,11 @@ describe('the LISTEN connection on a fake clock', () => {
 
 describe('the analytics rollup worker on a fake clock', () => {
   const unfolded = async () =>
-    (await client.query('select count(*)::int as n from event_outbox where transaction_id >= (select transaction_id from analytics_rollup_state)')).rows[0].n as number;
+    (await fixture.client.query('select count(*)::int as n from event_outbox where transaction_id >= (select transaction_id from analytics_rollup_state)')).rows[0].n as number;
 
   it('folds at start, then pauses for the injected interval before folding new events', async () => {
     const clock = new FakeClock();
-    const worker = createAnalyticsRollupWorker({ orm, logger: silent, options: { intervalMs: 60_000, batchSize: 100 }, clock });
+    const worker = createAnalyticsRollupWorker({ orm: fixture.orm, logger: silent, options: { intervalMs: 60_000, batchSize: 100 }, clock });
     worker.start();
     try {
       expect(clock.pending()).toEqual([0]);
@@ -160,7 +146,7 @@ describe('the analytics rollup worker on a fake clock', () => {
 
       const firstFoldAt = clock.now();
       const session = await newSession();
-      for (let i = 0; i < 3; i++) await sendMessage(forkEm(orm), 'alice', { sessionId: session.id, body: `m${i}` });
+      for (let i = 0; i < 3; i++) await sendMessage(forkEm(fixture.orm), 'alice', { sessionId: session.id, body: `m${i}` });
       await clock.advance(59_999);
       expect(worker.status().lastFoldAt!.getTime()).toBe(firstFoldAt);
       expect(await unfolded()).toBeGreaterThan(0);

@@ -7,13 +7,11 @@ import {
   isListType,
   isNonNullType,
   isObjectType,
-  Kind,
   parse,
   type ASTVisitor,
   type DocumentNode,
   type GraphQLSchema,
   type GraphQLOutputType,
-  type SelectionSetNode,
   type ValidationContext,
   type ValidationRule,
 } from 'graphql';
@@ -23,6 +21,7 @@ import type { OperationLimits } from '../config.ts';
 import { DEFAULT_PAGE_SIZE } from '../db/pagination.ts';
 import type { ErrorCode } from '../errors.ts';
 import { withoutHttpExtension } from './errors.ts';
+import { rootFieldCount } from './root-fields.ts';
 
 /**
  * A request the server refuses because of a limit, not its meaning. `http.status` sets the HTTP
@@ -66,28 +65,12 @@ function maxMutationFieldsRule(max: number): ValidationRule {
   return (context: ValidationContext): ASTVisitor => ({
     OperationDefinition(operation) {
       if (operation.operation !== 'mutation') return;
-      const count = countRootFields(context, operation.selectionSet, new Set());
+      const count = rootFieldCount(context.getDocument(), operation.selectionSet);
       if (count > max) {
         context.reportError(tooComplex(`A request may run at most ${max} mutation fields, this one has ${count}.`, { limit: 'mutationFields', max }));
       }
     },
   });
-}
-
-function countRootFields(context: ValidationContext, selectionSet: SelectionSetNode, seen: Set<string>): number {
-  let count = 0;
-  for (const selection of selectionSet.selections) {
-    if (selection.kind === Kind.FIELD) {
-      if (selection.name.value !== '__typename') count += 1;
-    } else if (selection.kind === Kind.INLINE_FRAGMENT) {
-      count += countRootFields(context, selection.selectionSet, seen);
-    } else if (!seen.has(selection.name.value)) {
-      seen.add(selection.name.value);
-      const fragment = context.getFragment(selection.name.value);
-      if (fragment) count += countRootFields(context, fragment.selectionSet, seen);
-    }
-  }
-  return count;
 }
 
 /** graphql-armor rules report an uncoded "Syntax Error"; ours carry the code and the limit instead. */

@@ -1,6 +1,7 @@
-import { expect, inject } from 'vitest';
+import { afterAll, beforeAll, expect, inject } from 'vitest';
 import { startApp, type App, type AppOverrides } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
+import { createOrm, type Orm } from '../../src/db/orm.ts';
 import { createLogger, type Logger } from '../../src/logger.ts';
 import type pg from 'pg';
 import { connect, databaseUrl, quoteIdent, uniqueDatabaseName, withAdminClient } from './database.ts';
@@ -25,6 +26,35 @@ export async function createTestDatabase(): Promise<TestDatabase> {
 
 /** The suite's HS256 secret: a server on PostgreSQL refuses to start without one (or JWKS). */
 export const TEST_JWT_SECRET = 'chat-outbox-test-suite-secret-0123456789';
+
+/**
+ * A fresh database for this file, a plain pg client on it and an ORM over it, opened before the
+ * file's tests and closed after them: for tests that drive the outbox without a whole app.
+ */
+export function useTestDatabase(): { readonly db: TestDatabase; readonly client: pg.Client; readonly orm: Orm } {
+  const opened: { db?: TestDatabase; client?: pg.Client; orm?: Orm } = {};
+  beforeAll(async () => {
+    opened.db = await createTestDatabase();
+    opened.client = await connect(opened.db.url);
+    opened.orm = await createOrm({ kind: 'postgresql', url: opened.db.url });
+  });
+  afterAll(async () => {
+    await opened.orm?.close(true);
+    await opened.client?.end();
+    await opened.db?.drop();
+  });
+  return {
+    get db() {
+      return opened.db!;
+    },
+    get client() {
+      return opened.client!;
+    },
+    get orm() {
+      return opened.orm!;
+    },
+  };
+}
 
 export interface TestApp {
   app: App;
