@@ -1,8 +1,10 @@
+import type { GraphiQLOptions } from 'graphql-yoga';
 import { createAnalyticsRollupWorker } from './analytics/analytics-rollup.worker.ts';
 import { createTokenService } from './auth/token.ts';
 import type { AppConfig } from './config.ts';
 import { createOrm, forkEm, migrateToLatest, type Orm } from './db/orm.ts';
-import { seedDemo } from './db/demo-seed.ts';
+import { demoGraphiQLOptions } from './db/demo-graphiql.ts';
+import { DEMO_USERS, seedDemo } from './db/demo-seed.ts';
 import { createEventStreams } from './events/event-subscription.service.ts';
 import { schema } from './graphql/schema.ts';
 import { createHealthChecks } from './health/health-checks.ts';
@@ -33,13 +35,17 @@ export async function startApp(config: AppConfig, logger: Logger, overrides: App
   };
 
   try {
+    const tokens = createTokenService({ secret: config.jwtSecret, issuer: config.jwtIssuer });
     if (config.migrateOnStart) {
       const applied = await migrateToLatest(orm);
       logger.info({ database: config.database.kind, applied }, applied.length ? 'migrations applied' : 'database schema is up to date');
     }
+    // On the demo, GraphiQL opens with example operations and the demo owner's token in place.
+    let graphiql: GraphiQLOptions | undefined;
     if (config.seedDemo) {
-      const { seeded } = await seedDemo(forkEm(orm));
+      const { seeded, sessionId } = await seedDemo(forkEm(orm));
       if (seeded) logger.info('demo project seeded');
+      graphiql = demoGraphiQLOptions({ token: await tokens.sign(DEMO_USERS[0].userId, { expiresIn: '30d' }), sessionId });
     }
 
     const metrics = createMetrics({ readOutboxBacklog: createOutboxBacklogReader(orm), logger });
@@ -111,7 +117,6 @@ export async function startApp(config: AppConfig, logger: Logger, overrides: App
       closers.push(() => analyticsRollup.stop());
     }
 
-    const tokens = createTokenService({ secret: config.jwtSecret, issuer: config.jwtIssuer });
     const events = createEventStreams({
       orm,
       bus,
@@ -131,6 +136,7 @@ export async function startApp(config: AppConfig, logger: Logger, overrides: App
       health,
       serveMetrics: config.metricsEnabled,
       keepAliveMs: config.subscriptions.keepAliveMs,
+      graphiql,
     });
     const running: RunningServer = await server.start(config.port, config.host);
     closers.push(() => server.stop());

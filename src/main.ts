@@ -13,7 +13,10 @@ const app = await startApp(config, logger);
 
 logger.info({ url: app.graphqlUrl, database: config.database.kind }, 'chat-outbox is listening');
 if (config.seedDemo) {
-  const lines = [`\nGraphiQL: ${app.graphqlUrl}`, 'Demo users (paste a line into the Headers tab):'];
+  const lines = [
+    `\nGraphiQL: ${app.graphqlUrl} (opens with example operations, signed in as ${DEMO_USERS[0].userId})`,
+    'Demo users (to act as another, paste a line into the Headers tab):',
+  ];
   for (const user of DEMO_USERS) {
     const token = await app.tokens.sign(user.userId, { expiresIn: '30d' });
     lines.push(`  ${user.userId} (${user.role}): {"Authorization": "Bearer ${token}"}`);

@@ -1,15 +1,15 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import { GraphQLError, type DocumentNode, type execute, type ExecutionArgs, type GraphQLSchema, type subscribe } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
-import { createYoga } from 'graphql-yoga';
+import { createYoga, type GraphiQLOptions } from 'graphql-yoga';
 import { WebSocketServer } from 'ws';
 import type { TokenService } from './auth/token.ts';
 import type { Orm } from './db/orm.ts';
 import type { EventStreams } from './events/event-subscription.service.ts';
 import { createContextFactory, type GraphQLContext } from './graphql/context.ts';
 import { maskError, useRequestErrorCodes } from './graphql/errors.ts';
+import { useGraphiQLPage } from './graphql/graphiql-page.ts';
 import { createHealthChecks, type HealthChecks } from './health/health-checks.ts';
 import type { Logger } from './logger.ts';
 import { useOperationObservability } from './observability/graphql-operations.plugin.ts';
@@ -61,6 +61,8 @@ export interface ServerDeps {
   serveMetrics?: boolean;
   /** What /health/ready reports (database and migrations only when absent). */
   health?: HealthChecks;
+  /** What GraphiQL opens with besides the defaults: the embedded demo's tab and headers. */
+  graphiql?: GraphiQLOptions;
 }
 
 export interface RunningServer {
@@ -87,10 +89,17 @@ export function buildServer(deps: ServerDeps) {
       return createContext(socketAuthorization !== undefined ? socketAuthorization : request?.headers.get('authorization'), log);
     },
     maskedErrors: { maskError },
-    plugins: [useRequestErrorCodes(), useOperationObservability({ metrics, logger: deps.logger })],
-    // Served from the npm package: GraphiQL works without internet access.
-    renderGraphiQL,
-    graphiql: { title: 'chat-outbox', subscriptionsProtocol: 'WS' },
+    plugins: [
+      // Served from the npm package (GraphiQL works without internet access), compressed and cached.
+      useGraphiQLPage({
+        endpoint: GRAPHQL_PATH,
+        graphiql: { title: 'chat-outbox', subscriptionsProtocol: 'WS', shouldPersistHeaders: true, ...deps.graphiql },
+      }),
+      useRequestErrorCodes(),
+      useOperationObservability({ metrics, logger: deps.logger }),
+    ],
+    // useGraphiQLPage serves it instead.
+    graphiql: false,
     landingPage: false,
     logging: yogaLogging(deps.logger),
   });
