@@ -98,7 +98,7 @@ describe('GraphiQL on the demo (SEED_DEMO)', () => {
   it('opens with the demo operations and a working demo-alice header, also for new tabs', async () => {
     const options = graphiqlOptionsIn((await get(t.app.graphqlUrl, HTML)).body.toString('utf8'));
     expect(options.defaultHeaders).toBe(options.headers);
-    const tabs = options.defaultTabs as { query: string; variables: string; headers: string }[];
+    const tabs = options.defaultTabs as { query: string; headers: string }[];
     expect(tabs[0]!.query).toMatch(/subscription SessionEvents\b/);
     expect(tabs[0]!.query).toMatch(/query Projects\b/);
     expect(tabs[0]!.query).toMatch(/mutation SendMessage\b/);
@@ -106,21 +106,21 @@ describe('GraphiQL on the demo (SEED_DEMO)', () => {
 
     // What a user would do: run the tab's operations with the tab's header and variables.
     const authorization = JSON.parse(options.headers).Authorization as string;
-    const run = async (query: string, operationName: string, variables: Record<string, unknown>) => {
+    const run = async (query: string, operationName: string) => {
       const response = await fetch(t.app.graphqlUrl, {
         method: 'POST',
         headers: { 'content-type': 'application/json', authorization },
-        body: JSON.stringify({ query, operationName, variables }),
+        body: JSON.stringify({ query, operationName }),
       });
       return (await response.json()) as { data?: any; errors?: unknown[] };
     };
-    const variables = JSON.parse(tabs[0]!.variables);
-    const projects = await run(tabs[0]!.query, 'Projects', variables);
+    const projects = await run(tabs[0]!.query, 'Projects');
     expect(projects.errors).toBeUndefined();
     expect(projects.data.projects.nodes[0].name).toBe('Demo project');
-    expect(projects.data.projects.nodes[0].sessions.nodes.map((s: { id: string }) => s.id)).toContain(variables.sessionId);
+    const [demoSession] = projects.data.projects.nodes[0].sessions.nodes as { id: string }[];
+    expect(tabs[0]!.query).toContain(`sessionEvents(sessionId: "${demoSession!.id}")`);
 
-    const sent = await run(tabs[1]!.query, 'SendMessage', JSON.parse(tabs[1]!.variables));
+    const sent = await run(tabs[1]!.query, 'SendMessage');
     expect(sent.errors).toBeUndefined();
     expect(sent.data.sendMessage.message.body).toBe('Hello from the second tab');
   });
@@ -128,9 +128,11 @@ describe('GraphiQL on the demo (SEED_DEMO)', () => {
   it('keeps the demo session in the example after a restart on the same database', async () => {
     const again = await startTestApp({ SEED_DEMO: 'true' }, { db: t.db });
     try {
-      const first = JSON.parse(graphiqlOptionsIn((await get(t.app.graphqlUrl, HTML)).body.toString('utf8')).defaultTabs[0].variables);
-      const second = JSON.parse(graphiqlOptionsIn((await get(again.app.graphqlUrl, HTML)).body.toString('utf8')).defaultTabs[0].variables);
-      expect(second.sessionId).toBe(first.sessionId);
+      const sessionIn = async (url: string) =>
+        /sessionEvents\(sessionId: "([\w-]+)"\)/.exec(graphiqlOptionsIn((await get(url, HTML)).body.toString('utf8')).defaultTabs[0].query)?.[1];
+      const first = await sessionIn(t.app.graphqlUrl);
+      expect(first).toMatch(/^[\w-]{36}$/);
+      expect(await sessionIn(again.app.graphqlUrl)).toBe(first);
     } finally {
       await again.stop();
     }
