@@ -57,6 +57,15 @@ describe('.env.example', () => {
   });
 });
 
+describe('installing', () => {
+  it('the README\'s warning-free npm ci names the Node version package.json pins', () => {
+    const pinned = (JSON.parse(read('package.json')) as { devDependencies: Record<string, string> }).devDependencies.node;
+    const named = [...read('README.md').matchAll(/--package=node@([\d.]+)/g)].map((m) => m[1]);
+    expect(named.length).toBeGreaterThan(0);
+    expect(new Set(named)).toEqual(new Set([pinned]));
+  });
+});
+
 describe('compose.yaml', () => {
   it.skipIf(!compose.found)(`is valid for docker-compose config, with two API instances, PostgreSQL, Redis, Prometheus and Grafana${compose.skip}`, () => {
     const env = { JWT_SECRET: 'a-secret-for-validating-the-compose-file-only' };
