@@ -32,7 +32,7 @@ function matchesETag(ifNoneMatch: string | null, hash: string): boolean {
   if (!ifNoneMatch) return false;
   return ifNoneMatch.split(',').some((tag) => {
     const value = tag.trim().replace(/^W\//, '');
-    return value === '*' || value.replace(/^"|"$/g, '').split('-')[0] === hash;
+    return value === '*' || value.startsWith(`"${hash}-`);
   });
 }
 
@@ -54,9 +54,10 @@ export interface GraphiQLPageOptions {
  */
 export function useGraphiQLPage(options: GraphiQLPageOptions): Plugin {
   const html = Buffer.from(renderGraphiQL(options.graphiql));
-  const hash = createHash('sha256').update(html).digest('base64url').slice(0, 27);
-  // Copied once into plain Uint8Arrays, the body type fetch's Response takes.
-  const encoded = new Map<Encoding, Promise<Uint8Array<ArrayBuffer>>>([['identity', Promise.resolve(new Uint8Array(html))]]);
+  const hash = createHash('sha256').update(html).digest('hex').slice(0, 32);
+  // Each encoding is made on first use and copied once into a plain Uint8Array, the body type
+  // fetch's Response takes.
+  const encoded = new Map<Encoding, Promise<Uint8Array<ArrayBuffer>>>();
   const bodyFor = (encoding: Encoding): Promise<Uint8Array<ArrayBuffer>> => {
     let body = encoded.get(encoding);
     if (!body) {
@@ -65,7 +66,9 @@ export function useGraphiQLPage(options: GraphiQLPageOptions): Plugin {
       const compressed =
         encoding === 'br'
           ? brotli(html, { params: { [zlibConstants.BROTLI_PARAM_QUALITY]: 6, [zlibConstants.BROTLI_PARAM_SIZE_HINT]: html.length } })
-          : gzipAsync(html, { level: 6 });
+          : encoding === 'gzip'
+            ? gzipAsync(html, { level: 6 })
+            : Promise.resolve(html);
       body = compressed.then((buffer) => new Uint8Array(buffer));
       encoded.set(encoding, body);
       // Not cached when it failed: the next request tries again.
