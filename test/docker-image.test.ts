@@ -63,6 +63,12 @@ describe('the Dockerfile', () => {
     expect(runtimeStage).toMatch(/^USER node$/m);
   });
 
+  it('has a .dockerignore that keeps secrets and local state out of the build context, and nothing the image copies', () => {
+    const ignored = readFileSync(join(root, '.dockerignore'), 'utf8').split('\n').map((line) => line.trim()).filter((line) => line && !line.startsWith('#'));
+    expect(ignored).toEqual(expect.arrayContaining(['.git', 'node_modules', '.env', '.data']));
+    for (const source of copied) expect(ignored, `${source} is copied by the Dockerfile`).not.toContain(source);
+  });
+
   it('installs no devDependency, migrates with the image\'s files, and serves a ready API on Node 24 alone', async () => {
     for (const source of copied) cpSync(join(root, source), join(app, source), { recursive: true });
     const install = spawnSync(npmCi[0]!, [...npmCi.slice(1), '--prefer-offline'], { cwd: app, encoding: 'utf8', timeout: 240_000, env: { ...process.env, HOME: process.env.HOME } });
