@@ -152,6 +152,22 @@ function alertExpressions(): { where: string; expr: string }[] {
   }));
 }
 
+describe('the Grafana provisioning', () => {
+  it('points every dashboard query at the provisioned Prometheus data source, and serves the dashboard folder compose mounts', () => {
+    const uid = /uid: (\S+)/.exec(read('ops/grafana/provisioning/datasources/prometheus.yml'))?.[1];
+    expect(uid).toBeDefined();
+    const dashboard = JSON.parse(read('ops/grafana/dashboards/chat-outbox.json')) as { panels: { type: string; datasource?: { uid: string }; targets?: { datasource?: { uid: string } }[] }[] };
+    const queried = dashboard.panels.filter((panel) => panel.type !== 'row');
+    expect(queried.length).toBeGreaterThanOrEqual(15);
+    for (const panel of queried) {
+      expect(panel.datasource?.uid).toBe(uid);
+      for (const target of panel.targets ?? []) expect(target.datasource?.uid).toBe(uid);
+    }
+    const folder = /path: (\S+)/.exec(read('ops/grafana/provisioning/dashboards/chat-outbox.yml'))?.[1];
+    expect(read('compose.yaml')).toContain(`./ops/grafana/dashboards:${folder}:ro`);
+  });
+});
+
 describe('metric names in PromQL', () => {
   it('are read out of expressions (functions, labels, ranges and variables are not names)', () => {
     expect(
