@@ -1,7 +1,7 @@
-// Writes the settings table of docs/operations.md from the declarations in src/config.ts, between
-// its marker comments. A test fails when the committed table is stale.
+// Writes the settings table of docs/operations.md (between its marker comments) and .env.example
+// from the declarations in src/config.ts. Tests fail when either committed file is stale.
 import { readFileSync, writeFileSync } from 'node:fs';
-import { settingsTable } from '../src/config.ts';
+import { envExample, settingsTable } from '../src/config.ts';
 import { SETTINGS_END, SETTINGS_START, withSettingsTable } from './settings-table.ts';
 
 const target = new URL('../docs/operations.md', import.meta.url);
@@ -13,3 +13,8 @@ if (after === null) {
 }
 writeFileSync(target, after);
 console.log(after === before ? `${target.pathname} is up to date` : `wrote ${target.pathname}`);
+
+const example = new URL('../.env.example', import.meta.url);
+const exampleBefore = readFileSync(example, 'utf8');
+writeFileSync(example, envExample());
+console.log(envExample() === exampleBefore ? `${example.pathname} is up to date` : `wrote ${example.pathname}`);

@@ -1,9 +1,11 @@
+import type { GraphiQLOptions } from 'graphql-yoga';
 import { createAnalyticsRollupWorker } from './analytics/analytics-rollup.worker.ts';
 import { createTokenService } from './auth/token.ts';
 import { sleep, systemClock, type Clock } from './clock.ts';
 import type { AppConfig } from './config.ts';
 import { createOrm, forkEm, migrateToLatest, type Orm } from './db/orm.ts';
-import { seedDemo } from './db/demo-seed.ts';
+import { demoGraphiQLOptions } from './db/demo-graphiql.ts';
+import { DEMO_USERS, seedDemo } from './db/demo-seed.ts';
 import { createEventStreams } from './events/event-subscription.service.ts';
 import { schema } from './graphql/schema.ts';
 import { createHealthChecks } from './health/health-checks.ts';
@@ -44,13 +46,18 @@ export async function startApp(config: AppConfig, logger: Logger, overrides: App
   };
 
   try {
+    const tokens = createTokenService({ ...config.auth, logger: logger.child({ component: 'auth' }) });
+    if (config.auth.usingDevSecret) logger.warn('bearer tokens use the published development secret: set JWT_SECRET or JWT_JWKS_URL before anyone else can reach this server');
     if (config.migrateOnStart) {
       const applied = await migrate(config, orm);
       logger.info({ database: config.database.kind, applied }, applied.length ? 'migrations applied' : 'database schema is up to date');
     }
+    // On the demo, GraphiQL opens with example operations and the demo owner's token in place.
+    let graphiql: GraphiQLOptions | undefined;
     if (config.seedDemo) {
-      const { seeded } = await seedDemo(forkEm(orm));
+      const { seeded, sessionId } = await seedDemo(forkEm(orm));
       if (seeded) logger.info('demo project seeded');
+      if (tokens.canSign) graphiql = demoGraphiQLOptions({ token: await tokens.sign(DEMO_USERS[0].userId, { expiresIn: '30d' }), sessionId });
     }
 
     const metrics = createMetrics({ readOutboxBacklog: createOutboxBacklogReader(orm), logger });
@@ -125,8 +132,6 @@ export async function startApp(config: AppConfig, logger: Logger, overrides: App
       closers.push(() => analyticsRollup.stop());
     }
 
-    const tokens = createTokenService({ ...config.auth, logger: logger.child({ component: 'auth' }) });
-    if (config.auth.usingDevSecret) logger.warn('bearer tokens use the published development secret: set JWT_SECRET or JWT_JWKS_URL before anyone else can reach this server');
     const events = createEventStreams({
       orm,
       bus,
@@ -159,6 +164,7 @@ export async function startApp(config: AppConfig, logger: Logger, overrides: App
       keepAliveMs: config.subscriptions.keepAliveMs,
       limits: config.operationLimits,
       userLimits: { rates, options: config.abuse },
+      graphiql,
     });
     const running: RunningServer = await server.start(config.port, config.host);
     closers.push(() => server.stop());

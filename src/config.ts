@@ -686,3 +686,25 @@ export function settingsTable(declarations: Declarations = SETTINGS): string {
   });
   return ['| variable | default (allowed) | meaning |', '| --- | --- | --- |', ...rows].join('\n');
 }
+
+/** `.env.example` as `npm run docs:settings` writes it: every setting with its default, by section. */
+export function envExample(declarations: Declarations = SETTINGS): string {
+  const lines = [
+    '# Every setting of chat-outbox with its default, generated from src/config.ts by',
+    '# `npm run docs:settings`. Copy to .env (compose.yaml reads it) or export them. Allowed values',
+    '# are in docs/operations.md#configuration-reference. An empty value means the default.',
+    '# A JWT_SECRET: node -e "console.log(require(\'crypto\').randomBytes(32).toString(\'base64url\'))"',
+  ];
+  const write = (tree: Declarations, section: string) => {
+    const own = Object.values(tree).filter((d): d is Setting<unknown> => d instanceof Setting);
+    if (own.length) lines.push('', `# --- ${section} `.padEnd(96, '-'));
+    for (const setting of own) {
+      const fallback = setting.fallback;
+      const value = fallback === null ? '' : Array.isArray(fallback) ? fallback.join(',') : String(fallback);
+      lines.push(`# ${setting.doc.replaceAll('`', '')}`, `${setting.env}=${value}`);
+    }
+    for (const [key, nested] of Object.entries(tree)) if (!(nested instanceof Setting)) write(nested, key);
+  };
+  write(declarations, 'process');
+  return `${lines.join('\n')}\n`;
+}

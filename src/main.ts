@@ -14,7 +14,10 @@ const app = await startApp(config, logger);
 logger.info({ url: app.graphqlUrl, database: config.database.kind }, 'chat-outbox is listening');
 // Demo tokens need the secret: a JWKS-only server's tokens come from the identity provider.
 if (config.seedDemo && app.tokens.canSign) {
-  const lines = [`\nGraphiQL: ${app.graphqlUrl}`, 'Demo users (paste a line into the Headers tab):'];
+  const lines = [
+    `\nGraphiQL: ${app.graphqlUrl} (opens with example operations, signed in as ${DEMO_USERS[0].userId})`,
+    'Demo users (to act as another, paste a line into the Headers tab):',
+  ];
   for (const user of DEMO_USERS) {
     const token = await app.tokens.sign(user.userId, { expiresIn: '30d' });
     lines.push(`  ${user.userId} (${user.role}): {"Authorization": "Bearer ${token}"}`);

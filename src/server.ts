@@ -1,9 +1,8 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import { GraphQLError, type DocumentNode, type execute, type ExecutionArgs, type GraphQLSchema, type subscribe } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
-import { createYoga } from 'graphql-yoga';
+import { createYoga, type GraphiQLOptions } from 'graphql-yoga';
 import { WebSocketServer } from 'ws';
 import { bearerToken, type TokenService } from './auth/token.ts';
 import type { CorsConfig, OperationLimits } from './config.ts';
@@ -12,6 +11,7 @@ import type { EventStreams } from './events/event-subscription.service.ts';
 import { createContextFactory, type GraphQLContext } from './graphql/context.ts';
 import { maskError, useRequestErrorCodes, useRequestParseErrors, withoutHttpExtension } from './graphql/errors.ts';
 import { useOperationLimits } from './graphql/operation-limits.ts';
+import { useGraphiQLPage } from './graphql/graphiql-page.ts';
 import { createHealthChecks, type HealthChecks } from './health/health-checks.ts';
 import { corsPolicy } from './http/cors-policy.ts';
 import { useCsrfPrevention } from './http/csrf-prevention.plugin.ts';
@@ -74,6 +74,8 @@ export interface ServerDeps {
   cors?: CorsConfig;
   /** Per-user rate limits and WebSocket limits (docs/operations.md); none when absent. */
   userLimits?: ServerLimits;
+  /** What GraphiQL opens with besides the defaults: the embedded demo's tab and headers. */
+  graphiql?: GraphiQLOptions;
 }
 
 export interface RunningServer {
@@ -114,6 +116,11 @@ export function buildServer(deps: ServerDeps) {
     // Checked against Content-Length before reading, and counted while a body without one streams in.
     maxRequestBodySize: deps.limits.maxBodyBytes,
     plugins: [
+      // Served from the npm package (GraphiQL works without internet access), compressed and cached.
+      useGraphiQLPage({
+        endpoint: GRAPHQL_PATH,
+        graphiql: { title: 'chat-outbox', subscriptionsProtocol: 'WS', shouldPersistHeaders: true, ...deps.graphiql },
+      }),
       useCsrfPrevention(),
       useRequestParseErrors(),
       useOperationLimits(deps.limits),
@@ -123,9 +130,8 @@ export function buildServer(deps: ServerDeps) {
       useUserLimits({ rates: userLimits.rates, subscriptionsPerUser: userLimits.options.subscriptionsPerUser }),
     ],
     cors: corsPolicy(deps.cors ?? { origins: [] }),
-    // Served from the npm package: GraphiQL works without internet access.
-    renderGraphiQL,
-    graphiql: { title: 'chat-outbox', subscriptionsProtocol: 'WS' },
+    // useGraphiQLPage serves it instead.
+    graphiql: false,
     landingPage: false,
     logging: yogaLogging(deps.logger),
   });

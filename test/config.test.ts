@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, DEV_JWT_SECRET, listSettings, loadConfig, settingsTable } from '../src/config.ts';
+import { ConfigError, DEV_JWT_SECRET, envExample, listSettings, loadConfig, settingsTable } from '../src/config.ts';
 import { withSettingsTable } from '../scripts/settings-table.ts';
 
 const SECRET = 'a-secret-of-at-least-thirty-two-characters';
@@ -160,6 +160,10 @@ describe('settings declarations', () => {
 
   it('give every setting a one-line doc', () => {
     for (const setting of listSettings()) expect(setting.doc, setting.env).toMatch(/^[^\n]+$/);
+  });
+
+  it('produce the committed .env.example (run `npm run docs:settings` if this fails)', () => {
+    expect(envExample()).toBe(readFileSync(new URL('../.env.example', import.meta.url), 'utf8'));
   });
 
   it('produce the committed table in docs/operations.md (run `npm run docs:settings` if this fails)', () => {
