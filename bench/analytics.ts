@@ -9,12 +9,12 @@
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
-import { createAnalyticsRollupWorker } from '../src/analytics/analytics-rollup.worker.ts';
-import { getProjectAnalytics, listProjectEvents, listSessionEvents } from '../src/analytics/analytics.service.ts';
-import { forkEm } from '../src/db/orm.ts';
+import { createAnalyticsRollupWorker } from '../src/domain/analytics/analytics-rollup.worker.ts';
+import { getProjectAnalytics, listProjectEvents, listSessionEvents } from '../src/domain/analytics/analytics.service.ts';
+import { forkEm } from '../src/platform/db/orm.ts';
 import { startApp, type App } from '../src/app.ts';
-import { loadConfig } from '../src/config.ts';
-import { createLogger } from '../src/logger.ts';
+import { loadConfig } from '../src/platform/config.ts';
+import { createLogger } from '../src/platform/logger.ts';
 import { agentSwitched, messageCreated } from '../src/events/domain-event.ts';
 import { databaseUrl, quoteIdent, uniqueDatabaseName, withAdminClient } from '../test/support/database.ts';
 import { insertEvents, seedMessage, type SeedEvent } from '../test/support/outbox-seed.ts';

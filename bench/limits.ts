@@ -10,7 +10,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { createTokenService } from '../src/auth/token.ts';
+import { createTokenService } from '../src/platform/auth/token.ts';
 import { createBenchDatabase, fmt, percentile } from './support.ts';
 
 const ROUNDS = Number(process.env.BENCH_LIMITS_ROUNDS ?? 20);

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { createOrm, migrateToLatest, type Orm } from '../src/db/orm.ts';
+import { createOrm, migrateToLatest, type Orm } from '../src/platform/db/orm.ts';
 
 /** Benchmarks run against the local PostgreSQL, each on a database of its own that is dropped at the end. */
 export const SERVER_URL = process.env.BENCH_DATABASE_URL || process.env.TEST_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres';

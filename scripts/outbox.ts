@@ -3,11 +3,11 @@
 //   npm run outbox -- status [--project <id>]
 //   npm run outbox -- reprocess (--event <id> ... | --project <id> | --all)
 import { parseArgs } from 'node:util';
-import { loadConfigOrExit } from '../src/config.ts';
-import { dbOf } from '../src/db/database.ts';
-import { createOrm, forkEm } from '../src/db/orm.ts';
-import { isUuid } from '../src/db/ids.ts';
-import { createLogger } from '../src/logger.ts';
+import { loadConfigOrExit } from '../src/platform/config.ts';
+import { dbOf } from '../src/platform/db/database.ts';
+import { createOrm, forkEm } from '../src/platform/db/orm.ts';
+import { isUuid } from '../src/platform/db/ids.ts';
+import { createLogger } from '../src/platform/logger.ts';
 import { deliveryCounts, reprocessFailed } from '../src/events/event-log.repository.ts';
 import { logReprocessed } from '../src/outbox/outbox.log.ts';
 

@@ -1,7 +1,7 @@
 // Writes the settings table of docs/operations.md (between its marker comments) and .env.example
-// from the declarations in src/config.ts. Tests fail when either committed file is stale.
+// from the declarations in src/platform/config.ts. Tests fail when either committed file is stale.
 import { readFileSync, writeFileSync } from 'node:fs';
-import { envExample, settingsTable } from '../src/config.ts';
+import { envExample, settingsTable } from '../src/platform/config.ts';
 import { SETTINGS_END, SETTINGS_START, withSettingsTable } from './settings-table.ts';
 
 const target = new URL('../docs/operations.md', import.meta.url);

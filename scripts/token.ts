@@ -1,6 +1,6 @@
 // npm run token -- <userId> [expiresIn]: prints a bearer token for that user, signed with JWT_SECRET.
-import { createTokenService } from '../src/auth/token.ts';
-import { loadConfigOrExit } from '../src/config.ts';
+import { createTokenService } from '../src/platform/auth/token.ts';
+import { loadConfigOrExit } from '../src/platform/config.ts';
 
 const [userId, expiresIn = '12h'] = process.argv.slice(2);
 if (!userId) {

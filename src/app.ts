@@ -1,22 +1,22 @@
 import type { GraphiQLOptions } from 'graphql-yoga';
-import { createAnalyticsRollupWorker } from './analytics/analytics-rollup.worker.ts';
-import { createTokenService } from './auth/token.ts';
-import { sleep, systemClock, type Clock } from './clock.ts';
-import type { AppConfig } from './config.ts';
-import { createOrm, forkEm, migrateToLatest, type Orm } from './db/orm.ts';
-import { demoGraphiQLOptions } from './db/demo-graphiql.ts';
-import { DEMO_USERS, seedDemo } from './db/demo-seed.ts';
-import { createEventStreams } from './events/event-subscription.service.ts';
-import { schema } from './graphql/schema.ts';
-import { createHealthChecks } from './health/health-checks.ts';
-import { createRateLimits } from './limits/rate-limiter.ts';
-import type { Logger } from './logger.ts';
-import { createMetrics } from './observability/metrics.ts';
-import { createOutboxBacklogReader } from './observability/outbox-backlog.ts';
+import { createAnalyticsRollupWorker } from './domain/analytics/analytics-rollup.worker.ts';
+import { createTokenService } from './platform/auth/token.ts';
+import { sleep, systemClock, type Clock } from './platform/clock.ts';
+import type { AppConfig } from './platform/config.ts';
+import { createOrm, forkEm, migrateToLatest, type Orm } from './platform/db/orm.ts';
+import { demoGraphiQLOptions } from './domain/demo/demo-graphiql.ts';
+import { DEMO_USERS, seedDemo } from './domain/demo/demo-seed.ts';
+import { createEventStreams } from './subscriptions/event-subscription.service.ts';
+import { schema } from './schema.ts';
+import { createHealthChecks } from './platform/observability/health-checks.ts';
+import { createRateLimits } from './platform/limits/rate-limiter.ts';
+import type { Logger } from './platform/logger.ts';
+import { createMetrics } from './platform/observability/metrics.ts';
+import { createOutboxBacklogReader } from './outbox/outbox-backlog.ts';
 import { createPublisherObserver } from './outbox/outbox.observer.ts';
 import { OutboxPublisher } from './outbox/outbox.publisher.ts';
 import { createCommitNotifier, listenForCommits, wakeOnLocalCommit } from './outbox/outbox.wakeups.ts';
-import { createMemoryBus, createRedisBus, type EventBus } from './pubsub/event-bus.ts';
+import { createMemoryBus, createRedisBus, type EventBus } from './bus/event-bus.ts';
 import { buildServer, type RunningServer } from './server.ts';
 
 export interface AppOverrides {

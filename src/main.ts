@@ -1,6 +1,6 @@
-import { loadConfigOrExit } from './config.ts';
-import { DEMO_USERS } from './db/demo-seed.ts';
-import { createLogger } from './logger.ts';
+import { loadConfigOrExit } from './platform/config.ts';
+import { DEMO_USERS } from './domain/demo/demo-seed.ts';
+import { createLogger } from './platform/logger.ts';
 import { startApp } from './app.ts';
 
 /** Longest a graceful stop may take, after the drain period, before the process exits anyway. */

@@ -1,9 +1,9 @@
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { switchAgent } from '../src/agents/worker-space.service.ts';
-import { recordAgentMessage, sendMessage } from '../src/chat/chat.service.ts';
-import { cursorCodec, cursorKeys, queryScope } from '../src/db/pagination.ts';
-import { forkEm } from '../src/db/orm.ts';
+import { switchAgent } from '../src/domain/agents/worker-space.service.ts';
+import { recordAgentMessage, sendMessage } from '../src/domain/chat/chat.service.ts';
+import { cursorCodec, cursorKeys, queryScope } from '../src/platform/db/pagination.ts';
+import { forkEm } from '../src/platform/db/orm.ts';
 import { errorCode, startTestAppWithClient, type TestApp } from './support/app.ts';
 import { createProjectFixture, SEND_MESSAGE } from './support/fixtures.ts';
 import { eventPage, eventually, openTransaction, storedEvents, walk, type StoredEvent } from './support/analytics.ts';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { binValueMs, percentileMs, RESPONSE_BIN_GROWTH } from '../src/analytics/response-time.histogram.ts';
-import { DAY_MS, HOUR_MS, PERIOD_DAYS, splitRange } from '../src/analytics/range-pieces.ts';
+import { binValueMs, percentileMs, RESPONSE_BIN_GROWTH } from '../src/domain/analytics/response-time.histogram.ts';
+import { DAY_MS, HOUR_MS, PERIOD_DAYS, splitRange } from '../src/domain/analytics/range-pieces.ts';
 
 describe('splitRange', () => {
   it('cuts any range into whole days, whole hours of single days and at most two partial hours, exactly', () => {

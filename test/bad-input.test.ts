@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MAX_MESSAGE_BODY_LENGTH } from '../src/chat/chat.service.ts';
+import { MAX_MESSAGE_BODY_LENGTH } from '../src/domain/chat/chat.service.ts';
 import { errorCode, startTestAppWithClient, type GqlResult, type TestApp } from './support/app.ts';
 import { createProjectFixture, SEND_MESSAGE, SWITCH_AGENT } from './support/fixtures.ts';
 

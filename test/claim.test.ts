@@ -1,5 +1,5 @@
 import { beforeEach, describe, expect, it } from 'vitest';
-import { createLogger } from '../src/logger.ts';
+import { createLogger } from '../src/platform/logger.ts';
 import { OutboxPublisher } from '../src/outbox/outbox.publisher.ts';
 import { claimBatch, claimBatchQuery, type ClaimOptions } from '../src/outbox/outbox.sql.ts';
 import { useTestDatabase } from './support/app.ts';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { sleep, systemClock } from '../src/clock.ts';
+import { sleep, systemClock } from '../src/platform/clock.ts';
 import { FakeClock } from './support/fake-clock.ts';
 
 describe('sleep', () => {

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, DEV_JWT_SECRET, envExample, listSettings, loadConfig, settingsTable } from '../src/config.ts';
+import { ConfigError, DEV_JWT_SECRET, envExample, listSettings, loadConfig, settingsTable } from '../src/platform/config.ts';
 import { withSettingsTable } from '../scripts/settings-table.ts';
 
 const SECRET = 'a-secret-of-at-least-thirty-two-characters';

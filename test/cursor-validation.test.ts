@@ -1,6 +1,6 @@
 import { getNamedType, isObjectType, type GraphQLField } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { schema } from '../src/graphql/schema.ts';
+import { schema } from '../src/schema.ts';
 import { startTestApp, type GqlResult, type TestApp } from './support/app.ts';
 import { eventually } from './support/analytics.ts';
 import { createProjectFixture, SEND_MESSAGE } from './support/fixtures.ts';

@@ -5,11 +5,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startApp } from '../src/app.ts';
-import { loadConfig } from '../src/config.ts';
-import { createLogger } from '../src/logger.ts';
+import { loadConfig } from '../src/platform/config.ts';
+import { createLogger } from '../src/platform/logger.ts';
 import { OutboxEventSchema } from '../src/outbox/outbox-event.entity.ts';
-import { MessageSchema } from '../src/chat/message.entity.ts';
-import { forkEm } from '../src/db/orm.ts';
+import { MessageSchema } from '../src/domain/chat/message.entity.ts';
+import { forkEm } from '../src/platform/db/orm.ts';
 
 const scratch = mkdtempSync(join(tmpdir(), 'chat-outbox-embedded-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { DomainEvent } from '../src/events/domain-event.ts';
-import { orderedEventStream, StreamEnd, type OrderedStreamSource } from '../src/events/event-stream.ts';
+import { orderedEventStream, StreamEnd, type OrderedStreamSource } from '../src/subscriptions/event-stream.ts';
 
 /** A source with a committed log in memory and a live feed the test drives. */
 function fakeSource(committed: number) {

@@ -1,5 +1,5 @@
 import type { TestProject } from 'vitest/node';
-import { createOrm, migrateToLatest } from '../src/db/orm.ts';
+import { createOrm, migrateToLatest } from '../src/platform/db/orm.ts';
 import { databaseUrl, quoteIdent, uniqueDatabaseName, withAdminClient } from './support/database.ts';
 
 declare module 'vitest' {

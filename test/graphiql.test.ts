@@ -1,7 +1,7 @@
 import { request } from 'node:http';
 import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { negotiateEncoding } from '../src/graphql/graphiql-page.ts';
+import { negotiateEncoding } from '../src/platform/graphql/graphiql-page.ts';
 import { startTestApp, type TestApp } from './support/app.ts';
 
 /** A raw GET (fetch would decode the body), so the bytes on the wire can be measured. */

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApp } from '../src/app.ts';
-import { loadConfig } from '../src/config.ts';
+import { loadConfig } from '../src/platform/config.ts';
 import { createTestDatabase, startTestApp, TEST_JWT_SECRET, type TestApp } from './support/app.ts';
 import { quoteIdent, withAdminClient } from './support/database.ts';
 import { captureLogs, eventually } from './support/observability.ts';

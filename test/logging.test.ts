@@ -2,8 +2,8 @@ import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { messageCreated } from '../src/events/domain-event.ts';
 import { recordEvent } from '../src/outbox/outbox.writer.ts';
-import { forkEm } from '../src/db/orm.ts';
-import { createLogger } from '../src/logger.ts';
+import { forkEm } from '../src/platform/db/orm.ts';
+import { createLogger } from '../src/platform/logger.ts';
 import {
   logBatchClaimed,
   logFailed,

@@ -1,10 +1,10 @@
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dbOf } from '../src/db/database.ts';
-import { forkEm } from '../src/db/orm.ts';
-import { createMetrics } from '../src/observability/metrics.ts';
-import { outboxBacklogQuery } from '../src/observability/outbox-backlog.ts';
-import { createOperationNameLabels } from '../src/observability/operation-name-label.ts';
+import { dbOf } from '../src/platform/db/database.ts';
+import { forkEm } from '../src/platform/db/orm.ts';
+import { createMetrics } from '../src/platform/observability/metrics.ts';
+import { outboxBacklogQuery } from '../src/outbox/outbox-backlog.ts';
+import { createOperationNameLabels } from '../src/platform/observability/operation-name-label.ts';
 import { startTestApp, startTestAppWithClient, type TestApp } from './support/app.ts';
 import { failInsertsInto } from './support/database.ts';
 import { createProjectFixture, SEND_MESSAGE } from './support/fixtures.ts';

@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { getIntrospectionQuery, parse, specifiedRules, validate, type DocumentNode, type OperationDefinitionNode } from 'graphql';
 import { describe, expect, it } from 'vitest';
-import { loadConfig, type OperationLimits } from '../src/config.ts';
-import { costRefusal, operationLimitRules } from '../src/graphql/operation-limits.ts';
-import { schema } from '../src/graphql/schema.ts';
+import { loadConfig, type OperationLimits } from '../src/platform/config.ts';
+import { costRefusal, operationLimitRules } from '../src/platform/graphql/operation-limits.ts';
+import { schema } from '../src/schema.ts';
 
 const defaults = loadConfig({}).operationLimits;
 

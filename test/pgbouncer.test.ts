@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createOrm, migrateToLatest } from '../src/db/orm.ts';
+import { createOrm, migrateToLatest } from '../src/platform/db/orm.ts';
 import { startTestApp, createTestDatabase, type TestApp, type TestDatabase } from './support/app.ts';
 import { connect, databaseUrl, quoteIdent, uniqueDatabaseName, withAdminClient } from './support/database.ts';
 import { createProjectFixture, SEND_MESSAGE } from './support/fixtures.ts';

@@ -1,8 +1,8 @@
 import { getOperationAST, parse } from 'graphql';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../src/config.ts';
-import { rootFieldCount } from '../src/graphql/root-fields.ts';
+import { loadConfig } from '../src/platform/config.ts';
+import { rootFieldCount } from '../src/platform/graphql/root-fields.ts';
 import { errorCode, startTestApp, type TestApp } from './support/app.ts';
 import { connect } from './support/database.ts';
 import { createProjectFixture, SEND_MESSAGE } from './support/fixtures.ts';

@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRedisBus } from '../src/pubsub/event-bus.ts';
+import { createRedisBus } from '../src/bus/event-bus.ts';
 import type { DomainEvent } from '../src/events/domain-event.ts';
 import { startTestApp, type TestApp } from './support/app.ts';
 import { connect } from './support/database.ts';

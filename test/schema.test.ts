@@ -1,17 +1,17 @@
 import { readFileSync } from 'node:fs';
 import { execute, parse, printSchema } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTokenService } from '../src/auth/token.ts';
-import { sendMessage } from '../src/chat/chat.service.ts';
-import { createOrm, forkEm, type Orm } from '../src/db/orm.ts';
-import { createContextFactory } from '../src/graphql/context.ts';
-import { createLogger } from '../src/logger.ts';
-import { createMetrics } from '../src/observability/metrics.ts';
-import { createEventStreams } from '../src/events/event-subscription.service.ts';
-import { createMemoryBus } from '../src/pubsub/event-bus.ts';
-import { schema } from '../src/graphql/schema.ts';
-import { createChatSession } from '../src/chat/chat.service.ts';
-import { addProjectMember, createProject } from '../src/projects/project.service.ts';
+import { createTokenService } from '../src/platform/auth/token.ts';
+import { sendMessage } from '../src/domain/chat/chat.service.ts';
+import { createOrm, forkEm, type Orm } from '../src/platform/db/orm.ts';
+import { createContextFactory } from '../src/platform/graphql/context.ts';
+import { createLogger } from '../src/platform/logger.ts';
+import { createMetrics } from '../src/platform/observability/metrics.ts';
+import { createEventStreams } from '../src/subscriptions/event-subscription.service.ts';
+import { createMemoryBus } from '../src/bus/event-bus.ts';
+import { schema } from '../src/schema.ts';
+import { createChatSession } from '../src/domain/chat/chat.service.ts';
+import { addProjectMember, createProject } from '../src/domain/projects/project.service.ts';
 import { createTestDatabase, type TestDatabase } from './support/app.ts';
 
 describe('schema.graphql', () => {

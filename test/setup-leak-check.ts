@@ -1,5 +1,5 @@
 import { afterAll, beforeAll } from 'vitest';
-import { createLogger } from '../src/logger.ts';
+import { createLogger } from '../src/platform/logger.ts';
 import { unstoppedTestApps } from './support/app.ts';
 import { openThings, trackTimers, waitForLeaks, type OpenThings } from './support/leak-check.ts';
 

@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { createAnalyticsRollupWorker } from '../src/analytics/analytics-rollup.worker.ts';
-import { createChatSession, sendMessage } from '../src/chat/chat.service.ts';
-import { forkEm } from '../src/db/orm.ts';
-import { createLogger } from '../src/logger.ts';
+import { createAnalyticsRollupWorker } from '../src/domain/analytics/analytics-rollup.worker.ts';
+import { createChatSession, sendMessage } from '../src/domain/chat/chat.service.ts';
+import { forkEm } from '../src/platform/db/orm.ts';
+import { createLogger } from '../src/platform/logger.ts';
 import { OutboxPublisher } from '../src/outbox/outbox.publisher.ts';
 import { listenForCommits } from '../src/outbox/outbox.wakeups.ts';
-import { createProject } from '../src/projects/project.service.ts';
+import { createProject } from '../src/domain/projects/project.service.ts';
 import { startTestApp, useTestDatabase } from './support/app.ts';
 import { connect } from './support/database.ts';
 import { FakeClock } from './support/fake-clock.ts';

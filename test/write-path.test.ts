@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { sendMessage } from '../src/chat/chat.service.ts';
-import { forkEm } from '../src/db/orm.ts';
+import { sendMessage } from '../src/domain/chat/chat.service.ts';
+import { forkEm } from '../src/platform/db/orm.ts';
 import { errorCode, startTestAppWithClient, type TestApp } from './support/app.ts';
 import { failInsertsInto } from './support/database.ts';
 import { createProjectFixture, SEND_MESSAGE, SWITCH_AGENT } from './support/fixtures.ts';

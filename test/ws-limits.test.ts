@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../src/config.ts';
-import { MAX_MESSAGE_BODY_LENGTH } from '../src/chat/chat.service.ts';
-import { WsCloseCode } from '../src/limits/ws-limits.ts';
+import { loadConfig } from '../src/platform/config.ts';
+import { MAX_MESSAGE_BODY_LENGTH } from '../src/domain/chat/chat.service.ts';
+import { WsCloseCode } from '../src/platform/limits/ws-limits.ts';
 import { startTestApp, type TestApp } from './support/app.ts';
 import { eventually, parseScrape } from './support/observability.ts';
 import { createProjectFixture, SEND_MESSAGE } from './support/fixtures.ts';

@@ -1,5 +1,5 @@
-import { MESSAGE_ROLES, type MessageRole } from '../chat/message.entity.ts';
-import type { EventOutboxRow } from '../db/database.ts';
+import { MESSAGE_ROLES, type MessageRole } from '../domain/chat/message.entity.ts';
+import type { EventOutboxRow } from '../platform/db/database.ts';
 
 /**
  * The event contract: every domain event the service records, carries over the bus and reads back.

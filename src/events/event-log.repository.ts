@@ -1,12 +1,12 @@
 import { sql } from 'kysely';
-import type { Db, EventOutboxRow } from '../db/database.ts';
+import type { Db, EventOutboxRow } from '../platform/db/database.ts';
 import { EVENT_ROW_COLUMNS, eventFromRow, eventTypeOf, type DomainEvent, type EventRow, type EventType } from './domain-event.ts';
 
 /**
  * The statements that read `event_outbox` as the event log, and the operator's statements on it:
  * subscription replay, delivery status (the `outboxStatus` query and `npm run outbox -- status`
  * share one), and reprocessing. The publisher's claim and marks are in src/outbox/outbox.sql.ts;
- * analytics' reads in src/analytics/analytics.repository.ts.
+ * analytics' reads in src/domain/analytics/analytics.repository.ts.
  */
 
 /** The channel that tells publishers in other processes "events are due". Payload-less: a hint only. */

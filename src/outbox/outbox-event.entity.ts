@@ -1,7 +1,7 @@
 import { defineEntity, p, type InferEntity } from '@mikro-orm/core';
-import { newId } from '../db/ids.ts';
+import { newId } from '../platform/db/ids.ts';
 import type { AggregateType, EventType } from '../events/domain-event.ts';
-import { MAX_USER_ID_LENGTH } from '../validation.ts';
+import { MAX_USER_ID_LENGTH } from '../platform/validation.ts';
 
 export const OUTBOX_STATUSES = ['pending', 'published', 'failed'] as const;
 export type OutboxStatus = (typeof OUTBOX_STATUSES)[number];

@@ -1,5 +1,5 @@
-import { EventTypeEnum } from '../events/chat-event.schema.ts';
-import { builder } from '../graphql/builder.ts';
+import { EventTypeEnum } from '../subscriptions/chat-event.schema.ts';
+import { builder } from '../platform/graphql/builder.ts';
 import { logReprocessed } from './outbox.log.ts';
 import { getOutboxStatus, reprocessFailedEvents, type FailedEventInfo, type OutboxStatusReport } from './outbox-admin.service.ts';
 

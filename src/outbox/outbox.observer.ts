@@ -1,5 +1,5 @@
-import type { Logger } from '../logger.ts';
-import type { Metrics } from '../observability/metrics.ts';
+import type { Logger } from '../platform/logger.ts';
+import type { Metrics } from '../platform/observability/metrics.ts';
 import { logBatchClaimed, logFailed, logPublished, logRetryScheduled } from './outbox.log.ts';
 import type { PublisherObserver } from './outbox.publisher.ts';
 import type { OutboxRow } from './outbox.sql.ts';

@@ -1,12 +1,12 @@
-import { systemClock, type Clock } from '../clock.ts';
-import type { OutboxPublisherOptions } from '../config.ts';
-import { newId } from '../db/ids.ts';
-import { dbOf } from '../db/database.ts';
-import { forkEm, type Orm } from '../db/orm.ts';
+import { systemClock, type Clock } from '../platform/clock.ts';
+import type { OutboxPublisherOptions } from '../platform/config.ts';
+import { newId } from '../platform/db/ids.ts';
+import { dbOf } from '../platform/db/database.ts';
+import { forkEm, type Orm } from '../platform/db/orm.ts';
 import { eventFromRow, InvalidEventError, type DomainEvent } from '../events/domain-event.ts';
-import type { Logger } from '../logger.ts';
-import type { PublisherStatus } from '../observability/metrics.ts';
-import type { EventBus } from '../pubsub/event-bus.ts';
+import type { Logger } from '../platform/logger.ts';
+import type { PublisherStatus } from '../platform/observability/metrics.ts';
+import type { EventBus } from '../bus/event-bus.ts';
 import { backoffMs } from './backoff.ts';
 import { logPublisherStarted, logPublisherStopped } from './outbox.log.ts';
 import {

@@ -1,6 +1,6 @@
 import { CompiledQuery, sql } from 'kysely';
-import type { Db } from '../db/database.ts';
-import { runPrepared, type Orm } from '../db/orm.ts';
+import type { Db } from '../platform/db/database.ts';
+import { runPrepared, type Orm } from '../platform/db/orm.ts';
 import type { AggregateType, EventRow, EventType } from '../events/domain-event.ts';
 import type { OutboxStatus } from './outbox-event.entity.ts';
 

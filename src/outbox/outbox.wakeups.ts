@@ -1,11 +1,11 @@
 import type { EventSubscriber, FlushEventArgs, TransactionEventArgs } from '@mikro-orm/core';
 import pg from 'pg';
-import { systemClock, type Clock } from '../clock.ts';
-import { dbOf } from '../db/database.ts';
-import { forkEm, type Em, type Orm } from '../db/orm.ts';
+import { systemClock, type Clock } from '../platform/clock.ts';
+import { dbOf } from '../platform/db/database.ts';
+import { forkEm, type Em, type Orm } from '../platform/db/orm.ts';
 import { notifyPublishers, OUTBOX_CHANNEL } from '../events/event-log.repository.ts';
 import { backoffMs } from './backoff.ts';
-import type { Logger } from '../logger.ts';
+import type { Logger } from '../platform/logger.ts';
 import { OutboxEventSchema } from './outbox-event.entity.ts';
 
 /** Transactions that made outbox events due; a publisher in this process wakes when one commits. */

@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
-import { dbOf } from '../db/database.ts';
-import type { Em } from '../db/orm.ts';
+import { dbOf } from '../platform/db/database.ts';
+import type { Em } from '../platform/db/orm.ts';
 import type { AggregateType, NewDomainEvent } from '../events/domain-event.ts';
 import { OutboxEventSchema, type IOutboxEvent } from './outbox-event.entity.ts';
 

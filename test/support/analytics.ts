@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { forkEm, type Em, type Orm } from '../../src/db/orm.ts';
+import { forkEm, type Em, type Orm } from '../../src/platform/db/orm.ts';
 import type { GqlResult, TestApp } from './app.ts';
 
 export const PROJECT_EVENTS = `

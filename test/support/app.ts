@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, expect, inject } from 'vitest';
 import { startApp, type App, type AppOverrides } from '../../src/app.ts';
-import { loadConfig } from '../../src/config.ts';
-import { createOrm, type Orm } from '../../src/db/orm.ts';
-import { createLogger, type Logger } from '../../src/logger.ts';
+import { loadConfig } from '../../src/platform/config.ts';
+import { createOrm, type Orm } from '../../src/platform/db/orm.ts';
+import { createLogger, type Logger } from '../../src/platform/logger.ts';
 import type pg from 'pg';
 import { connect, databaseUrl, quoteIdent, uniqueDatabaseName, withAdminClient } from './database.ts';
 

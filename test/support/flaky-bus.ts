@@ -1,5 +1,5 @@
 import type { DomainEvent } from '../../src/events/domain-event.ts';
-import { createMemoryBus, type EventBus } from '../../src/pubsub/event-bus.ts';
+import { createMemoryBus, type EventBus } from '../../src/bus/event-bus.ts';
 
 /**
  * A real in-memory bus with a switch to make it refuse events, as a Redis outage would, and a log

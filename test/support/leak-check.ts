@@ -30,7 +30,7 @@ const liveTimers = new Map<NodeJS.Timeout, string>();
 let tracking = false;
 
 /** Frames of timer plumbing, skipped to name the code that asked for the timer. */
-const PLUMBING = ['leak-check.ts', 'node:internal', '/src/clock.ts'];
+const PLUMBING = ['leak-check.ts', 'node:internal', '/src/platform/clock.ts'];
 
 /** The first stack frame outside timer plumbing: where a timer was set. */
 function caller(): string {

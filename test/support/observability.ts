@@ -1,5 +1,5 @@
 import { expect } from 'vitest';
-import { createLogger, type Logger } from '../../src/logger.ts';
+import { createLogger, type Logger } from '../../src/platform/logger.ts';
 
 /** A JSON logger whose lines stay in memory, to assert on what the service logs. */
 export function captureLogs(level = 'debug'): { logger: Logger; text: () => string; records: () => Record<string, any>[] } {

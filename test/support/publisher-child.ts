@@ -1,9 +1,9 @@
 // A publisher in its own process whose bus never confirms: it claims a batch and hangs in
 // publish, so the parent test can SIGKILL it mid-batch. Not used outside tests.
-import { createOrm } from '../../src/db/orm.ts';
-import { createLogger } from '../../src/logger.ts';
+import { createOrm } from '../../src/platform/db/orm.ts';
+import { createLogger } from '../../src/platform/logger.ts';
 import { OutboxPublisher } from '../../src/outbox/outbox.publisher.ts';
-import type { EventBus } from '../../src/pubsub/event-bus.ts';
+import type { EventBus } from '../../src/bus/event-bus.ts';
 
 const orm = await createOrm({ kind: 'postgresql', url: process.env.CHILD_DATABASE_URL! });
 const hangingBus: EventBus = {

@@ -1,12 +1,12 @@
 import { GraphQLInt, GraphQLObjectType, GraphQLSchema, GraphQLString } from 'graphql';
-import { createTokenService } from '../../src/auth/token.ts';
-import { loadConfig } from '../../src/config.ts';
-import { createOrm } from '../../src/db/orm.ts';
-import type { GraphQLContext } from '../../src/graphql/context.ts';
-import type { Logger } from '../../src/logger.ts';
-import { createMetrics } from '../../src/observability/metrics.ts';
-import { createEventStreams } from '../../src/events/event-subscription.service.ts';
-import { createMemoryBus } from '../../src/pubsub/event-bus.ts';
+import { createTokenService } from '../../src/platform/auth/token.ts';
+import { loadConfig } from '../../src/platform/config.ts';
+import { createOrm } from '../../src/platform/db/orm.ts';
+import type { GraphQLContext } from '../../src/platform/graphql/context.ts';
+import type { Logger } from '../../src/platform/logger.ts';
+import { createMetrics } from '../../src/platform/observability/metrics.ts';
+import { createEventStreams } from '../../src/subscriptions/event-subscription.service.ts';
+import { createMemoryBus } from '../../src/bus/event-bus.ts';
 import { buildServer, type AppServer } from '../../src/server.ts';
 import { createTestDatabase } from './app.ts';
 

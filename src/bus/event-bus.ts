@@ -1,0 +1,161 @@
+import { createRedisEventTarget } from '@graphql-yoga/redis-event-target';
+import { createPubSub } from 'graphql-yoga';
+import type { DomainEvent } from '../events/domain-event.ts';
+import { openRedisConnection } from '../platform/redis-connection.ts';
+
+/**
+ * The pub/sub bus between the OutboxPublisher and the subscription servers. In memory inside one
+ * process by default; over Redis pub/sub when several API instances share a database, so that an
+ * event published by instance A reaches subscribers connected to instance B.
+ *
+ * Only the OutboxPublisher publishes domain events (the GraphQL context has no bus at all).
+ */
+export interface EventBus {
+  /**
+   * Publishes events in the given order. Resolves with one entry per event: null when the bus
+   * accepted it, or the error when it did not. Results are prefix-closed: after the first event
+   * the bus refuses, no later event of the call goes out (each is reported failed), so a caller
+   * that passes one aggregate's events in sequence order never has a later one overtake an
+   * earlier one. Never reports "accepted" for an event the bus could not take (a Redis bus that
+   * is down fails fast instead of queueing in memory).
+   */
+  publish(events: readonly DomainEvent[]): Promise<(Error | null)[]>;
+  /** Calls `listener` for every event of the project; resolves once the subscription is live. */
+  subscribeProject(projectId: string, listener: (event: DomainEvent) => void): Promise<() => void>;
+  /**
+   * Calls `listener` whenever this instance's subscriptions are live again after the bus lost
+   * them: events published in between did not reach this instance, and streams should look for
+   * them in the database. Returns the unsubscribe. (The in-memory bus never loses them.)
+   */
+  onResubscribed(listener: () => void): () => void;
+  close(): Promise<void>;
+}
+
+/** One channel per project: session subscribers filter their session out of it. */
+export const projectTopic = (projectId: string) => `chat-outbox:project:${projectId}`;
+
+type Topics = Record<string, [DomainEvent]>;
+
+function subscribeVia(pubSub: ReturnType<typeof createPubSub<Topics>>, topic: string, listener: (event: DomainEvent) => void) {
+  const iterator = pubSub.subscribe(topic)[Symbol.asyncIterator]();
+  void (async () => {
+    for (;;) {
+      const next = await iterator.next();
+      if (next.done) return;
+      listener(next.value);
+    }
+  })();
+  return () => void iterator.return?.();
+}
+
+export function createMemoryBus(): EventBus {
+  const pubSub = createPubSub<Topics>();
+  return {
+    async publish(events) {
+      for (const event of events) pubSub.publish(projectTopic(event.projectId), event);
+      return events.map(() => null);
+    },
+    async subscribeProject(projectId, listener) {
+      const unsubscribe = subscribeVia(pubSub, projectTopic(projectId), listener);
+      // The repeater registers its listener when first pulled; let that happen before resolving.
+      await new Promise((resolve) => setImmediate(resolve));
+      return unsubscribe;
+    },
+    onResubscribed() {
+      return () => {};
+    },
+    async close() {},
+  };
+}
+
+export interface RedisBusOptions {
+  /** Names the connections `<name>:publish` and `<name>:subscribe` in Redis's CLIENT LIST. */
+  connectionName?: string;
+  /** Wait before each reconnect attempt (default: ioredis's, 50 ms more per attempt up to 2 s). */
+  reconnectDelayMs?: number;
+}
+
+export function createRedisBus(url: string, options: RedisBusOptions = {}): EventBus {
+  const name = options.connectionName ?? 'chat-outbox';
+  const retryStrategy = options.reconnectDelayMs === undefined ? {} : { retryStrategy: () => options.reconnectDelayMs };
+  // Publishing fails fast while Redis is unreachable, so the publisher retries from the outbox
+  // instead of ioredis holding events in an in-memory queue we would already have marked published.
+  const publishClient = openRedisConnection(url, `${name}:publish`, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: false, ...retryStrategy });
+  // The subscribing connection reconnects and resubscribes by itself. Messages published while it
+  // is down are lost to it: once its channels are live again, onResubscribed listeners (the
+  // subscription streams) read what they missed from the database (event-stream.ts).
+  const subscribeClient = openRedisConnection(url, `${name}:subscribe`, { maxRetriesPerRequest: null, ...retryStrategy });
+  const pubSub = createPubSub<Topics>({ eventTarget: createRedisEventTarget({ publishClient, subscribeClient }) });
+
+  /** Channels this instance listens on, with how many subscriptions use each. */
+  const channels = new Map<string, number>();
+  const resubscribed = new Set<() => void>();
+  let connectedBefore = false;
+  subscribeClient.on('ready', () => {
+    if (!connectedBefore) {
+      connectedBefore = true;
+      return;
+    }
+    // ioredis re-sends SUBSCRIBE for its channels on its own; subscribing again (idempotent) and
+    // awaiting the reply is how we know they are live before streams read the database, so that
+    // nothing published from here on can fall between that read and the live channel.
+    const topics = [...channels.keys()];
+    void (topics.length ? subscribeClient.subscribe(...topics) : Promise.resolve()).then(
+      () => {
+        for (const listener of resubscribed) listener();
+      },
+      () => {}, // lost again meanwhile: the next 'ready' tries again
+    );
+  });
+
+  return {
+    async publish(events) {
+      if (publishClient.status !== 'ready') {
+        const down = new Error(`Redis bus unavailable (${publishClient.status})`);
+        return events.map(() => down);
+      }
+      // MULTI/EXEC: Redis runs the publishes all or none, which keeps the results prefix-closed.
+      const transaction = publishClient.multi();
+      for (const event of events) transaction.publish(projectTopic(event.projectId), JSON.stringify(event));
+      try {
+        const results = await transaction.exec();
+        const failure = !results ? new Error('Redis aborted the publish') : results.find(([error]) => error)?.[0];
+        return events.map(() => failure ?? null);
+      } catch (error) {
+        const failure = error instanceof Error ? error : new Error(String(error));
+        return events.map(() => failure);
+      }
+    },
+    async subscribeProject(projectId, listener) {
+      const topic = projectTopic(projectId);
+      const unsubscribe = subscribeVia(pubSub, topic, listener);
+      channels.set(topic, (channels.get(topic) ?? 0) + 1);
+      let released = false;
+      const release = () => {
+        if (released) return;
+        released = true;
+        unsubscribe();
+        const left = (channels.get(topic) ?? 1) - 1;
+        if (left > 0) channels.set(topic, left);
+        else channels.delete(topic);
+      };
+      try {
+        await new Promise((resolve) => setImmediate(resolve));
+        // SUBSCRIBE is idempotent; awaiting it is how we know the channel is live.
+        await subscribeClient.subscribe(topic);
+      } catch (error) {
+        release();
+        throw error;
+      }
+      return release;
+    },
+    onResubscribed(listener) {
+      resubscribed.add(listener);
+      return () => void resubscribed.delete(listener);
+    },
+    async close() {
+      publishClient.disconnect();
+      subscribeClient.disconnect();
+    },
+  };
+}

@@ -1,0 +1,33 @@
+import { UniqueConstraintViolationException } from '@mikro-orm/core';
+import type { Em } from '../../platform/db/orm.ts';
+import { afterKeyset, createdAtCursor, createdAtKey, findPage, KEYSET_ORDER, type Page, type PageRequest } from '../../platform/db/pagination.ts';
+import { conflict } from '../../platform/errors.ts';
+import { requireOwner } from '../projects/project.service.ts';
+import { requireId, requireText } from '../../platform/validation.ts';
+import { AgentSchema, type IAgent } from './agent.entity.ts';
+
+export const MAX_AGENT_NAME_LENGTH = 100;
+
+export function listAgents(em: Em, projectId: string, request: PageRequest): Promise<Page<IAgent>> {
+  return findPage(request, {
+    cursor: createdAtCursor,
+    fetch: ({ after, limit }) => em.find(AgentSchema, { project: projectId, ...afterKeyset(after) }, { orderBy: KEYSET_ORDER, limit }),
+    keyOf: createdAtKey,
+  });
+}
+
+export async function createAgent(em: Em, viewerId: string, input: { projectId: string; name: string }): Promise<IAgent> {
+  const projectId = requireId('projectId', input.projectId);
+  const name = requireText('name', input.name, MAX_AGENT_NAME_LENGTH).trim();
+  const duplicate = () => conflict(`An agent named "${name}" already exists in this project`);
+  try {
+    return await em.transactional(async (tx) => {
+      await requireOwner(tx, viewerId, projectId);
+      if (await tx.count(AgentSchema, { project: projectId, name })) throw duplicate();
+      return tx.create(AgentSchema, { project: projectId, name });
+    });
+  } catch (error) {
+    if (error instanceof UniqueConstraintViolationException) throw duplicate();
+    throw error;
+  }
+}

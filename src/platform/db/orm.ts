@@ -1,0 +1,117 @@
+import { createHash } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Migrator } from '@mikro-orm/migrations';
+import { MikroORM as PgliteMikroORM, defineConfig as definePgliteConfig } from '@mikro-orm/pglite';
+import { MikroORM as PostgresMikroORM, defineConfig as definePostgresConfig } from '@mikro-orm/postgresql';
+import type { SqlEntityManager, SqlMikroORM } from '@mikro-orm/sql';
+import type { CompiledQuery } from 'kysely';
+import pg from 'pg';
+import type { DatabaseConfig } from '../config.ts';
+import { dbOf } from './database.ts';
+import { entities } from '../../entities.ts';
+
+/** The ORM, whichever PostgreSQL it talks to; everything above this file sees only this. */
+export type Orm = SqlMikroORM;
+export type Em = SqlEntityManager;
+
+const migrationsPath = fileURLToPath(new URL('../../../migrations', import.meta.url));
+
+const sharedOptions = {
+  entities,
+  extensions: [Migrator],
+  migrations: {
+    path: migrationsPath,
+    glob: '!(*.d).ts',
+    // Migrations are hand-written SQL and are the source of truth for the schema (checks, partial
+    // indexes, triggers the entity metadata does not describe), so no schema snapshot is kept and
+    // `npm run db:migration:create` scaffolds a blank migration instead of diffing entities.
+    snapshot: false,
+    snapshotOnMigrate: false,
+    // Applied migrations are reported through our structured log (app.ts), not printed raw.
+    silent: true,
+  },
+  // The global EntityManager is off: requests and background batches each work on their own fork.
+  allowGlobalContext: false,
+  // Ids and timestamps exist as soon as an entity is created, so an event payload can name them
+  // before the flush that inserts both.
+  processOnCreateHooksEarly: true,
+  debug: false,
+};
+
+/** Extra ORM options for tools and tests, e.g. a query logger. */
+export interface OrmOverrides {
+  debug?: boolean | ('query' | 'query-params')[];
+  logger?: (message: string) => void;
+  /** Connection pool bounds (PostgreSQL only; PGlite always has one connection). */
+  pool?: { min?: number; max?: number };
+  /** PostgreSQL settings for every connection of this ORM, on top of `jit = off` (PostgreSQL only). */
+  settings?: Record<string, string>;
+}
+
+export function ormOptions(database: DatabaseConfig, overrides: OrmOverrides = {}) {
+  const { settings, ...ormOverrides } = overrides;
+  if (database.kind === 'postgresql') {
+    // JIT compilation pays off for long analytical scans; ours are index lookups and small
+    // aggregates, where the server's default cost threshold still lets it kick in and spend longer
+    // compiling a statement than running it (the publisher's claim with a large backlog; figures in
+    // docs/design-notes.md#measurements-behind-some-choices).
+    const all = { jit: 'off', ...settings };
+    return definePostgresConfig({
+      ...sharedOptions,
+      ...ormOverrides,
+      clientUrl: database.url,
+      driverOptions: { options: Object.entries(all).map(([name, value]) => `-c ${name}=${value}`).join(' ') },
+    });
+  }
+  return definePgliteConfig({
+    ...sharedOptions,
+    ...ormOverrides,
+    // PGlite is a single backend: one connection, or concurrent transactions deadlock.
+    dbName: database.dataDir,
+    pool: { min: 1, max: 1 },
+  });
+}
+
+export async function createOrm(database: DatabaseConfig, overrides: OrmOverrides = {}): Promise<Orm> {
+  if (database.kind === 'postgresql') {
+    const orm = await PostgresMikroORM.init(ormOptions(database, overrides) as Parameters<typeof PostgresMikroORM.init>[0]);
+    return orm as unknown as Orm;
+  }
+  // PGlite does not create the parent folders of its data directory.
+  mkdirSync(database.dataDir, { recursive: true });
+  const orm = await PgliteMikroORM.init(ormOptions(database, overrides) as Parameters<typeof PgliteMikroORM.init>[0]);
+  return orm as unknown as Orm;
+}
+
+/** A fresh EntityManager for one request or one background batch. */
+export function forkEm(orm: Orm): Em {
+  return orm.em.fork();
+}
+
+/** Applies pending migrations; returns the names of those it applied. */
+export async function migrateToLatest(orm: Orm): Promise<string[]> {
+  const applied = await orm.migrator.up();
+  return applied.map((migration) => migration.name);
+}
+
+const preparedNames = new Map<string, string>();
+
+/**
+ * Runs a hot statement as a named prepared statement on PostgreSQL, so each connection plans it
+ * once instead of on every run (planning the publisher's claim cost more than running it).
+ * Outside any EntityManager's transaction: for statements that are a transaction of their own.
+ * On PGlite, or with `prepare` false (behind a pooler that cannot keep them), it runs the
+ * statement as usual.
+ */
+export async function runPrepared<Row>(orm: Orm, query: CompiledQuery<Row>, prepare = true): Promise<Row[]> {
+  // The connection is shared and context-free: no EntityManager fork on this hot path.
+  const native: unknown = prepare ? await orm.em.getConnection().getNativeClient() : null;
+  if (native instanceof pg.Pool) {
+    let name = preparedNames.get(query.sql);
+    if (!name) preparedNames.set(query.sql, (name = `chat_outbox_${createHash('sha1').update(query.sql).digest('hex').slice(0, 16)}`));
+    const result = await native.query({ name, text: query.sql, values: [...query.parameters] });
+    return result.rows as Row[];
+  }
+  return (await dbOf(forkEm(orm)).executeQuery(query)).rows;
+}

@@ -1,0 +1,152 @@
+import type { Viewer } from '../platform/auth/token.ts';
+import { requireSession } from '../domain/chat/chat.service.ts';
+import { systemClock, type Clock } from '../platform/clock.ts';
+import type { SubscriptionOptions } from '../platform/config.ts';
+import { dbOf } from '../platform/db/database.ts';
+import { forkEm, type Orm } from '../platform/db/orm.ts';
+import { badInput, DomainError, notFound } from '../platform/errors.ts';
+import { requireMembership } from '../domain/projects/project.service.ts';
+import type { EventBus } from '../bus/event-bus.ts';
+import { requireId } from '../platform/validation.ts';
+import type { DomainEvent } from '../events/domain-event.ts';
+import { eventsAfter, newestPosition, positionOfEvent, type EventStreamScope } from '../events/event-log.repository.ts';
+import { orderedEventStream, type OrderedStreamSource, type StreamEnd } from './event-stream.ts';
+
+export interface ResumePoint {
+  /** The last eventId the client received. */
+  after?: string | null;
+  /** Or the last sequence number it received (0: everything from the start). */
+  afterSequence?: number | null;
+}
+
+/** A stream over one gapless position column of event_outbox (see EventStreamScope). */
+interface StreamShape extends EventStreamScope {
+  projectId: string;
+  accepts(event: DomainEvent): boolean;
+  positionOf(event: DomainEvent): number;
+}
+
+export interface EventStreamsDeps {
+  orm: Orm;
+  bus: EventBus;
+  options: SubscriptionOptions;
+  onDelivered?(event: DomainEvent): void;
+  onEnd?(reason: 'client' | 'error' | 'slow-consumer'): void;
+  /** Times token expiry and membership re-checks; default: the real clock. */
+  clock?: Clock;
+}
+
+/**
+ * Opens `sessionEvents` / `projectEvents` streams for a viewer. It can only subscribe: publishing
+ * is the OutboxPublisher's alone. Every database read runs on a fresh EntityManager fork, so a
+ * subscription that lives for hours holds no identity map (docs/design-notes.md#subscription-context-lifetime).
+ */
+export function createEventStreams(deps: EventStreamsDeps) {
+  const db = () => dbOf(forkEm(deps.orm));
+  const clock = deps.clock ?? systemClock;
+
+  /** Membership is re-checked on an event at most every `authRecheckMs` (docs/design-notes.md#authorisation-only-at-subscribe-time). */
+  function authorizer(viewer: Viewer, projectId: string) {
+    let checkedAt = clock.now();
+    return async (_event: DomainEvent) => {
+      if (viewer.tokenExpiresAt && viewer.tokenExpiresAt.getTime() <= clock.now()) {
+        throw new DomainError('UNAUTHENTICATED', 'The token has expired; subscribe again with a fresh token');
+      }
+      if (clock.now() - checkedAt < deps.options.authRecheckMs) return;
+      await requireMembership(forkEm(deps.orm), viewer.userId, projectId);
+      checkedAt = clock.now();
+    };
+  }
+
+  /** The newest committed position of a stream, kept on its project or session row. */
+  async function currentPosition(stream: StreamShape): Promise<number> {
+    const position = await newestPosition(db(), stream);
+    if (position === null) throw notFound(stream.counterTable === 'project' ? 'Project' : 'ChatSession', stream.id);
+    return position;
+  }
+
+  async function resolveStart(resume: ResumePoint, stream: StreamShape): Promise<number | null> {
+    if (resume.after != null && resume.afterSequence != null) throw badInput('after', 'Give either after or afterSequence, not both');
+    if (resume.afterSequence != null) {
+      if (!Number.isInteger(resume.afterSequence) || resume.afterSequence < 0) throw badInput('afterSequence', 'afterSequence must be 0 or more');
+      // A position nobody has reached yet would silently skip the events up to it.
+      if (resume.afterSequence > (await currentPosition(stream))) {
+        throw badInput('afterSequence', 'afterSequence is beyond the newest event of this stream');
+      }
+      return resume.afterSequence;
+    }
+    if (resume.after != null) {
+      const eventId = requireId('after', resume.after);
+      const position = await positionOfEvent(db(), stream, eventId);
+      if (position === null) throw badInput('after', 'after is not an event of this stream');
+      return position;
+    }
+    return null;
+  }
+
+  async function open(viewer: Viewer, stream: StreamShape, resume: ResumePoint): Promise<AsyncIterableIterator<DomainEvent | StreamEnd>> {
+    const startAfter = await resolveStart(resume, stream);
+    const source: OrderedStreamSource = {
+      async subscribeLive(listener, missedSome) {
+        const stopMissed = deps.bus.onResubscribed(missedSome);
+        try {
+          const unsubscribe = await deps.bus.subscribeProject(stream.projectId, listener);
+          return () => {
+            stopMissed();
+            unsubscribe();
+          };
+        } catch (error) {
+          stopMissed();
+          throw error;
+        }
+      },
+      accepts: stream.accepts,
+      positionOf: stream.positionOf,
+      loadAfter: (position, limit) => eventsAfter(db(), stream, position, limit),
+      currentPosition: () => currentPosition(stream),
+      authorize: authorizer(viewer, stream.projectId),
+    };
+    return orderedEventStream(source, {
+      startAfter,
+      bufferSize: deps.options.bufferSize,
+      endAt: viewer.tokenExpiresAt,
+      clock,
+      ...(deps.onDelivered ? { onDelivered: deps.onDelivered } : {}),
+      ...(deps.onEnd ? { onEnd: deps.onEnd } : {}),
+    });
+  }
+
+  return {
+    /** Events of one chat session, in session `sequence` order. */
+    async session(viewer: Viewer, sessionIdInput: string, resume: ResumePoint) {
+      const sessionId = requireId('sessionId', sessionIdInput);
+      const session = await requireSession(forkEm(deps.orm), viewer.userId, sessionId);
+      return open(viewer, {
+        id: sessionId,
+        projectId: session.project.id,
+        scope: 'aggregate_id',
+        position: 'sequence',
+        counterTable: 'chat_session',
+        accepts: (event) => event.aggregateId === sessionId,
+        positionOf: (event) => event.sequence,
+      }, resume);
+    },
+
+    /** Every event of a project (all sessions, agent switches), in `projectSequence` order. */
+    async project(viewer: Viewer, projectIdInput: string, resume: ResumePoint) {
+      const projectId = requireId('projectId', projectIdInput);
+      await requireMembership(forkEm(deps.orm), viewer.userId, projectId);
+      return open(viewer, {
+        id: projectId,
+        projectId,
+        scope: 'project_id',
+        position: 'project_sequence',
+        counterTable: 'project',
+        accepts: () => true,
+        positionOf: (event) => event.projectSequence,
+      }, resume);
+    },
+  };
+}
+
+export type EventStreams = ReturnType<typeof createEventStreams>;
