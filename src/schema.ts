@@ -6,8 +6,9 @@ import './domain/chat/chat-session.schema.ts';
 import './domain/chat/message.schema.ts';
 import './domain/agents/agent.schema.ts';
 import './domain/agents/worker-space.schema.ts';
-import './subscriptions/chat-event.schema.ts';
-import './outbox/outbox-status.schema.ts';
+import './domain/chat/chat-event.schema.ts';
+import './subscriptions/event-subscriptions.schema.ts';
+import './domain/outbox-admin/outbox-status.schema.ts';
 import './domain/analytics/analytics.schema.ts';
 import { builder } from './platform/graphql/builder.ts';
 

@@ -1,5 +1,8 @@
-import { MESSAGE_ROLES, type MessageRole } from '../domain/chat/message.entity.ts';
 import type { EventOutboxRow } from '../platform/db/database.ts';
+
+/** Who wrote a message; the contract carries it, the chat domain stores it. */
+export const MESSAGE_ROLES = ['user', 'agent', 'system'] as const;
+export type MessageRole = (typeof MESSAGE_ROLES)[number];
 
 /**
  * The event contract: every domain event the service records, carries over the bus and reads back.

@@ -1,8 +1,7 @@
 import { sql, type RawBuilder } from 'kysely';
 import { dbOf } from '../../platform/db/database.ts';
 import type { Em } from '../../platform/db/orm.ts';
-import type { MessageRole } from '../chat/message.entity.ts';
-import { eventFromRow, type DomainEvent, type EventPayloads, type EventRow, type EventType } from '../../events/domain-event.ts';
+import { eventFromRow, type DomainEvent, type MessageRole, type EventPayloads, type EventRow, type EventType } from '../../events/domain-event.ts';
 import { eventColumns } from '../../events/event-log.repository.ts';
 import { RESPONSE_BIN_GROWTH } from './response-time.histogram.ts';
 import { PERIOD_DAYS, type RangePieces } from './range-pieces.ts';

@@ -1,6 +1,6 @@
 import { AgentRef } from '../agents/agent.schema.ts';
 import { ChatSessionRef } from '../chat/chat-session.schema.ts';
-import { ChatEventRef, EventTypeEnum } from '../../subscriptions/chat-event.schema.ts';
+import { ChatEventRef, EventTypeEnum } from '../chat/chat-event.schema.ts';
 import { builder } from '../../platform/graphql/builder.ts';
 import { connectionArgs, connectionType } from '../../platform/graphql/connection.ts';
 import {

@@ -2,12 +2,12 @@ import { AgentSchema } from '../agents/agent.entity.ts';
 import type { Em } from '../../platform/db/orm.ts';
 import { afterKeyset, createdAtCursor, createdAtKey, findPage, KEYSET_ORDER, type Page, type PageRequest } from '../../platform/db/pagination.ts';
 import { notFound } from '../../platform/errors.ts';
-import { messageCreated } from '../../events/domain-event.ts';
+import { messageCreated, type MessageRole } from '../../events/domain-event.ts';
 import { recordEvent } from '../../outbox/outbox.writer.ts';
 import { requireMembership } from '../projects/project.service.ts';
 import { requireId, requireText } from '../../platform/validation.ts';
 import { ChatSessionSchema, type IChatSession } from './chat-session.entity.ts';
-import { MessageSchema, type IMessage, type MessageRole } from './message.entity.ts';
+import { MessageSchema, type IMessage } from './message.entity.ts';
 import { messageView, type MessageView } from './message.view.ts';
 
 /** Characters (code points) in one message body. Long enough for pasted code, short of abuse. */

@@ -3,9 +3,7 @@ import { newId } from '../../platform/db/ids.ts';
 import { ProjectSchema } from '../projects/project.entity.ts';
 import { ChatSessionSchema } from './chat-session.entity.ts';
 import { MAX_USER_ID_LENGTH } from '../../platform/validation.ts';
-
-export const MESSAGE_ROLES = ['user', 'agent', 'system'] as const;
-export type MessageRole = (typeof MESSAGE_ROLES)[number];
+import { MESSAGE_ROLES, type MessageRole } from '../../events/domain-event.ts';
 
 export const MessageSchema = defineEntity({
   name: 'Message',

@@ -1,5 +1,5 @@
-import type { MessageCreatedEvent } from '../../events/domain-event.ts';
-import type { IMessage, MessageRole } from './message.entity.ts';
+import type { MessageCreatedEvent, MessageRole } from '../../events/domain-event.ts';
+import type { IMessage } from './message.entity.ts';
 
 /**
  * What the GraphQL `Message` type reads: a plain object, mapped once from a stored message and

@@ -1,12 +1,10 @@
-import { ChatSessionRef } from '../domain/chat/chat-session.schema.ts';
-import { MessageRef } from '../domain/chat/message.schema.ts';
-import { builder } from '../platform/graphql/builder.ts';
-import { related } from '../domain/loaders.ts';
-import type { GraphQLContext } from '../platform/graphql/context.ts';
-import { StreamEnd } from './event-stream.ts';
-import { ProjectRef } from '../domain/projects/project.schema.ts';
-import { messageViewOfEvent } from '../domain/chat/message.view.ts';
-import type { AgentSwitchedEvent, DomainEvent, MessageCreatedEvent } from '../events/domain-event.ts';
+import { ChatSessionRef } from './chat-session.schema.ts';
+import { MessageRef } from './message.schema.ts';
+import { builder } from '../../platform/graphql/builder.ts';
+import { related } from '../loaders.ts';
+import { ProjectRef } from '../projects/project.schema.ts';
+import { messageViewOfEvent } from './message.view.ts';
+import type { AgentSwitchedEvent, DomainEvent, MessageCreatedEvent } from '../../events/domain-event.ts';
 
 export const EventTypeEnum = builder.enumType('EventType', {
   values: {
@@ -88,34 +86,3 @@ builder.objectRef<AgentSwitchedEvent>('AgentSwitchedEvent').implement({
     }),
   }),
 });
-
-const resumeArgs = builder.args((t) => ({
-  after: t.id({ required: false, description: 'Replay every committed event after this eventId, then continue live.' }),
-  afterSequence: t.int({ required: false, description: 'Or after this sequence number (0: from the beginning).' }),
-}));
-
-/** Subscription items are events, or the error that ends the stream (thrown here to reach the client). */
-function deliver(item: DomainEvent | StreamEnd, ctx: GraphQLContext): DomainEvent {
-  if (item instanceof StreamEnd) throw item.error;
-  ctx.renew();
-  return item;
-}
-
-builder.subscriptionFields((t) => ({
-  sessionEvents: t.field({
-    type: ChatEventRef,
-    description:
-      'Committed events of one chat session in `sequence` order, with no gaps or duplicates within the subscription. Without `after`/`afterSequence`: live events only.',
-    args: { sessionId: t.arg.id({ required: true }), ...resumeArgs },
-    subscribe: (_root, args, ctx) => ctx.events.session(ctx.viewer(), args.sessionId, args),
-    resolve: (item, _args, ctx) => deliver(item as DomainEvent | StreamEnd, ctx),
-  }),
-  projectEvents: t.field({
-    type: ChatEventRef,
-    description:
-      'Every committed event of a project in `projectSequence` (commit) order, with no gaps or duplicates within the subscription. Without `after`/`afterSequence`: live events only.',
-    args: { projectId: t.arg.id({ required: true }), ...resumeArgs },
-    subscribe: (_root, args, ctx) => ctx.events.project(ctx.viewer(), args.projectId, args),
-    resolve: (item, _args, ctx) => deliver(item as DomainEvent | StreamEnd, ctx),
-  }),
-}));

@@ -1,6 +1,6 @@
-import { EventTypeEnum } from '../subscriptions/chat-event.schema.ts';
-import { builder } from '../platform/graphql/builder.ts';
-import { logReprocessed } from './outbox.log.ts';
+import { EventTypeEnum } from '../chat/chat-event.schema.ts';
+import { builder } from '../../platform/graphql/builder.ts';
+import { logReprocessed } from '../../outbox/outbox.log.ts';
 import { getOutboxStatus, reprocessFailedEvents, type FailedEventInfo, type OutboxStatusReport } from './outbox-admin.service.ts';
 
 const FailedEventRef = builder.objectRef<FailedEventInfo>('FailedEvent').implement({

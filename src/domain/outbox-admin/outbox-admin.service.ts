@@ -1,10 +1,10 @@
-import { dbOf } from '../platform/db/database.ts';
-import type { Em } from '../platform/db/orm.ts';
-import { badInput } from '../platform/errors.ts';
-import { deliveryCounts, failedEvents, reprocessFailed, type FailedEventInfo, type ReprocessedRow } from '../events/event-log.repository.ts';
-import { requireMembership, requireOwner } from '../domain/projects/project.service.ts';
-import { requireId } from '../platform/validation.ts';
-import { wakePublisherAfterCommit } from './outbox.wakeups.ts';
+import { dbOf } from '../../platform/db/database.ts';
+import type { Em } from '../../platform/db/orm.ts';
+import { badInput } from '../../platform/errors.ts';
+import { deliveryCounts, failedEvents, reprocessFailed, type FailedEventInfo, type ReprocessedRow } from '../../events/event-log.repository.ts';
+import { requireMembership, requireOwner } from '../projects/project.service.ts';
+import { requireId } from '../../platform/validation.ts';
+import { wakePublisherAfterCommit } from '../../outbox/outbox.wakeups.ts';
 
 export const MAX_FAILED_EVENTS_LISTED = 100;
 export const MAX_REPROCESS_IDS = 1_000;

@@ -1,0 +1,39 @@
+import type { DomainEvent } from '../events/domain-event.ts';
+import { ChatEventRef } from '../domain/chat/chat-event.schema.ts';
+import { builder } from '../platform/graphql/builder.ts';
+import type { GraphQLContext } from '../platform/graphql/context.ts';
+import { StreamEnd } from './event-stream.ts';
+
+// The subscriptions: committed events of a session or a project, replayed after a position and
+// then live (event-subscription.service.ts); the event types are the chat domain's.
+
+const resumeArgs = builder.args((t) => ({
+  after: t.id({ required: false, description: 'Replay every committed event after this eventId, then continue live.' }),
+  afterSequence: t.int({ required: false, description: 'Or after this sequence number (0: from the beginning).' }),
+}));
+
+/** Subscription items are events, or the error that ends the stream (thrown here to reach the client). */
+function deliver(item: DomainEvent | StreamEnd, ctx: GraphQLContext): DomainEvent {
+  if (item instanceof StreamEnd) throw item.error;
+  ctx.renew();
+  return item;
+}
+
+builder.subscriptionFields((t) => ({
+  sessionEvents: t.field({
+    type: ChatEventRef,
+    description:
+      'Committed events of one chat session in `sequence` order, with no gaps or duplicates within the subscription. Without `after`/`afterSequence`: live events only.',
+    args: { sessionId: t.arg.id({ required: true }), ...resumeArgs },
+    subscribe: (_root, args, ctx) => ctx.events.session(ctx.viewer(), args.sessionId, args),
+    resolve: (item, _args, ctx) => deliver(item as DomainEvent | StreamEnd, ctx),
+  }),
+  projectEvents: t.field({
+    type: ChatEventRef,
+    description:
+      'Every committed event of a project in `projectSequence` (commit) order, with no gaps or duplicates within the subscription. Without `after`/`afterSequence`: live events only.',
+    args: { projectId: t.arg.id({ required: true }), ...resumeArgs },
+    subscribe: (_root, args, ctx) => ctx.events.project(ctx.viewer(), args.projectId, args),
+    resolve: (item, _args, ctx) => deliver(item as DomainEvent | StreamEnd, ctx),
+  }),
+}));
