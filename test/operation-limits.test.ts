@@ -187,6 +187,29 @@ describe('over graphql-ws', () => {
     }
   });
 
+  it.each([
+    ['40 levels deep', () => ({ query: deepProjectQuery(40), variables: { id: fixture.projectId } })],
+    ['1,000 aliases', () => ({ query: `{ ${Array.from({ length: 1000 }, (_, i) => `a${i}: viewer { userId }`).join(' ')} }`, variables: {} })],
+    ['a cost by page sizes', () => ({ query: 'query($id: ID!) { project(id: $id) { sessions(first: 100) { nodes { messages(first: 100) { nodes { id body } } } } } }', variables: { id: fixture.projectId } })],
+    // Written compactly so that the message stays under WS_MAX_MESSAGE_BYTES (a larger one closes the socket with 1009).
+    ['1,000 aliased sendMessage', () => ({ query: `mutation($s:ID!){${Array.from({ length: 1000 }, (_, i) => `m${i}:sendMessage(input:{sessionId:$s,body:"x"}){eventId}`).join(' ')}}`, variables: { s: fixture.sessionId } })],
+    ['four sendMessage fields', () => ({ query: `mutation($s: ID!) { ${[0, 1, 2, 3].map((i) => `m${i}: sendMessage(input: { sessionId: $s, body: "ws ${i}" }) { eventId }`).join(' ')} }`, variables: { s: fixture.sessionId } })],
+    ['a list literal nested 3,000 deep', () => ({ query: `{ viewer(x: ${'['.repeat(3000)}1${']'.repeat(3000)}) { userId } }`, variables: {} })],
+  ])('a query or mutation of %s over graphql-ws is refused with the code and writes nothing', async (_name, build) => {
+    const before = await rowCounts();
+    const { query, variables } = build();
+    const subscriber = new TestSubscriber(t.app.graphqlUrl, token);
+    try {
+      await subscriber.start(query, variables);
+      await subscriber.waitFor((s) => s.errors.length > 0);
+      expect(subscriber.errors[0]?.extensions?.code, JSON.stringify(subscriber.errors)).toBe('QUERY_TOO_COMPLEX');
+      expect(subscriber.errors[0]?.extensions).not.toHaveProperty('http');
+    } finally {
+      await subscriber.stop();
+    }
+    expect(await rowCounts()).toBe(before);
+  });
+
   it('a document over the token limit is answered with the code', async () => {
     const subscriber = new TestSubscriber(t.app.graphqlUrl, token);
     try {
