@@ -1,6 +1,6 @@
 import { GraphQLError } from 'graphql';
 import { isAsyncIterable, maskError as yogaMaskError, type Plugin } from 'graphql-yoga';
-import { DomainError } from '../errors.ts';
+import { DomainError, type ErrorCode } from '../errors.ts';
 
 /**
  * The one place domain errors become GraphQL errors. A DomainError keeps its message and gets its
@@ -64,7 +64,7 @@ export function useRequestParseErrors(): Plugin {
           // yoga's own refusals (body too large, bad JSON) already carry a code and a status.
           if (error instanceof GraphQLError && error.extensions?.code) throw error;
           const message = error instanceof GraphQLError ? error.message : 'The request could not be read as a GraphQL request.';
-          throw new GraphQLError(message, { extensions: { code: 'BAD_REQUEST', http: { status: 400, spec: false } } });
+          throw requestRefusal('BAD_REQUEST', message, { status: 400 });
         }
       });
     },
@@ -77,3 +77,25 @@ export function withoutHttpExtension(error: GraphQLError): GraphQLError {
   const { http: _http, ...extensions } = error.extensions;
   return new GraphQLError(error.message, { nodes: error.nodes, source: error.source, positions: error.positions, path: error.path, originalError: error.originalError, extensions });
 }
+
+/**
+ * A request refused by a limit rather than by its meaning: a plain GraphQL error (raised around
+ * execution, not by a service; masking passes it through) with a stable code. `http` is the
+ * status and headers yoga answers with; `spec: false` keeps that status for `application/json`
+ * too, where yoga would answer a validation or parse error with 200. yoga strips `http` from the
+ * body; `forTransport` drops it for graphql-ws, which would send it verbatim.
+ */
+export function requestRefusal(
+  code: ErrorCode,
+  message: string,
+  http: { status: number; headers?: Record<string, string> },
+  details: Record<string, unknown> = {},
+): GraphQLError {
+  return new GraphQLError(message, { extensions: { code, ...details, http: { ...http, spec: false } } });
+}
+
+/** yoga's HTTP (and SSE) contexts carry the fetch Request; graphql-ws contexts do not. */
+export const isHttpContext = (context: unknown): boolean => (context as { request?: unknown } | null)?.request !== undefined;
+
+/** The error as the operation's transport should carry it. */
+export const forTransport = (error: GraphQLError, context: unknown): GraphQLError => (isHttpContext(context) ? error : withoutHttpExtension(error));

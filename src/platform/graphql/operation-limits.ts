@@ -19,20 +19,10 @@ import { getComplexity, type ComplexityEstimator } from 'graphql-query-complexit
 import type { Plugin } from 'graphql-yoga';
 import type { OperationLimits } from '../config.ts';
 import { DEFAULT_PAGE_SIZE } from '../db/pagination.ts';
-import type { ErrorCode } from '../errors.ts';
-import { withoutHttpExtension } from './errors.ts';
+import { forTransport, requestRefusal } from './errors.ts';
 import { rootFieldCount } from './root-fields.ts';
 
-/**
- * A request the server refuses because of a limit, not its meaning. `http.status` sets the HTTP
- * status over yoga (graphql-ws has none) and yoga strips it from the response; `spec: false` keeps
- * that status for `application/json` too, where yoga would answer a validation error with 200.
- */
-export function requestRejected(code: ErrorCode, message: string, status: number, details: Record<string, unknown> = {}): GraphQLError {
-  return new GraphQLError(message, { extensions: { code, ...details, http: { status, spec: false } } });
-}
-
-const tooComplex = (message: string, details: Record<string, unknown> = {}) => requestRejected('QUERY_TOO_COMPLEX', message, 400, details);
+const tooComplex = (message: string, details: Record<string, unknown> = {}) => requestRefusal('QUERY_TOO_COMPLEX', message, { status: 400 }, details);
 
 /**
  * Cost of one field: 1, plus its selection times the page it asks for on connections (`first`, or
@@ -95,10 +85,6 @@ function keepRefusalStatus(error: GraphQLError) {
   if (extensions.code === 'REQUEST_ENTITY_TOO_LARGE') extensions.code = 'PAYLOAD_TOO_LARGE';
   if (extensions.http && (extensions.code === 'QUERY_TOO_COMPLEX' || extensions.code === 'PAYLOAD_TOO_LARGE')) extensions.http.spec = false;
 }
-
-/** graphql-ws operations have no HTTP request in their context, and no status to set. */
-const overTransport = (error: GraphQLError, context: unknown) =>
-  (context as { request?: unknown } | null)?.request ? error : withoutHttpExtension(error);
 
 /**
  * The limits that depend on the document alone, as validation rules (yoga caches a document's
@@ -174,7 +160,7 @@ export function useOperationLimits(limits: OperationLimits): Plugin {
     },
     onSubscribe({ args, setResultAndStopExecution }) {
       const refusal = costRefusal(limits, args);
-      if (refusal) setResultAndStopExecution({ errors: [overTransport(refusal, args.contextValue)] });
+      if (refusal) setResultAndStopExecution({ errors: [forTransport(refusal, args.contextValue)] });
     },
     onResultProcess({ result }) {
       for (const single of Array.isArray(result) ? result : [result]) {
@@ -183,12 +169,12 @@ export function useOperationLimits(limits: OperationLimits): Plugin {
     },
     onExecute({ args, executeFn, setExecuteFn, setResultAndStopExecution }) {
       const refusal = costRefusal(limits, args);
-      if (refusal) return setResultAndStopExecution({ errors: [overTransport(refusal, args.contextValue)] });
+      if (refusal) return setResultAndStopExecution({ errors: [forTransport(refusal, args.contextValue)] });
       if (limits.operationTimeoutMs <= 0) return;
       // yoga's executor takes `signal` (the request's own, which ends when the client goes away).
       setExecuteFn((executeArgs: Parameters<typeof executeFn>[0] & { signal?: AbortSignal }) => {
         const deadline = AbortSignal.timeout(limits.operationTimeoutMs);
-        const timeout = requestRejected('TIMEOUT', `The operation did not finish within ${limits.operationTimeoutMs} ms and was cancelled.`, 503, {
+        const timeout = requestRefusal('TIMEOUT', `The operation did not finish within ${limits.operationTimeoutMs} ms and was cancelled.`, { status: 503 }, {
           timeoutMs: limits.operationTimeoutMs,
         });
         const signal = executeArgs.signal ? AbortSignal.any([executeArgs.signal, deadline]) : deadline;

@@ -1,6 +1,7 @@
 import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
 import { GraphQLError } from 'graphql';
-import { createGraphQLError, type Plugin } from 'graphql-yoga';
+import type { Plugin } from 'graphql-yoga';
+import { requestRefusal } from '../graphql/errors.ts';
 
 /** Any header a page cannot send without a CORS preflight would do; this is the one yoga's docs name. */
 export const CSRF_HEADER = 'x-graphql-yoga-csrf';
@@ -19,9 +20,10 @@ export function useCsrfPrevention(): Plugin {
         return plugin.onRequestParse?.(payload);
       } catch (error) {
         if (!(error instanceof GraphQLError)) throw error;
-        throw createGraphQLError(
+        throw requestRefusal(
+          'BAD_REQUEST',
           `This request could come from any web page: send it as JSON (content-type: application/json) or add the ${CSRF_HEADER} header`,
-          { extensions: { code: 'BAD_REQUEST', http: { status: 403 } } },
+          { status: 403 },
         );
       }
     },

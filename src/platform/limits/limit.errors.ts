@@ -1,22 +1,12 @@
 import { GraphQLError } from 'graphql';
 import type { ErrorCode } from '../errors.ts';
+import { forTransport, requestRefusal } from '../graphql/errors.ts';
 
-/**
- * The errors a limit answers with. They are plain GraphQL errors (not domain errors) because they
- * are raised around execution, not by a service; yoga's masking passes them through unchanged.
- *
- * Over HTTP, `extensions.http` makes yoga answer 429 with a `Retry-After` header, and yoga strips
- * it from the body; graphql-ws would send it verbatim, so it is only added for HTTP.
- */
-export function rateLimitedError(what: string, retryAfterMs: number, overHttp: boolean): GraphQLError {
-  const code: ErrorCode = 'RATE_LIMITED';
-  return new GraphQLError(`Too many ${what}; try again in ${Math.ceil(retryAfterMs / 1000)} s`, {
-    extensions: {
-      code,
-      retryAfterMs,
-      ...(overHttp ? { http: { status: 429, headers: { 'retry-after': String(Math.ceil(retryAfterMs / 1000)) } } } : {}),
-    },
-  });
+/** Over HTTP: 429 with a `Retry-After` header (seconds); `retryAfterMs` on every transport. */
+export function rateLimitedError(what: string, retryAfterMs: number, context: unknown): GraphQLError {
+  const seconds = Math.ceil(retryAfterMs / 1000);
+  const error = requestRefusal('RATE_LIMITED', `Too many ${what}; try again in ${seconds} s`, { status: 429, headers: { 'retry-after': String(seconds) } }, { retryAfterMs });
+  return forTransport(error, context);
 }
 
 export function tooManySubscriptionsError(scope: 'connection' | 'user', limit: number): GraphQLError {

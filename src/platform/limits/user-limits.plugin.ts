@@ -57,7 +57,7 @@ export function useUserLimits(options: UserLimitsOptions): Plugin {
       if (cost === 0) return;
       return mutations.consume(userId, cost).then((decision) => {
         if (!decision.allowed) {
-          setResultAndStopExecution({ errors: [rateLimitedError('mutations', decision.retryAfterMs, overHttp(args.contextValue))] });
+          setResultAndStopExecution({ errors: [rateLimitedError('mutations', decision.retryAfterMs, args.contextValue)] });
         }
       });
     },
@@ -68,7 +68,7 @@ export function useUserLimits(options: UserLimitsOptions): Plugin {
       if (subscribes) {
         const decision = await subscribes.consume(userId, 1);
         if (!decision.allowed) {
-          setResultAndStopExecution({ errors: [rateLimitedError('subscriptions started', decision.retryAfterMs, overHttp(args.contextValue))] });
+          setResultAndStopExecution({ errors: [rateLimitedError('subscriptions started', decision.retryAfterMs, args.contextValue)] });
           return;
         }
       }
@@ -113,5 +113,3 @@ export function viewerIdOf(context: unknown): string | null {
   }
 }
 
-/** yoga's HTTP (and SSE) contexts carry the fetch Request; graphql-ws contexts do not. */
-const overHttp = (context: unknown) => (context as { request?: unknown }).request !== undefined;
