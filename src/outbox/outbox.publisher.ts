@@ -8,6 +8,7 @@ import type { Logger } from '../platform/logger.ts';
 import type { PublisherStatus } from '../platform/observability/metrics.ts';
 import type { EventBus } from '../bus/event-bus.ts';
 import { backoffMs } from './backoff.ts';
+import { tracedClaim, tracedPublish } from './outbox.tracing.ts';
 import { logPublisherStarted, logPublisherStopped } from './outbox.log.ts';
 import {
   claimBatch,
@@ -285,14 +286,16 @@ export class OutboxPublisher {
 
   #claim(token: string, handedOver: ClaimOptions['handedOver']): Promise<ClaimResult> {
     const { batchSize, claimLeaseMs, preparedStatements } = this.#deps.options;
-    return claimBatch(this.#deps.orm, {
-      limit: batchSize,
-      token,
-      leaseMs: claimLeaseMs,
-      handedOver,
-      walkAfter: this.#walkAfter,
-      prepared: preparedStatements ?? true,
-    });
+    return tracedClaim(() =>
+      claimBatch(this.#deps.orm, {
+        limit: batchSize,
+        token,
+        leaseMs: claimLeaseMs,
+        handedOver,
+        walkAfter: this.#walkAfter,
+        prepared: preparedStatements ?? true,
+      }),
+    );
   }
 
   /** Publishes a claimed batch and decides each event's fate; records nothing yet. */
@@ -328,7 +331,7 @@ export class OutboxPublisher {
     // refuses (prefix-closed), so nothing overtakes an event that did not go out.
     sendable.sort((a, b) => (a.event.projectId === b.event.projectId ? a.event.projectSequence - b.event.projectSequence : a.event.projectId < b.event.projectId ? -1 : 1));
     const results = sendable.length
-      ? await bus.publish(sendable.map((item) => item.event)).catch((error: unknown) => sendable.map(() => error as Error))
+      ? await tracedPublish(sendable.map((item) => item.row), () => bus.publish(sendable.map((item) => item.event))).catch((error: unknown) => sendable.map(() => error as Error))
       : [];
     const firstError = results.findIndex((result) => result !== null);
     const published = (firstError === -1 ? sendable : sendable.slice(0, firstError)).map((item) => item.row);
