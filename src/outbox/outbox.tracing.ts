@@ -53,8 +53,12 @@ export async function tracedClaim<T extends { rows: OutboxRow[] }>(claim: () => 
   return result;
 }
 
-/** Runs one publish call of a batch inside an `outbox publish` span; an event the bus refused marks it failed. */
-export async function tracedPublish(rows: readonly OutboxRow[], publish: () => Promise<(Error | null)[]>): Promise<(Error | null)[]> {
+/**
+ * Runs one publish call of a batch inside an `outbox publish` span; an event the bus refused marks
+ * it failed. Not an async function: a bus that throws at once still throws at once, as it would
+ * untraced (the publisher treats that as a failed cycle, not as refused events).
+ */
+export function tracedPublish(rows: readonly OutboxRow[], publish: () => Promise<(Error | null)[]>): Promise<(Error | null)[]> {
   const { parent, links } = batchTrace(rows);
   const span = tracer().startSpan('outbox publish', {
     kind: SpanKind.PRODUCER,
@@ -66,12 +70,28 @@ export async function tracedPublish(rows: readonly OutboxRow[], publish: () => P
     },
   }, parent);
   if (!span.isRecording()) return publish();
-  try {
-    const results = await publish();
-    const refused = results.find((result) => result !== null);
-    if (refused) span.setStatus({ code: SpanStatusCode.ERROR, message: refused.message });
-    return results;
-  } finally {
+  const failed = (error: unknown) => {
+    span.recordException(error instanceof Error ? error : String(error));
+    span.setStatus({ code: SpanStatusCode.ERROR });
     span.end();
+  };
+  let pending: Promise<(Error | null)[]>;
+  try {
+    pending = publish();
+  } catch (error) {
+    failed(error);
+    throw error;
   }
+  return pending.then(
+    (results) => {
+      const refused = results.find((result) => result !== null);
+      if (refused) span.setStatus({ code: SpanStatusCode.ERROR, message: refused.message });
+      span.end();
+      return results;
+    },
+    (error: unknown) => {
+      failed(error);
+      throw error;
+    },
+  );
 }
