@@ -1,9 +1,9 @@
-import { SpanKind } from '@opentelemetry/api';
+import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/platform/config.ts';
 import { startTracing, type Tracing } from '../src/platform/observability/tracing.ts';
-import { startTestApp, type TestApp } from './support/app.ts';
+import { errorCode, startTestApp, type TestApp } from './support/app.ts';
 import { connect } from './support/database.ts';
 import { createProjectFixture, SEND_MESSAGE } from './support/fixtures.ts';
 import { SESSION_EVENTS, subscribe } from './support/subscriber.ts';
@@ -130,6 +130,20 @@ describe('one trace from mutation to delivery, across two instances over Redis',
     } finally {
       await sub.stop();
     }
+  });
+
+  it('names an operation span by type and name, and marks one whose result has errors', async () => {
+    await tracing.forceFlush();
+    exporter.reset();
+    expect((await writer.gql('query WhoAmI { viewer { userId } }', {}, { as: 'alice' })).data).toEqual({ viewer: { userId: 'alice' } });
+    expect(errorCode(await writer.gql('query Anonymous { viewer { userId } }'))).toBe('UNAUTHENTICATED');
+    await tracing.forceFlush();
+    const [ok] = exporter.getFinishedSpans().filter((span) => span.name === 'query WhoAmI');
+    expect(ok?.attributes).toMatchObject({ 'graphql.operation.type': 'query', 'graphql.operation.name': 'WhoAmI' });
+    expect(ok?.status.code).toBe(SpanStatusCode.UNSET);
+    const [refused] = exporter.getFinishedSpans().filter((span) => span.name === 'query Anonymous');
+    expect(refused?.status.code).toBe(SpanStatusCode.ERROR);
+    expect(refused?.attributes['error.type']).toBe('UNAUTHENTICATED');
   });
 
   it('gives a batch of events from many traces its own trace, linked to each of them', async () => {

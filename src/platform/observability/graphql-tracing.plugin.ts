@@ -2,6 +2,7 @@ import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, ty
 import { getOperationAST } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import { ATTR_ERROR_TYPE } from '@opentelemetry/semantic-conventions';
+import { DomainError } from '../errors.ts';
 import { SEMCONV, tracer } from './tracing.ts';
 
 /** What propagation needs of a Fetch `Headers` (yoga's may be @whatwg-node's, not Node's own class). */
@@ -74,9 +75,11 @@ export function useOperationTracing(): Plugin {
   };
 
   const failed = (span: Span | undefined, result: unknown) => {
-    const errors = (result as { errors?: readonly { extensions?: Record<string, unknown> }[] } | undefined)?.errors;
+    const errors = (result as { errors?: readonly { extensions?: Record<string, unknown>; originalError?: unknown }[] } | undefined)?.errors;
     if (!span || !errors?.length) return;
-    const code = errors[0]?.extensions?.['code'];
+    // The stable code a client sees: a domain error's own, or one already set on the GraphQL error.
+    const first = errors[0]!;
+    const code = first.originalError instanceof DomainError ? first.originalError.code : first.extensions?.['code'];
     span.setAttribute(ATTR_ERROR_TYPE, typeof code === 'string' ? code : 'GRAPHQL_ERROR');
     span.setStatus({ code: SpanStatusCode.ERROR });
   };
