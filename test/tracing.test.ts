@@ -1,3 +1,5 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -79,6 +81,10 @@ describe('one trace from mutation to delivery, across two instances over Redis',
     try {
       await allPublished(writer); // the fixture's own events go out first, in traces of their own
       await tracing.forceFlush();
+      // The graphql-ws subscription is an operation too (SESSION_EVENTS is anonymous).
+      const subscribed = exporter.getFinishedSpans().filter((span) => span.name === 'subscription');
+      expect(subscribed.length).toBeGreaterThan(0);
+      expect(subscribed[0]!.attributes['graphql.operation.type']).toBe('subscription');
       exporter.reset();
 
       // The caller's trace: a client (or a proxy) that sends `traceparent` gets the whole story in its trace.
@@ -164,6 +170,42 @@ describe('one trace from mutation to delivery, across two instances over Redis',
     expect(publish!.links.map((link) => link.context.traceId).sort()).toEqual(traceIds);
     expect(traceIds).not.toContain(publish!.spanContext().traceId);
     expect(publish!.parentSpanContext).toBeUndefined();
+  });
+});
+
+describe('the OTLP exporter a deployment uses', () => {
+  let collector: Server;
+  const received: { path: string; contentType: string; bytes: number }[] = [];
+
+  beforeAll(async () => {
+    // A stand-in collector on loopback: it only records what arrives.
+    collector = createServer((request, response) => {
+      let bytes = 0;
+      request.on('data', (chunk: Buffer) => (bytes += chunk.length));
+      request.on('end', () => {
+        received.push({ path: request.url ?? '', contentType: String(request.headers['content-type']), bytes });
+        response.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
+      });
+    });
+    await new Promise<void>((resolve) => collector.listen(0, '127.0.0.1', resolve));
+  });
+  afterAll(() => new Promise<void>((resolve) => collector.close(() => resolve())));
+
+  it('sends the spans of a request as OTLP/protobuf to OTEL_EXPORTER_OTLP_ENDPOINT/v1/traces', async () => {
+    const { port } = collector.address() as AddressInfo;
+    const config = tracingOf({ OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}` });
+    const tracing = startTracing(config);
+    expect(tracing.enabled).toBe(true);
+    const t = await startTestApp();
+    try {
+      expect((await t.gql('query WhoAmI { viewer { userId } }', {}, { as: 'alice' })).data).toEqual({ viewer: { userId: 'alice' } });
+    } finally {
+      await t.stop();
+      await tracing.shutdown(); // flushes the batch processor
+    }
+    expect(received.length).toBeGreaterThan(0);
+    expect(received[0]).toMatchObject({ path: '/v1/traces', contentType: 'application/x-protobuf' });
+    expect(received[0]!.bytes).toBeGreaterThan(0);
   });
 });
 
