@@ -165,7 +165,7 @@ export class OutboxPublisher {
     const walkFrom = this.#walkAfter;
     const handedOver = this.#handedOver;
     const marking = this.#marking;
-    const result = await this.#claim(token, handedOver && { ids: handedOver.rows.map((row) => row.id), token: handedOver.token, mark: !marking });
+    const result = await tracedClaim(() => this.#claim(token, handedOver && { ids: handedOver.rows.map((row) => row.id), token: handedOver.token, mark: !marking }));
     this.#handedOver = null;
     if (handedOver && !marking) this.#reportPublished(handedOver.rows, result.marked);
     this.#walkAfter = result.walkAfter;
@@ -286,16 +286,14 @@ export class OutboxPublisher {
 
   #claim(token: string, handedOver: ClaimOptions['handedOver']): Promise<ClaimResult> {
     const { batchSize, claimLeaseMs, preparedStatements } = this.#deps.options;
-    return tracedClaim(() =>
-      claimBatch(this.#deps.orm, {
-        limit: batchSize,
-        token,
-        leaseMs: claimLeaseMs,
-        handedOver,
-        walkAfter: this.#walkAfter,
-        prepared: preparedStatements ?? true,
-      }),
-    );
+    return claimBatch(this.#deps.orm, {
+      limit: batchSize,
+      token,
+      leaseMs: claimLeaseMs,
+      handedOver,
+      walkAfter: this.#walkAfter,
+      prepared: preparedStatements ?? true,
+    });
   }
 
   /** Publishes a claimed batch and decides each event's fate; records nothing yet. */
