@@ -1,6 +1,7 @@
 import { loadConfigOrExit } from './platform/config.ts';
 import { DEMO_USERS } from './domain/demo/demo-seed.ts';
 import { createLogger } from './platform/logger.ts';
+import { startTracing } from './platform/observability/tracing.ts';
 import { startApp } from './app.ts';
 
 /** Longest a graceful stop may take, after the drain period, before the process exits anyway. */
@@ -9,6 +10,9 @@ const SHUTDOWN_TIMEOUT_MS = 10_000;
 const config = loadConfigOrExit();
 
 const logger = createLogger({ level: config.logLevel, pretty: process.stdout.isTTY && config.nodeEnv !== 'production' });
+// Process-wide, before the first request: off (nothing registered) unless OTEL_* turns it on.
+const tracing = startTracing(config.tracing);
+if (tracing.enabled) logger.info({ url: config.tracing.url, sampler: config.tracing.sampler }, 'tracing to OTLP');
 const app = await startApp(config, logger);
 
 logger.info({ url: app.graphqlUrl, database: config.database.kind }, 'chat-outbox is listening');
@@ -37,6 +41,8 @@ async function shutdown(signal: string) {
   timer.unref();
   try {
     await app.stop();
+    // After the app: the spans of the last requests and batches are exported too.
+    await tracing.shutdown().catch((error: unknown) => logger.warn({ err: error }, 'could not flush the last spans'));
     logger.info('stopped');
     process.exitCode = 0;
   } catch (error) {

@@ -20,6 +20,7 @@ import { useUserLimits, viewerIdOf } from './platform/limits/user-limits.plugin.
 import { createWsLimits, quietOversizedMessages } from './platform/limits/ws-limits.ts';
 import type { Logger } from './platform/logger.ts';
 import { useOperationObservability } from './platform/observability/graphql-operations.plugin.ts';
+import { useOperationTracing } from './platform/observability/graphql-tracing.plugin.ts';
 import { graphqlWsMetricsHooks } from './platform/observability/graphql-ws.metrics.ts';
 import { createHttpHandler } from './platform/observability/http-handler.ts';
 import { createMetrics, type Metrics } from './platform/observability/metrics.ts';
@@ -125,6 +126,7 @@ export function buildServer(deps: ServerDeps) {
       useRequestParseErrors(),
       useOperationLimits(deps.limits),
       useRequestErrorCodes(),
+      useOperationTracing(),
       useOperationObservability({ metrics, logger: deps.logger }),
       // After observability, so that operations it refuses are still counted and logged.
       useUserLimits({ rates: userLimits.rates, subscriptionsPerUser: userLimits.options.subscriptionsPerUser }),

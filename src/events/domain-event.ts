@@ -1,4 +1,5 @@
 import type { EventOutboxRow } from '../platform/db/database.ts';
+import { parseTraceCarrier, type TraceCarrier } from '../platform/observability/tracing.ts';
 
 /** Who wrote a message; the contract carries it, the chat domain stores it. */
 export const MESSAGE_ROLES = ['user', 'agent', 'system'] as const;
@@ -98,6 +99,11 @@ interface EventEnvelope {
   userId: string;
   /** ISO-8601. */
   occurredAt: string;
+  /**
+   * The W3C trace context of the request that wrote the event, when it was traced: the publisher
+   * and each delivery continue that trace. Travels over the bus with the event; never shown to clients.
+   */
+  traceContext?: TraceCarrier;
 }
 
 /**
@@ -124,10 +130,15 @@ export const EVENT_ROW_COLUMNS = [
   'user_id',
   'payload',
   'created_at',
+  'trace_context',
 ] as const satisfies readonly (keyof EventOutboxRow)[];
 
 /** Those columns as raw SQL returns them (a timestamp may come back as a string). */
-export type EventRow = Omit<Pick<EventOutboxRow, (typeof EVENT_ROW_COLUMNS)[number]>, 'created_at'> & { created_at: Date | string };
+export type EventRow = Omit<Pick<EventOutboxRow, (typeof EVENT_ROW_COLUMNS)[number]>, 'created_at' | 'trace_context'> & {
+  created_at: Date | string;
+  /** Optional: an event is whole without it. */
+  trace_context?: unknown;
+};
 
 /** A stored event that does not satisfy the contract (written by hand, or by an older version). */
 export class InvalidEventError extends Error {
@@ -203,6 +214,9 @@ export function eventFromRow(row: EventRow): DomainEvent {
     userId: row.user_id,
     occurredAt: occurredAt.toISOString(),
   };
+  // Best effort: a trace context that does not parse is dropped, never a reason to fail the event.
+  const traceContext = parseTraceCarrier(row.trace_context);
+  if (traceContext) envelope.traceContext = traceContext;
   return type === 'message_created'
     ? { ...envelope, type, aggregateType: 'chat_session', payload: parsePayload(row.id, type, row.payload) }
     : { ...envelope, type, aggregateType: 'worker_space', payload: parsePayload(row.id, type, row.payload) };

@@ -1,6 +1,7 @@
 import { defineEntity, p, type InferEntity } from '@mikro-orm/core';
 import { newId } from '../platform/db/ids.ts';
 import type { AggregateType, EventType } from '../events/domain-event.ts';
+import type { TraceCarrier } from '../platform/observability/tracing.ts';
 import { MAX_USER_ID_LENGTH } from '../platform/validation.ts';
 
 export const OUTBOX_STATUSES = ['pending', 'published', 'failed'] as const;
@@ -43,6 +44,8 @@ export const OutboxEventSchema = defineEntity({
     claimToken: p.uuid().nullable(),
     createdAt: p.datetime().onCreate(() => new Date()),
     publishedAt: p.datetime().nullable(),
+    /** The W3C trace context of the request that wrote the event (null: tracing was off). */
+    traceContext: p.json<TraceCarrier>().nullable(),
   },
 });
 

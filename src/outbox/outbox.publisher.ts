@@ -8,6 +8,7 @@ import type { Logger } from '../platform/logger.ts';
 import type { PublisherStatus } from '../platform/observability/metrics.ts';
 import type { EventBus } from '../bus/event-bus.ts';
 import { backoffMs } from './backoff.ts';
+import { tracedClaim, tracedPublish } from './outbox.tracing.ts';
 import { logPublisherStarted, logPublisherStopped } from './outbox.log.ts';
 import {
   claimBatch,
@@ -164,7 +165,7 @@ export class OutboxPublisher {
     const walkFrom = this.#walkAfter;
     const handedOver = this.#handedOver;
     const marking = this.#marking;
-    const result = await this.#claim(token, handedOver && { ids: handedOver.rows.map((row) => row.id), token: handedOver.token, mark: !marking });
+    const result = await tracedClaim(() => this.#claim(token, handedOver && { ids: handedOver.rows.map((row) => row.id), token: handedOver.token, mark: !marking }));
     this.#handedOver = null;
     if (handedOver && !marking) this.#reportPublished(handedOver.rows, result.marked);
     this.#walkAfter = result.walkAfter;
@@ -328,7 +329,7 @@ export class OutboxPublisher {
     // refuses (prefix-closed), so nothing overtakes an event that did not go out.
     sendable.sort((a, b) => (a.event.projectId === b.event.projectId ? a.event.projectSequence - b.event.projectSequence : a.event.projectId < b.event.projectId ? -1 : 1));
     const results = sendable.length
-      ? await bus.publish(sendable.map((item) => item.event)).catch((error: unknown) => sendable.map(() => error as Error))
+      ? await tracedPublish(sendable.map((item) => item.row), () => bus.publish(sendable.map((item) => item.event))).catch((error: unknown) => sendable.map(() => error as Error))
       : [];
     const firstError = results.findIndex((result) => result !== null);
     const published = (firstError === -1 ? sendable : sendable.slice(0, firstError)).map((item) => item.row);

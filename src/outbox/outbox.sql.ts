@@ -185,7 +185,7 @@ const claimStatement = (walkAfter: boolean) => `
       from kept
       where e.id = kept.id
       returning e.id, e.event_type, e.aggregate_type, e.aggregate_id, e.sequence, e.project_sequence, e.project_id,
-                e.user_id, e.session_id, e.payload, e.status, e.attempts, e.created_at, kept.turn
+                e.user_id, e.session_id, e.payload, e.status, e.attempts, e.created_at, e.trace_context, kept.turn
     ),
     -- A walk that stopped at its limit resumes after its last aggregate; one that reached the end starts over.
     summary as (

@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import { dbOf } from '../platform/db/database.ts';
 import type { Em } from '../platform/db/orm.ts';
 import type { AggregateType, NewDomainEvent } from '../events/domain-event.ts';
+import { currentTraceCarrier } from '../platform/observability/tracing.ts';
 import { OutboxEventSchema, type IOutboxEvent } from './outbox-event.entity.ts';
 
 /** Tables that own an `event_sequence` counter, per aggregate type. Never built from input. */
@@ -60,5 +61,7 @@ export async function recordEvent(em: Em, event: NewDomainEvent): Promise<IOutbo
     payload: event.payload,
     status: 'pending',
     attempts: 0,
+    // The writing request's trace, which the publisher and the deliveries continue.
+    traceContext: currentTraceCarrier(),
   });
 }

@@ -178,6 +178,9 @@ function secret(spec: Common & { minLength: number; defaultText: string }): Sett
 export const OUTBOX_WAKE_MODES = ['all', 'in-process', 'poll'] as const;
 export type OutboxWake = (typeof OUTBOX_WAKE_MODES)[number];
 
+export const TRACE_SAMPLERS = ['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'] as const;
+export type TraceSampler = (typeof TRACE_SAMPLERS)[number];
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 /** Published in the source: used only by the embedded demo on loopback; anything else refuses it. */
@@ -277,6 +280,42 @@ export const SETTINGS = {
     default: true,
     doc: 'serve `GET /metrics`; it needs no token, so turn it off where the port is public and nothing scrapes it',
   }),
+  tracing: {
+    sdkDisabled: boolean({
+      env: 'OTEL_SDK_DISABLED',
+      default: false,
+      doc: 'OpenTelemetry: `true` turns tracing off whatever else is set',
+    }),
+    exporter: optionalText({
+      env: 'OTEL_TRACES_EXPORTER',
+      defaultText: '`otlp` when an OTLP endpoint is set, else `none`',
+      allowedText: '`otlp`, `none`',
+      doc: 'OpenTelemetry: where spans go. Tracing is on only with `otlp` (OTLP/protobuf over HTTP); unset and no endpoint below means off, with no span created',
+    }),
+    endpoint: url({
+      env: 'OTEL_EXPORTER_OTLP_ENDPOINT',
+      schemes: ['http', 'https'],
+      doc: 'OpenTelemetry: the collector\'s OTLP/HTTP base URL (`/v1/traces` is appended), e.g. `http://collector:4318`. Setting it turns tracing on. Headers, timeout, compression and TLS files come from the other standard `OTEL_EXPORTER_OTLP_*` variables, which the exporter reads itself',
+    }),
+    tracesEndpoint: url({
+      env: 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT',
+      schemes: ['http', 'https'],
+      doc: 'OpenTelemetry: the full URL for spans, used as is; overrides `OTEL_EXPORTER_OTLP_ENDPOINT` and also turns tracing on',
+    }),
+    serviceName: text({ env: 'OTEL_SERVICE_NAME', default: 'chat-outbox', doc: 'OpenTelemetry: `service.name` of every span' }),
+    sampler: choice({
+      env: 'OTEL_TRACES_SAMPLER',
+      choices: TRACE_SAMPLERS,
+      default: 'parentbased_always_on',
+      doc: 'OpenTelemetry: which traces are recorded. `parentbased_*` follow a sampled `traceparent` header of the caller',
+    }),
+    samplerArg: optionalText({
+      env: 'OTEL_TRACES_SAMPLER_ARG',
+      defaultText: '`1.0`',
+      allowedText: '0 to 1',
+      doc: 'OpenTelemetry: the ratio of traces recorded by the `*traceidratio` samplers',
+    }),
+  },
   healthCheckTimeoutMs: integer({
     env: 'HEALTH_CHECK_TIMEOUT_MS',
     default: 2_000,
@@ -500,13 +539,26 @@ export type DatabaseConfig =
   | { kind: 'pglite'; dataDir: string };
 
 /** The parsed settings, with the fields that cross-field rules settle replaced by their outcome. */
-export interface AppConfig extends Omit<Parsed, 'database' | 'seedDemo' | 'auth' | 'cors'> {
+export interface AppConfig extends Omit<Parsed, 'database' | 'seedDemo' | 'auth' | 'cors' | 'tracing'> {
   /** `DATABASE_URL` (PostgreSQL) or, without it, embedded PGlite in `PGLITE_DATA_DIR`. */
   database: DatabaseConfig;
   /** SEED_DEMO, defaulting to on for PGlite only. */
   seedDemo: boolean;
   auth: AuthConfig;
   cors: CorsConfig;
+  tracing: TracingConfig;
+}
+
+/** OpenTelemetry tracing, from the standard `OTEL_*` variables (docs/operations.md#tracing). */
+export interface TracingConfig {
+  /** Off: no provider is registered, every span is the API's no-op. */
+  enabled: boolean;
+  /** Where the OTLP/HTTP exporter sends spans (null when off). */
+  url: string | null;
+  serviceName: string;
+  sampler: TraceSampler;
+  /** For the `*traceidratio` samplers. */
+  ratio: number;
 }
 
 export type OutboxPublisherOptions = AppConfig['outbox'];
@@ -569,7 +621,7 @@ export interface LoadOptions {
 }
 
 export function loadConfig(env: Env = process.env, options: LoadOptions = {}): AppConfig {
-  const { database: db, seedDemo, auth, cors, ...rest } = readAll(SETTINGS, env);
+  const { database: db, seedDemo, auth, cors, tracing, ...rest } = readAll(SETTINGS, env);
 
   const database: DatabaseConfig = db.url ? { kind: 'postgresql', url: db.url } : { kind: 'pglite', dataDir: db.pgliteDataDir };
 
@@ -579,6 +631,33 @@ export function loadConfig(env: Env = process.env, options: LoadOptions = {}): A
     seedDemo: seedDemo ?? database.kind === 'pglite',
     auth: settleAuth(auth, { nodeEnv: rest.nodeEnv, database, host: rest.host }, options),
     cors: settleCors(cors.origins),
+    tracing: settleTracing(tracing),
+  };
+}
+
+/** The OpenTelemetry rules: on with an OTLP exporter, which an endpoint implies; off otherwise. */
+function settleTracing(raw: Parsed['tracing']): TracingConfig {
+  const exporter = raw.exporter?.trim().toLowerCase() ?? null;
+  if (exporter !== null && exporter !== 'otlp' && exporter !== 'none') {
+    throw new ConfigError(`OTEL_TRACES_EXPORTER must be otlp or none, got "${raw.exporter}"`);
+  }
+  let ratio = 1;
+  if (raw.samplerArg !== null) {
+    ratio = Number(raw.samplerArg);
+    if (!Number.isFinite(ratio) || ratio < 0 || ratio > 1) {
+      throw new ConfigError(`OTEL_TRACES_SAMPLER_ARG must be a number from 0 to 1, got "${raw.samplerArg}"`);
+    }
+  }
+  const endpointSet = raw.tracesEndpoint !== null || raw.endpoint !== null;
+  const enabled = !raw.sdkDisabled && (exporter === 'otlp' || (exporter === null && endpointSet));
+  // The OTLP default for a collector on this host, as the exporter itself would pick.
+  const base = (raw.endpoint ?? 'http://localhost:4318').replace(/\/+$/, '');
+  return {
+    enabled,
+    url: enabled ? (raw.tracesEndpoint ?? `${base}/v1/traces`) : null,
+    serviceName: raw.serviceName,
+    sampler: raw.sampler,
+    ratio,
   };
 }
 

@@ -1,7 +1,9 @@
+import { SpanKind } from '@opentelemetry/api';
 import type { DomainEvent } from '../events/domain-event.ts';
 import { ChatEventRef } from '../domain/chat/chat-event.schema.ts';
 import { builder } from '../platform/graphql/builder.ts';
 import type { GraphQLContext } from '../platform/graphql/context.ts';
+import { contextFrom, SEMCONV, tracer } from '../platform/observability/tracing.ts';
 import { StreamEnd } from './event-stream.ts';
 
 // The subscriptions: committed events of a session or a project, replayed after a position and
@@ -12,10 +14,23 @@ const resumeArgs = builder.args((t) => ({
   afterSequence: t.int({ required: false, description: 'Or after this sequence number (0: from the beginning).' }),
 }));
 
-/** Subscription items are events, or the error that ends the stream (thrown here to reach the client). */
-function deliver(item: DomainEvent | StreamEnd, ctx: GraphQLContext): DomainEvent {
+/**
+ * Subscription items are events, or the error that ends the stream (thrown here to reach the
+ * client). Each event delivered makes a span in the trace of the request that wrote it.
+ */
+function deliver(field: string, item: DomainEvent | StreamEnd, ctx: GraphQLContext): DomainEvent {
   if (item instanceof StreamEnd) throw item.error;
+  const span = tracer().startSpan(`deliver ${field}`, {
+    kind: SpanKind.CONSUMER,
+    attributes: {
+      [SEMCONV.messagingOperationType]: 'process',
+      [SEMCONV.messagingOperationName]: 'deliver',
+      [SEMCONV.messagingDestinationName]: field,
+      [SEMCONV.messagingMessageId]: item.eventId,
+    },
+  }, contextFrom(item.traceContext));
   ctx.renew();
+  span.end();
   return item;
 }
 
@@ -26,7 +41,7 @@ builder.subscriptionFields((t) => ({
       'Committed events of one chat session in `sequence` order, with no gaps or duplicates within the subscription. Without `after`/`afterSequence`: live events only.',
     args: { sessionId: t.arg.id({ required: true }), ...resumeArgs },
     subscribe: (_root, args, ctx) => ctx.events.session(ctx.viewer(), args.sessionId, args),
-    resolve: (item, _args, ctx) => deliver(item as DomainEvent | StreamEnd, ctx),
+    resolve: (item, _args, ctx) => deliver('sessionEvents', item as DomainEvent | StreamEnd, ctx),
   }),
   projectEvents: t.field({
     type: ChatEventRef,
@@ -34,6 +49,6 @@ builder.subscriptionFields((t) => ({
       'Every committed event of a project in `projectSequence` (commit) order, with no gaps or duplicates within the subscription. Without `after`/`afterSequence`: live events only.',
     args: { projectId: t.arg.id({ required: true }), ...resumeArgs },
     subscribe: (_root, args, ctx) => ctx.events.project(ctx.viewer(), args.projectId, args),
-    resolve: (item, _args, ctx) => deliver(item as DomainEvent | StreamEnd, ctx),
+    resolve: (item, _args, ctx) => deliver('projectEvents', item as DomainEvent | StreamEnd, ctx),
   }),
 }));

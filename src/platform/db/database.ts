@@ -67,6 +67,8 @@ export interface EventOutboxTable {
   created_at: GeneratedTimestamp;
   published_at: Timestamp | null;
   transaction_id: GeneratedXid8;
+  /** The writing request's W3C trace context (`{traceparent, tracestate?}`), or null. */
+  trace_context: unknown;
 }
 
 /** An event_outbox row as a `select` returns it. */

@@ -9,6 +9,7 @@ import type { CompiledQuery } from 'kysely';
 import pg from 'pg';
 import type { DatabaseConfig } from '../config.ts';
 import { dbOf } from './database.ts';
+import { transactionTracing } from '../observability/transaction-tracing.ts';
 import { entities } from '../../entities.ts';
 
 /** The ORM, whichever PostgreSQL it talks to; everything above this file sees only this. */
@@ -37,6 +38,8 @@ const sharedOptions = {
   // before the flush that inserts both.
   processOnCreateHooksEarly: true,
   debug: false,
+  // A span per transaction when tracing is on; a no-op otherwise.
+  subscribers: [transactionTracing()],
 };
 
 /** Extra ORM options for tools and tests, e.g. a query logger. */
