@@ -460,7 +460,7 @@ export const SETTINGS = {
       default: 10_000,
       min: 1,
       max: 100_000_000,
-      doc: "highest cost of one operation: every field costs 1, and a connection's selection counts once per item of the page it asks for (`first`, default 20)",
+      doc: "highest cost of one operation: every field costs 1, and a connection's selection counts once per item of the page it asks for (`first` or `last`, default 20)",
     }),
     listSizeGuess: integer({ env: 'GRAPHQL_LIST_SIZE_GUESS', default: 10, min: 1, max: 10_000, doc: 'items assumed, in the cost, for a list that is not a paginated connection' }),
     maxMutationFields: integer({

@@ -1,6 +1,6 @@
 import { AgentSchema } from '../agents/agent.entity.ts';
 import type { Em } from '../../platform/db/orm.ts';
-import { afterKeyset, createdAtCursor, createdAtKey, findPage, KEYSET_ORDER, type Page, type PageRequest } from '../../platform/db/pagination.ts';
+import { createdAtCursor, createdAtKey, findPage, keysetOrder, keysetWhere, type Page, type PageRequest } from '../../platform/db/pagination.ts';
 import { notFound } from '../../platform/errors.ts';
 import { messageCreated, type MessageRole } from '../../events/domain-event.ts';
 import { recordEvent } from '../../outbox/outbox.writer.ts';
@@ -29,7 +29,7 @@ export async function getSession(em: Em, userId: string, sessionIdInput: string)
 export function listSessions(em: Em, projectId: string, request: PageRequest): Promise<Page<IChatSession>> {
   return findPage(request, {
     cursor: createdAtCursor,
-    fetch: ({ after, limit }) => em.find(ChatSessionSchema, { project: projectId, ...afterKeyset(after) }, { orderBy: KEYSET_ORDER, limit }),
+    fetch: ({ from, backward, limit }) => em.find(ChatSessionSchema, { project: projectId, ...keysetWhere(from, backward) }, { orderBy: keysetOrder(backward), limit }),
     keyOf: createdAtKey,
   });
 }
@@ -39,7 +39,7 @@ export function listMessages(em: Em, sessionId: string, request: PageRequest): P
     request,
     {
       cursor: createdAtCursor,
-      fetch: ({ after, limit }) => em.find(MessageSchema, { session: sessionId, ...afterKeyset(after) }, { orderBy: KEYSET_ORDER, limit }),
+      fetch: ({ from, backward, limit }) => em.find(MessageSchema, { session: sessionId, ...keysetWhere(from, backward) }, { orderBy: keysetOrder(backward), limit }),
       keyOf: createdAtKey,
     },
     messageView,

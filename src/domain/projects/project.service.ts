@@ -2,7 +2,7 @@ import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import { WorkerSpaceSchema } from '../agents/worker-space.entity.ts';
 import { dbOf } from '../../platform/db/database.ts';
 import type { Em } from '../../platform/db/orm.ts';
-import { afterKeyset, createdAtCursor, createdAtKey, cursorCodec, cursorKeys, findPage, KEYSET_ORDER, type Page, type PageRequest } from '../../platform/db/pagination.ts';
+import { createdAtCursor, createdAtKey, cursorCodec, cursorKeys, findPage, keysetOrder, keysetWhere, type Page, type PageRequest } from '../../platform/db/pagination.ts';
 import { conflict, forbidden, notFound } from '../../platform/errors.ts';
 import { MAX_USER_ID_LENGTH, requireId, requireText, requireUserId } from '../../platform/validation.ts';
 import { ProjectMemberSchema, type IProjectMember, type ProjectRole } from './project-member.entity.ts';
@@ -37,7 +37,7 @@ export async function getProject(em: Em, userId: string, projectIdInput: string)
 export function listMyProjects(em: Em, userId: string, request: PageRequest): Promise<Page<IProject>> {
   return findPage(request, {
     cursor: createdAtCursor,
-    fetch: ({ after, limit }) => em.find(ProjectSchema, { members: { userId }, ...afterKeyset(after) }, { orderBy: KEYSET_ORDER, limit }),
+    fetch: ({ from, backward, limit }) => em.find(ProjectSchema, { members: { userId }, ...keysetWhere(from, backward) }, { orderBy: keysetOrder(backward), limit }),
     keyOf: createdAtKey,
   });
 }
@@ -48,8 +48,8 @@ const memberCursor = cursorCodec([cursorKeys.instant, cursorKeys.text(MAX_USER_I
 export function listMembers(em: Em, projectId: string, request: PageRequest): Promise<Page<IProjectMember>> {
   return findPage(request, {
     cursor: memberCursor,
-    fetch: ({ after, limit }) =>
-      em.find(ProjectMemberSchema, { project: projectId, ...afterKeyset(after, 'userId') }, { orderBy: { createdAt: 'asc', userId: 'asc' }, limit }),
+    fetch: ({ from, backward, limit }) =>
+      em.find(ProjectMemberSchema, { project: projectId, ...keysetWhere(from, backward, 'userId') }, { orderBy: keysetOrder(backward, 'userId'), limit }),
     keyOf: (member): [Date, string] => [member.createdAt, member.userId],
   });
 }
