@@ -8,6 +8,11 @@ import { AgentSchema, type IAgent } from './agent.entity.ts';
 
 export const MAX_AGENT_NAME_LENGTH = 100;
 
+/** The agents with these ids in projects the viewer is a member of (for `node`). */
+export function findVisibleAgents(em: Em, userId: string, ids: string[]): Promise<IAgent[]> {
+  return em.find(AgentSchema, { id: { $in: ids }, project: { members: { userId } } });
+}
+
 export function listAgents(em: Em, projectId: string, request: PageRequest): Promise<Page<IAgent>> {
   return findPage(request, {
     cursor: createdAtCursor,

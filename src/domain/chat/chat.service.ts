@@ -26,6 +26,16 @@ export async function getSession(em: Em, userId: string, sessionIdInput: string)
   return requireSession(em, userId, requireId('id', sessionIdInput));
 }
 
+/** The sessions with these ids in projects the viewer is a member of (for `node`). */
+export function findVisibleSessions(em: Em, userId: string, ids: string[]): Promise<IChatSession[]> {
+  return em.find(ChatSessionSchema, { id: { $in: ids }, project: { members: { userId } } });
+}
+
+/** The messages with these ids in projects the viewer is a member of (for `node`). */
+export async function findVisibleMessages(em: Em, userId: string, ids: string[]): Promise<MessageView[]> {
+  return (await em.find(MessageSchema, { id: { $in: ids }, project: { members: { userId } } })).map(messageView);
+}
+
 export function listSessions(em: Em, projectId: string, request: PageRequest): Promise<Page<IChatSession>> {
   return findPage(request, {
     cursor: createdAtCursor,

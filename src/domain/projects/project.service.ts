@@ -34,6 +34,11 @@ export async function getProject(em: Em, userId: string, projectIdInput: string)
   return membership.project;
 }
 
+/** The projects with these ids that the viewer is a member of (for `node`). */
+export function findVisibleProjects(em: Em, userId: string, ids: string[]): Promise<IProject[]> {
+  return em.find(ProjectSchema, { id: { $in: ids }, members: { userId } });
+}
+
 export function listMyProjects(em: Em, userId: string, request: PageRequest): Promise<Page<IProject>> {
   return findPage(request, {
     cursor: createdAtCursor,
