@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MessageSchema } from '../src/domain/chat/message.entity.ts';
 import { createdAtCursor, keysetOrder, keysetWhere } from '../src/platform/db/pagination.ts';
 import { errorCode, startTestAppWithClient, type TestApp } from './support/app.ts';
+import { eventually } from './support/analytics.ts';
 import { createProjectFixture, SEND_MESSAGE } from './support/fixtures.ts';
 
 // A chat screen opens on a session's latest messages and scrolls back: `last`/`before` on a
@@ -140,5 +141,62 @@ describe('reading a long session backward', () => {
       // The seek: the cursor's timestamp bounds the index scan, not only a filter on its rows.
       expect(plan).toMatch(/"Index Cond":"[^"]*created_at/);
     }
+  });
+});
+
+describe('reading event histories backward', () => {
+  const HISTORY = (field: 'sessionEventHistory' | 'projectEventHistory') => `
+    query($projectId: ID!, $sessionId: ID!, $first: Int, $after: String, $last: Int, $before: String) {
+      ${field}(projectId: $projectId, ${field === 'sessionEventHistory' ? 'sessionId: $sessionId' : 'filter: { sessionId: $sessionId }'}, first: $first, after: $after, last: $last, before: $before) {
+        nodes { eventId sequence }
+        pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+      }
+    }`;
+  let projectId: string;
+  let historySession: string;
+
+  async function history(field: 'sessionEventHistory' | 'projectEventHistory', args: Record<string, unknown>) {
+    const result = await t.gql<any>(HISTORY(field), { projectId, sessionId: historySession, ...args }, { as: 'alice' });
+    if (result.errors) throw new Error(JSON.stringify(result.errors));
+    return result.data[field] as { nodes: { eventId: string; sequence: number }[]; pageInfo: MessagePage['pageInfo'] };
+  }
+
+  async function walkBackward(field: 'sessionEventHistory' | 'projectEventHistory', size: number) {
+    const seen: number[] = [];
+    let before: string | null = null;
+    for (;;) {
+      const page = await history(field, { last: size, before });
+      seen.unshift(...page.nodes.map((node) => node.sequence));
+      if (!page.pageInfo.hasPreviousPage) return seen;
+      before = page.pageInfo.startCursor;
+    }
+  }
+
+  beforeAll(async () => {
+    const fixture = await createProjectFixture(t, 'alice');
+    projectId = fixture.projectId;
+    historySession = fixture.sessionId;
+    for (let i = 1; i <= 25; i++) await t.gql(SEND_MESSAGE, { sessionId: historySession, body: `event ${i}` }, { as: 'alice' });
+  });
+
+  it('sessionEventHistory: the last page is the newest events, and walking back visits each once', async () => {
+    const all = Array.from({ length: 25 }, (_, i) => i + 1);
+    const latest = await history('sessionEventHistory', { last: 5 });
+    expect(latest.nodes.map((node) => node.sequence)).toEqual([21, 22, 23, 24, 25]);
+    expect(latest.pageInfo).toMatchObject({ hasPreviousPage: true, hasNextPage: false });
+    expect(await walkBackward('sessionEventHistory', 7)).toEqual(all);
+  });
+
+  it('projectEventHistory (newest first): backward reads toward the newest, in the same order', async () => {
+    // Analytics list an event once every older transaction has finished, cluster-wide.
+    const forward = await eventually(async () => {
+      const page = await history('projectEventHistory', { first: 100 });
+      if (page.nodes.length < 25) throw new Error(`only ${page.nodes.length} events listed yet`);
+      return page.nodes.map((node) => node.sequence);
+    });
+    expect(forward).toEqual(Array.from({ length: 25 }, (_, i) => 25 - i));
+    const oldest = await history('projectEventHistory', { last: 3 });
+    expect(oldest.nodes.map((node) => node.sequence)).toEqual([3, 2, 1]);
+    expect(await walkBackward('projectEventHistory', 4)).toEqual(forward);
   });
 });
