@@ -169,7 +169,7 @@ const given = (value: unknown) => value !== null && value !== undefined;
  * spec lets a client mix them (a range between two cursors); no client we know needs that, and
  * its answer is easy to misread, so mixing the two directions is BAD_USER_INPUT.
  */
-export function pageDirection(request: PageRequest): { backward: boolean; limit: number; cursor: string | null } {
+function pageDirection(request: PageRequest): { backward: boolean; limit: number; cursor: string | null } {
   const forward = given(request.first) || given(request.after);
   const backward = given(request.last) || given(request.before);
   if (forward && backward) {
