@@ -5,8 +5,8 @@ import { isUuid } from './ids.ts';
 /**
  * Keyset pagination for every connection, forward (`first`/`after`) and backward
  * (`last`/`before`, Relay's connection spec): stable while rows are being inserted, and no OFFSET
- * scans in either direction. Cursors are opaque to clients (base64url JSON) and every value in one is checked
- * by its key's validator when it is read back, so a forged cursor is BAD_USER_INPUT and never
+ * scans in either direction. Cursors are opaque to clients (base64url JSON) and every value in
+ * one is checked by its key's validator when it is read back, so a forged cursor is BAD_USER_INPUT and never
  * reaches PostgreSQL as a value it cannot compare (a non-uuid id, an integer out of range, a
  * timestamp PostgreSQL cannot hold).
  */
@@ -183,9 +183,9 @@ function pageDirection(request: PageRequest): { backward: boolean; limit: number
 export interface PageSource<Row, Key extends unknown[]> {
   cursor: CursorCodec<Key>;
   /**
-   * At most `limit` rows beyond `from` (from the start when null): after it in key order, or,
-   * `backward`, before it in reverse key order (the rows nearest `from` first). Both directions
-   * are keyset reads on the same index. May return the state to pin in the page's cursors.
+   * At most `limit` rows beyond `from`: after it in key order (from the start when null), or,
+   * `backward`, before it in reverse key order, nearest first (from the end when null). Both
+   * directions are keyset reads on the same index. May return the state to pin in the page's cursors.
    */
   fetch(query: { from: Key | null; backward: boolean; pinned: string | null; limit: number }): Promise<Row[] | { rows: Row[]; pinned: string | null }>;
   /** The position of a row, in the codec's key order. */
