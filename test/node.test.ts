@@ -107,6 +107,14 @@ describe('nodes(ids:)', () => {
     ]);
   });
 
+  it('costs its selection once per id asked for', async () => {
+    const deep = 'sessions(first: 100) { nodes { id title } }';
+    const query = `query($ids: [ID!]!) { nodes(ids: $ids) { ... on Project { ${deep} } } }`;
+    expect((await t.gql<any>(query, { ids: [ids.project] }, { as: 'alice' })).errors).toBeUndefined();
+    const costly = await t.gql<any>(query, { ids: Array.from({ length: 60 }, () => ids.project) }, { as: 'alice' });
+    expect(costly.errors?.[0]?.extensions).toMatchObject({ code: 'QUERY_TOO_COMPLEX', limit: 'cost' });
+  });
+
   it('refuses more than 100 ids and malformed ids as BAD_USER_INPUT', async () => {
     const tooMany = await t.gql<any>(NODES, { ids: Array.from({ length: 101 }, () => ids.project) }, { as: 'alice' });
     expect(tooMany.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'ids' });

@@ -36,7 +36,8 @@ const tooComplex = (message: string, details: Record<string, unknown> = {}) => r
 
 /**
  * Cost of one field: 1, plus its selection times the page it asks for on connections (`first` or
- * `last`, or the default page) and a fixed guess on other lists. Introspection costs nothing here: graphql's
+ * `last`, or the default page), the number of ids on lists fetched by `ids`, and a fixed guess on
+ * other lists. Introspection costs nothing here: graphql's
  * own MaxIntrospectionDepthRule (in its specified rules) bounds it.
  */
 function costEstimator(listSize: number): ComplexityEstimator {
@@ -49,6 +50,8 @@ function costEstimator(listSize: number): ComplexityEstimator {
       const page = typeof args.first === 'number' ? args.first : typeof args.last === 'number' ? args.last : DEFAULT_PAGE_SIZE;
       return 1 + childComplexity * Math.max(page, 1);
     }
+    // A list asked for by ids (`nodes(ids:)`) has at most as many items as ids.
+    if (isList(field.type) && Array.isArray(args.ids)) return 1 + childComplexity * Math.max(args.ids.length, 1);
     return 1 + childComplexity * (isList(field.type) ? listSize : 1);
   };
 }
