@@ -10,6 +10,7 @@ import { createEventStreams } from './subscriptions/event-subscription.service.t
 import { schema } from './schema.ts';
 import { createHealthChecks } from './platform/observability/health-checks.ts';
 import { createRateLimits } from './platform/limits/rate-limiter.ts';
+import { createPersistedDocuments } from './platform/graphql/persisted-documents.ts';
 import type { Logger } from './platform/logger.ts';
 import { createMetrics } from './platform/observability/metrics.ts';
 import { createOutboxBacklogReader } from './outbox/outbox-backlog.ts';
@@ -36,6 +37,8 @@ export interface AppOverrides {
  * `main.ts` adds signals and printing; tests start it on port 0 and stop it.
  */
 export async function startApp(config: AppConfig, logger: Logger, overrides: AppOverrides = {}) {
+  // Read first: a bad allow-list file stops start-up before anything is opened.
+  const persistedDocuments = createPersistedDocuments(config.persistedDocuments);
   // The request pool's statements end with the operation deadline: PostgreSQL cancels one that
   // runs longer, so a cancelled operation does not keep a backend busy (PGlite has no such limit).
   const deadline = config.operationLimits.operationTimeoutMs;
@@ -165,6 +168,7 @@ export async function startApp(config: AppConfig, logger: Logger, overrides: App
       limits: config.operationLimits,
       userLimits: { rates, options: config.abuse },
       graphiql,
+      persistedDocuments,
     });
     const running: RunningServer = await server.start(config.port, config.host);
     closers.push(() => server.stop());

@@ -1,5 +1,6 @@
 // Imports every noun's schema file for its side effect of registering types, then builds.
 import './platform/graphql/scalars.ts';
+import './platform/graphql/node.ts';
 import './domain/projects/viewer.schema.ts';
 import './domain/projects/project.schema.ts';
 import './domain/chat/chat-session.schema.ts';

@@ -11,6 +11,7 @@ import type { EventStreams } from './subscriptions/event-subscription.service.ts
 import { createContextFactory, type GraphQLContext } from './platform/graphql/context.ts';
 import { maskError, useRequestErrorCodes, useRequestParseErrors, withoutHttpExtension } from './platform/graphql/errors.ts';
 import { useOperationLimits } from './platform/graphql/operation-limits.ts';
+import { createPersistedDocuments, type PersistedDocuments } from './platform/graphql/persisted-documents.ts';
 import { useGraphiQLPage } from './platform/graphql/graphiql-page.ts';
 import { createHealthChecks, type HealthChecks } from './platform/observability/health-checks.ts';
 import { corsPolicy } from './platform/http/cors-policy.ts';
@@ -77,6 +78,8 @@ export interface ServerDeps {
   userLimits?: ServerLimits;
   /** What GraphiQL opens with besides the defaults: the embedded demo's tab and headers. */
   graphiql?: GraphiQLOptions;
+  /** APQ or trusted documents (`GRAPHQL_PERSISTED_DOCUMENTS`); any document runs when absent. */
+  persistedDocuments?: PersistedDocuments;
 }
 
 export interface RunningServer {
@@ -96,6 +99,7 @@ export function buildServer(deps: ServerDeps) {
   const health = deps.health ?? createHealthChecks({ orm: deps.orm, timeoutMs: 2_000, logger: deps.logger });
   const userLimits = deps.userLimits ?? NO_LIMITS;
   const wsLimits = createWsLimits(userLimits.options);
+  const persisted = deps.persistedDocuments ?? createPersistedDocuments({ mode: 'off', trustedDocumentsFile: null, apqCacheSize: 1 });
   /** The user a socket's `connectionParams` token names, or null (none, or not valid: operations report that). */
   const socketUserId = async (connectionParams: unknown): Promise<string | null> => {
     try {
@@ -124,6 +128,8 @@ export function buildServer(deps: ServerDeps) {
       }),
       useCsrfPrevention(),
       useRequestParseErrors(),
+      // Before parsing: a hash becomes its document (or the request is refused) first.
+      ...persisted.plugins,
       useOperationLimits(deps.limits),
       useRequestErrorCodes(),
       useOperationTracing(),
@@ -157,9 +163,12 @@ export function buildServer(deps: ServerDeps) {
       // The envelop-wrapped execute/subscribe of this operation travel in rootValue (yoga's recipe).
       execute: (args) => (args.rootValue as EnvelopedRoot).execute(args),
       subscribe: (args) => (args.rootValue as EnvelopedRoot).subscribe(args),
-      onSubscribe: async (ctx, _id, payload) => {
+      onSubscribe: async (ctx, _id, received) => {
         const overLimit = wsLimits.admitOperation(ctx);
         if (overLimit) return overLimit;
+        const params = await persisted.resolve(received);
+        if (params instanceof GraphQLError) return [withoutHttpExtension(params)];
+        const payload = { ...received, ...params, query: params.query ?? '' };
         const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
           ...ctx,
           req: ctx.extra.request,

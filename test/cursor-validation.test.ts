@@ -6,7 +6,7 @@ import { eventually } from './support/analytics.ts';
 import { createProjectFixture, SEND_MESSAGE } from './support/fixtures.ts';
 
 // Every paginated field of the schema, found by walking it, so a connection added later is covered
-// without touching this file: a forged or malformed `after` is the client's mistake, answered with
+// without touching this file: a forged or malformed `after` or `before` is the client's mistake, answered with
 // BAD_USER_INPUT (or, where the forged value is still a valid position, with a page), never with an
 // INTERNAL_SERVER_ERROR from PostgreSQL.
 
@@ -21,9 +21,17 @@ const PARENTS: Record<string, (selection: string) => string> = {
 };
 const argumentValue = (name: string) => (name === 'projectId' || name === 'sessionId' ? `$${name}` : undefined);
 
+/** Which way a query reads: the page size and cursor arguments, and the cursor it returns to continue with. */
+const DIRECTIONS = [
+  { size: 'first', cursor: 'after', next: 'endCursor' },
+  { size: 'last', cursor: 'before', next: 'startCursor' },
+] as const;
+type Direction = (typeof DIRECTIONS)[number];
+
 interface ConnectionField {
   name: string;
   parent: string;
+  direction: Direction;
   query: string;
 }
 
@@ -33,21 +41,24 @@ function connectionFields(): ConnectionField[] {
     if (!isObjectType(type) || type.name.startsWith('__')) continue;
     for (const field of Object.values(type.getFields()) as GraphQLField<unknown, unknown>[]) {
       if (!getNamedType(field.type).name.endsWith('Connection') || !field.args.some((arg) => arg.name === 'after')) continue;
+      if (!field.args.some((arg) => arg.name === 'before')) throw new Error(`${type.name}.${field.name} cannot be read backward: it has no \`before\``);
       const reach = PARENTS[type.name];
       if (!reach) throw new Error(`${type.name}.${field.name} is a connection on a type this test cannot reach: add ${type.name} to PARENTS`);
       const args = field.args
-        .filter((arg) => arg.name !== 'first' && arg.name !== 'after' && (arg.type.toString().endsWith('!') || argumentValue(arg.name)))
+        .filter((arg) => !['first', 'after', 'last', 'before'].includes(arg.name) && (arg.type.toString().endsWith('!') || argumentValue(arg.name)))
         .map((arg) => {
           const value = argumentValue(arg.name);
           if (!value) throw new Error(`${type.name}.${field.name} has a required argument ${arg.name} this test has no value for`);
           return `${arg.name}: ${value}`;
         });
-      const selection = `${field.name}(${[...args, 'first: 1', 'after: $after'].join(', ')}) { pageInfo { endCursor } }`;
-      const body = reach(selection);
-      // GraphQL refuses variables an operation does not use: declare only those it does.
-      const variables = ['$projectId: ID!', '$sessionId: ID!', '$after: String'].filter((declaration) => body.includes(`${declaration.split(':')[0]})`) || body.includes(`${declaration.split(':')[0]},`));
-      const query = `query(${variables.join(', ')}) { ${body} }`;
-      found.push({ name: `${type.name}.${field.name}`, parent: type.name, query });
+      for (const direction of DIRECTIONS) {
+        const selection = `${field.name}(${[...args, `${direction.size}: 1`, `${direction.cursor}: $cursor`].join(', ')}) { pageInfo { ${direction.next} } }`;
+        const body = reach(selection);
+        // GraphQL refuses variables an operation does not use: declare only those it does.
+        const variables = ['$projectId: ID!', '$sessionId: ID!', '$cursor: String'].filter((declaration) => body.includes(`${declaration.split(':')[0]})`) || body.includes(`${declaration.split(':')[0]},`));
+        const query = `query(${variables.join(', ')}) { ${body} }`;
+        found.push({ name: `${type.name}.${field.name} (${direction.cursor})`, parent: type.name, direction, query });
+      }
     }
   }
   return found;
@@ -55,14 +66,15 @@ function connectionFields(): ConnectionField[] {
 
 const FIELDS = connectionFields();
 
-async function page(field: ConnectionField, after: string | null): Promise<GqlResult<any>> {
-  return t.gql(field.query, { projectId: fixture.projectId, sessionId: fixture.sessionId, after }, { as: 'alice' });
+async function page(field: ConnectionField, cursor: string | null): Promise<GqlResult<any>> {
+  return t.gql(field.query, { projectId: fixture.projectId, sessionId: fixture.sessionId, cursor }, { as: 'alice' });
 }
 
-const endCursorOf = (field: ConnectionField, result: GqlResult<any>): string | null => {
-  const [, name] = field.name.split('.');
+/** The cursor a page gives to continue the same way: its endCursor forward, its startCursor backward. */
+const nextCursorOf = (field: ConnectionField, result: GqlResult<any>): string | null => {
+  const name = field.name.split('.')[1]!.split(' ')[0]!;
   const parent = field.parent === 'Query' ? result.data : result.data?.[field.parent === 'Project' ? 'project' : 'chatSession'];
-  return parent?.[name!]?.pageInfo?.endCursor ?? null;
+  return parent?.[name]?.pageInfo?.[field.direction.next] ?? null;
 };
 
 const b64 = (value: unknown) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
@@ -128,15 +140,14 @@ afterAll(async () => {
 
 describe('every paginated field', () => {
   it('is found in the schema', () => {
-    expect(FIELDS.map((field) => field.name)).toEqual(
-      expect.arrayContaining(['ChatSession.messages', 'Project.members', 'Project.sessions', 'Project.agents', 'Query.projects']),
-    );
+    const names = ['ChatSession.messages', 'Project.members', 'Project.sessions', 'Project.agents', 'Query.projects'];
+    expect(FIELDS.map((field) => field.name)).toEqual(expect.arrayContaining(names.flatMap((name) => [`${name} (after)`, `${name} (before)`])));
   });
 
-  it.each(FIELDS.map((field) => [field.name, field] as const))('%s answers a malformed or forged `after` with BAD_USER_INPUT, never a server error', async (_name, field) => {
+  it.each(FIELDS.map((field) => [field.name, field] as const))('%s answers a malformed or forged cursor with BAD_USER_INPUT, never a server error', async (_name, field) => {
     // A real cursor to forge from (events become listable once older transactions have finished).
     const real = await eventually(async () => {
-      const cursor = endCursorOf(field, await page(field, null));
+      const cursor = nextCursorOf(field, await page(field, null));
       if (!cursor) throw new Error(`${field.name} returned no cursor`);
       return cursor;
     });
@@ -145,10 +156,10 @@ describe('every paginated field', () => {
     const cases = [...MALFORMED.map((cursor) => ({ cursor, mustRefuse: true, what: `malformed ${cursor}` })), ...forgedFrom(real)];
     for (const forged of cases) {
       const result = await page(field, forged.cursor);
-      const context = `${field.name} after ${forged.what}: ${JSON.stringify(result.errors ?? result.data)}`;
+      const context = `${field.name} ${forged.what}: ${JSON.stringify(result.errors ?? result.data)}`;
       expect(result.status, context).toBeLessThan(500);
       if (result.errors || forged.mustRefuse) {
-        expect(result.errors?.map((error) => [error.extensions?.code, error.extensions?.field]), context).toEqual([['BAD_USER_INPUT', 'after']]);
+        expect(result.errors?.map((error) => [error.extensions?.code, error.extensions?.field]), context).toEqual([['BAD_USER_INPUT', field.direction.cursor]]);
       }
     }
   });

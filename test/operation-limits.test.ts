@@ -83,6 +83,17 @@ describe('the attacks of a request that asks too much', () => {
     expect(cheap.data.project.sessions.nodes).toHaveLength(1);
   });
 
+  it('a backward page (`last`) costs what the forward page of the same size does', async () => {
+    const query = (size: number) =>
+      `query($id: ID!) { project(id: $id) { sessions(last: ${size}) { nodes { messages(last: ${size}) { nodes { id body role createdAt } } } } } }`;
+    const expensive = await post({ query: query(100), variables: { id: fixture.projectId } });
+    await expectRejected(expensive, 'QUERY_TOO_COMPLEX');
+    expect(expensive.errors?.[0]?.extensions).toMatchObject({ limit: 'cost', max: 10_000 });
+    const cheap = await post({ query: query(10), variables: { id: fixture.projectId } });
+    expect(cheap.errors).toBeUndefined();
+    expect(cheap.data.project.sessions.nodes).toHaveLength(1);
+  });
+
   it('the cost reads page sizes from the variables of each request, whatever ran the same document before', async () => {
     const query = 'query($id: ID!, $n: Int) { project(id: $id) { sessions(first: $n) { nodes { messages(first: $n) { nodes { id body } } } } } }';
     expect((await post({ query, variables: { id: fixture.projectId, n: 5 } })).errors).toBeUndefined();

@@ -499,7 +499,7 @@ export const SETTINGS = {
       default: 10_000,
       min: 1,
       max: 100_000_000,
-      doc: "highest cost of one operation: every field costs 1, and a connection's selection counts once per item of the page it asks for (`first`, default 20)",
+      doc: "highest cost of one operation: every field costs 1, and a connection's selection counts once per item of the page it asks for (`first` or `last`, default 20)",
     }),
     listSizeGuess: integer({ env: 'GRAPHQL_LIST_SIZE_GUESS', default: 10, min: 1, max: 10_000, doc: 'items assumed, in the cost, for a list that is not a paginated connection' }),
     maxMutationFields: integer({
@@ -522,6 +522,27 @@ export const SETTINGS = {
       min: 0,
       max: 3_600_000,
       doc: "deadline of one query or mutation: past it the operation is answered with `TIMEOUT` and aborted; also the request pool's `statement_timeout`. `0`: none",
+    }),
+  },
+  /** Persisted documents: APQ, or only an allow-list of documents ([limits](#limits-and-security)). */
+  persistedDocuments: {
+    mode: choice({
+      env: 'GRAPHQL_PERSISTED_DOCUMENTS',
+      choices: ['off', 'automatic', 'trusted'],
+      default: 'off',
+      doc: '`automatic`: automatic persisted queries (clients may send a hash instead of the document; any document still runs). `trusted`: only the documents of `GRAPHQL_TRUSTED_DOCUMENTS_FILE` run, anything else is 400 `PERSISTED_QUERY_ONLY`',
+    }),
+    trustedDocumentsFile: optionalText({
+      env: 'GRAPHQL_TRUSTED_DOCUMENTS_FILE',
+      defaultText: '*(unset)*; required with `trusted`',
+      doc: 'the allow-list: a JSON object mapping each sha256 (hex) to its document, as `npm run documents:extract` writes it; read at start-up',
+    }),
+    apqCacheSize: integer({
+      env: 'GRAPHQL_APQ_CACHE_SIZE',
+      default: 1_000,
+      min: 1,
+      max: 1_000_000,
+      doc: 'documents one instance remembers in `automatic` mode (least recently used dropped; a client whose hash was dropped resends the document once)',
     }),
   },
 };
@@ -632,6 +653,7 @@ export function loadConfig(env: Env = process.env, options: LoadOptions = {}): A
     auth: settleAuth(auth, { nodeEnv: rest.nodeEnv, database, host: rest.host }, options),
     cors: settleCors(cors.origins),
     tracing: settleTracing(tracing),
+    persistedDocuments: settlePersistedDocuments(rest.persistedDocuments),
   };
 }
 
@@ -659,6 +681,13 @@ function settleTracing(raw: Parsed['tracing']): TracingConfig {
     sampler: raw.sampler,
     ratio,
   };
+}
+
+function settlePersistedDocuments(raw: Parsed['persistedDocuments']): Parsed['persistedDocuments'] {
+  if (raw.mode === 'trusted' && !raw.trustedDocumentsFile) {
+    throw new ConfigError('GRAPHQL_TRUSTED_DOCUMENTS_FILE is required with GRAPHQL_PERSISTED_DOCUMENTS=trusted: the allow-list that npm run documents:extract writes');
+  }
+  return raw;
 }
 
 /** 127.0.0.0/8, ::1 and `localhost`: what only this machine can reach. */

@@ -22,6 +22,10 @@ export const ERROR_CODES = [
   'RATE_LIMITED',
   /** A subscription limit (per connection or per user) was reached; end one to start another. */
   'TOO_MANY_SUBSCRIPTIONS',
+  /** A persisted-document hash the server does not hold (APQ: send the document with it once). */
+  'PERSISTED_QUERY_NOT_FOUND',
+  /** Trusted documents mode: a document that is not on the allow-list. */
+  'PERSISTED_QUERY_ONLY',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 

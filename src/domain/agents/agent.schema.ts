@@ -2,13 +2,17 @@ import { builder } from '../../platform/graphql/builder.ts';
 import { connectionField, connectionType } from '../../platform/graphql/connection.ts';
 import { ProjectRef } from '../projects/project.schema.ts';
 import type { IAgent } from './agent.entity.ts';
-import { createAgent, listAgents, MAX_AGENT_NAME_LENGTH } from './agent.service.ts';
+import { createAgent, findVisibleAgents, listAgents, MAX_AGENT_NAME_LENGTH } from './agent.service.ts';
+import { NodeRef, nodeType } from '../../platform/graphql/node.ts';
 
 export const AgentRef = builder.objectRef<IAgent>('Agent');
 const AgentConnection = connectionType('Agent', AgentRef);
 
+nodeType('Agent', (ctx, ids) => findVisibleAgents(ctx.em, ctx.viewer().userId, ids));
+
 AgentRef.implement({
   description: 'An AI agent available in a project.',
+  interfaces: [NodeRef],
   fields: (t) => ({
     id: t.exposeID('id'),
     name: t.exposeString('name'),

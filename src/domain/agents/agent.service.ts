@@ -1,6 +1,6 @@
 import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { Em } from '../../platform/db/orm.ts';
-import { afterKeyset, createdAtCursor, createdAtKey, findPage, KEYSET_ORDER, type Page, type PageRequest } from '../../platform/db/pagination.ts';
+import { createdAtCursor, createdAtKey, findPage, keysetOrder, keysetWhere, type Page, type PageRequest } from '../../platform/db/pagination.ts';
 import { conflict } from '../../platform/errors.ts';
 import { requireOwner } from '../projects/project.service.ts';
 import { requireId, requireText } from '../../platform/validation.ts';
@@ -8,10 +8,15 @@ import { AgentSchema, type IAgent } from './agent.entity.ts';
 
 export const MAX_AGENT_NAME_LENGTH = 100;
 
+/** The agents with these ids in projects the viewer is a member of (for `node`). */
+export function findVisibleAgents(em: Em, userId: string, ids: string[]): Promise<IAgent[]> {
+  return em.find(AgentSchema, { id: { $in: ids }, project: { members: { userId } } });
+}
+
 export function listAgents(em: Em, projectId: string, request: PageRequest): Promise<Page<IAgent>> {
   return findPage(request, {
     cursor: createdAtCursor,
-    fetch: ({ after, limit }) => em.find(AgentSchema, { project: projectId, ...afterKeyset(after) }, { orderBy: KEYSET_ORDER, limit }),
+    fetch: ({ from, backward, limit }) => em.find(AgentSchema, { project: projectId, ...keysetWhere(from, backward) }, { orderBy: keysetOrder(backward), limit }),
     keyOf: createdAtKey,
   });
 }

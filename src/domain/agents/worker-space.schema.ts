@@ -3,12 +3,16 @@ import { related } from '../loaders.ts';
 import { ProjectRef } from '../projects/project.schema.ts';
 import { AgentRef } from './agent.schema.ts';
 import type { IWorkerSpace } from './worker-space.entity.ts';
-import { getMyWorkerSpace, switchAgent, type SwitchAgentResult } from './worker-space.service.ts';
+import { findVisibleWorkerSpaces, getMyWorkerSpace, switchAgent, type SwitchAgentResult } from './worker-space.service.ts';
+import { NodeRef, nodeType } from '../../platform/graphql/node.ts';
 
 export const WorkerSpaceRef = builder.objectRef<IWorkerSpace>('WorkerSpace');
 
+nodeType('WorkerSpace', (ctx, ids) => findVisibleWorkerSpaces(ctx.em, ctx.viewer().userId, ids));
+
 WorkerSpaceRef.implement({
   description: "A member's workspace in a project, holding the agent they work with.",
+  interfaces: [NodeRef],
   fields: (t) => ({
     id: t.exposeID('id'),
     userId: t.exposeID('userId'),

@@ -9,6 +9,14 @@ import { AgentSchema } from './agent.entity.ts';
 import { WorkerSpaceSchema, type IWorkerSpace } from './worker-space.entity.ts';
 
 /** The viewer's worker space in a project they are a member of (NOT_FOUND otherwise). */
+/**
+ * The worker spaces with these ids that are the viewer's own, in projects they are still a member
+ * of (for `node`): like `workerSpace(projectId)`, a member sees only their own.
+ */
+export function findVisibleWorkerSpaces(em: Em, userId: string, ids: string[]): Promise<IWorkerSpace[]> {
+  return em.find(WorkerSpaceSchema, { id: { $in: ids }, userId, project: { members: { userId } } });
+}
+
 export async function getMyWorkerSpace(em: Em, userId: string, projectIdInput: string): Promise<IWorkerSpace> {
   const projectId = requireId('projectId', projectIdInput);
   await requireMembership(em, userId, projectId);

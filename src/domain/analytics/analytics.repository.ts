@@ -90,22 +90,25 @@ export async function findProjectEventsPage(em: Em, query: EventPageQuery): Prom
 }
 
 /**
- * One page of a session's events in sequence order. Sequence numbers are handed out under the
+ * One page of a session's events in sequence order after `from` (from the start when null), or
+ * backward: before `from` (from the end when null), newest first. Sequence numbers are handed out under the
  * session's row lock, so they follow commit order: when event n is visible, 1..n-1 are too, and a
  * cursor on the sequence can never skip an event that commits late. No horizon is needed.
  */
 export async function findSessionEventsPage(
   em: Em,
-  query: { projectId: string; sessionId: string; afterSequence: number; limit: number },
+  query: { projectId: string; sessionId: string; from: number | null; backward: boolean; limit: number },
 ): Promise<EventPageRow[]> {
+  const beyondCursor =
+    query.from === null ? sql`` : query.backward ? sql`and e.sequence < ${query.from}` : sql`and e.sequence > ${query.from}`;
   const { rows } = await sql<EventKeyRow>`
     select ${EVENT_COLUMNS}
     from event_outbox e
     where e.aggregate_id = ${query.sessionId}::uuid
       and e.aggregate_type = 'chat_session'
       and e.project_id = ${query.projectId}
-      and e.sequence > ${query.afterSequence}
-    order by e.sequence
+      ${beyondCursor}
+    order by e.sequence ${sql.raw(query.backward ? 'desc' : 'asc')}
     limit ${query.limit}`.execute(dbOf(em));
   return rows.map(toEventPageRow);
 }

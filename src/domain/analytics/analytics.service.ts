@@ -88,11 +88,12 @@ export async function listProjectEvents(
     args,
     {
       cursor: projectEventsCursor(queryScope('projectEvents', { ...filter, order })),
-      fetch: async ({ after, pinned, limit }) => {
+      fetch: async ({ from, backward, pinned, limit }) => {
         const { rows, horizon } = await findProjectEventsPage(em, {
           ...filter,
-          newestFirst: order === 'newest_first',
-          after: after && { createdAtKey: after[0], id: after[1] },
+          // Reading backward is reading the opposite order from the cursor.
+          newestFirst: (order === 'newest_first') !== backward,
+          after: from && { createdAtKey: from[0], id: from[1] },
           horizon: pinned,
           limit,
         });
@@ -123,7 +124,7 @@ export async function listSessionEvents(
     args,
     {
       cursor: sessionEventsCursor(queryScope('sessionEvents', { projectId, sessionId })),
-      fetch: ({ after, limit }) => findSessionEventsPage(em, { projectId, sessionId, afterSequence: after?.[0] ?? 0, limit }),
+      fetch: ({ from, backward, limit }) => findSessionEventsPage(em, { projectId, sessionId, from: from?.[0] ?? null, backward, limit }),
       keyOf: (row): [number] => [row.event.sequence],
     },
     (row) => row.event,

@@ -3,13 +3,17 @@ import { connectionField, connectionType } from '../../platform/graphql/connecti
 import { related } from '../loaders.ts';
 import { ProjectRef } from '../projects/project.schema.ts';
 import type { IChatSession } from './chat-session.entity.ts';
-import { createChatSession, getSession, listSessions } from './chat.service.ts';
+import { createChatSession, findVisibleSessions, getSession, listSessions } from './chat.service.ts';
+import { NodeRef, nodeType } from '../../platform/graphql/node.ts';
 
 export const ChatSessionRef = builder.objectRef<IChatSession>('ChatSession');
 const ChatSessionConnection = connectionType('ChatSession', ChatSessionRef);
 
+nodeType('ChatSession', (ctx, ids) => findVisibleSessions(ctx.em, ctx.viewer().userId, ids));
+
 ChatSessionRef.implement({
   description: 'A conversation in a project.',
+  interfaces: [NodeRef],
   fields: (t) => ({
     id: t.exposeID('id'),
     title: t.exposeString('title'),

@@ -1,6 +1,6 @@
 import { AgentSchema } from '../agents/agent.entity.ts';
 import type { Em } from '../../platform/db/orm.ts';
-import { afterKeyset, createdAtCursor, createdAtKey, findPage, KEYSET_ORDER, type Page, type PageRequest } from '../../platform/db/pagination.ts';
+import { createdAtCursor, createdAtKey, findPage, keysetOrder, keysetWhere, type Page, type PageRequest } from '../../platform/db/pagination.ts';
 import { notFound } from '../../platform/errors.ts';
 import { messageCreated, type MessageRole } from '../../events/domain-event.ts';
 import { recordEvent } from '../../outbox/outbox.writer.ts';
@@ -26,10 +26,20 @@ export async function getSession(em: Em, userId: string, sessionIdInput: string)
   return requireSession(em, userId, requireId('id', sessionIdInput));
 }
 
+/** The sessions with these ids in projects the viewer is a member of (for `node`). */
+export function findVisibleSessions(em: Em, userId: string, ids: string[]): Promise<IChatSession[]> {
+  return em.find(ChatSessionSchema, { id: { $in: ids }, project: { members: { userId } } });
+}
+
+/** The messages with these ids in projects the viewer is a member of (for `node`). */
+export async function findVisibleMessages(em: Em, userId: string, ids: string[]): Promise<MessageView[]> {
+  return (await em.find(MessageSchema, { id: { $in: ids }, project: { members: { userId } } })).map(messageView);
+}
+
 export function listSessions(em: Em, projectId: string, request: PageRequest): Promise<Page<IChatSession>> {
   return findPage(request, {
     cursor: createdAtCursor,
-    fetch: ({ after, limit }) => em.find(ChatSessionSchema, { project: projectId, ...afterKeyset(after) }, { orderBy: KEYSET_ORDER, limit }),
+    fetch: ({ from, backward, limit }) => em.find(ChatSessionSchema, { project: projectId, ...keysetWhere(from, backward) }, { orderBy: keysetOrder(backward), limit }),
     keyOf: createdAtKey,
   });
 }
@@ -39,7 +49,7 @@ export function listMessages(em: Em, sessionId: string, request: PageRequest): P
     request,
     {
       cursor: createdAtCursor,
-      fetch: ({ after, limit }) => em.find(MessageSchema, { session: sessionId, ...afterKeyset(after) }, { orderBy: KEYSET_ORDER, limit }),
+      fetch: ({ from, backward, limit }) => em.find(MessageSchema, { session: sessionId, ...keysetWhere(from, backward) }, { orderBy: keysetOrder(backward), limit }),
       keyOf: createdAtKey,
     },
     messageView,

@@ -3,7 +3,8 @@ import { connectionField, connectionType } from '../../platform/graphql/connecti
 import { membershipKey, related } from '../loaders.ts';
 import { ProjectMemberRef } from '../projects/project.schema.ts';
 import { ChatSessionRef } from './chat-session.schema.ts';
-import { listMessages, MAX_MESSAGE_BODY_LENGTH, sendMessage, type SendMessageResult } from './chat.service.ts';
+import { findVisibleMessages, listMessages, MAX_MESSAGE_BODY_LENGTH, sendMessage, type SendMessageResult } from './chat.service.ts';
+import { NodeRef, nodeType } from '../../platform/graphql/node.ts';
 import { messageView, type MessageView } from './message.view.ts';
 
 export const MessageRoleEnum = builder.enumType('MessageRole', {
@@ -17,7 +18,10 @@ export const MessageRoleEnum = builder.enumType('MessageRole', {
 export const MessageRef = builder.objectRef<MessageView>('Message');
 const MessageConnection = connectionType('Message', MessageRef);
 
+nodeType('Message', (ctx, ids) => findVisibleMessages(ctx.em, ctx.viewer().userId, ids));
+
 MessageRef.implement({
+  interfaces: [NodeRef],
   fields: (t) => ({
     id: t.exposeID('id'),
     body: t.exposeString('body'),

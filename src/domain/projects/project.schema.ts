@@ -3,7 +3,8 @@ import { connectionArgs, connectionField, connectionType } from '../../platform/
 import { membershipKey } from '../loaders.ts';
 import type { IProjectMember, ProjectRole } from './project-member.entity.ts';
 import type { IProject } from './project.entity.ts';
-import { addProjectMember, createProject, getProject, listMembers, listMyProjects } from './project.service.ts';
+import { addProjectMember, createProject, findVisibleProjects, getProject, listMembers, listMyProjects } from './project.service.ts';
+import { NodeRef, nodeType } from '../../platform/graphql/node.ts';
 
 export const ProjectRoleEnum = builder.enumType('ProjectRole', {
   values: {
@@ -17,8 +18,11 @@ export const ProjectMemberRef = builder.objectRef<IProjectMember>('ProjectMember
 const ProjectConnection = connectionType('Project', ProjectRef);
 const ProjectMemberConnection = connectionType('ProjectMember', ProjectMemberRef);
 
+nodeType('Project', (ctx, ids) => findVisibleProjects(ctx.em, ctx.viewer().userId, ids));
+
 ProjectRef.implement({
   description: 'A project: its members chat with AI agents in sessions.',
+  interfaces: [NodeRef],
   fields: (t) => ({
     id: t.exposeID('id'),
     name: t.exposeString('name'),

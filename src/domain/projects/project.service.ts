@@ -2,7 +2,7 @@ import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import { WorkerSpaceSchema } from '../agents/worker-space.entity.ts';
 import { dbOf } from '../../platform/db/database.ts';
 import type { Em } from '../../platform/db/orm.ts';
-import { afterKeyset, createdAtCursor, createdAtKey, cursorCodec, cursorKeys, findPage, KEYSET_ORDER, type Page, type PageRequest } from '../../platform/db/pagination.ts';
+import { createdAtCursor, createdAtKey, cursorCodec, cursorKeys, findPage, keysetOrder, keysetWhere, type Page, type PageRequest } from '../../platform/db/pagination.ts';
 import { conflict, forbidden, notFound } from '../../platform/errors.ts';
 import { MAX_USER_ID_LENGTH, requireId, requireText, requireUserId } from '../../platform/validation.ts';
 import { ProjectMemberSchema, type IProjectMember, type ProjectRole } from './project-member.entity.ts';
@@ -34,10 +34,15 @@ export async function getProject(em: Em, userId: string, projectIdInput: string)
   return membership.project;
 }
 
+/** The projects with these ids that the viewer is a member of (for `node`). */
+export function findVisibleProjects(em: Em, userId: string, ids: string[]): Promise<IProject[]> {
+  return em.find(ProjectSchema, { id: { $in: ids }, members: { userId } });
+}
+
 export function listMyProjects(em: Em, userId: string, request: PageRequest): Promise<Page<IProject>> {
   return findPage(request, {
     cursor: createdAtCursor,
-    fetch: ({ after, limit }) => em.find(ProjectSchema, { members: { userId }, ...afterKeyset(after) }, { orderBy: KEYSET_ORDER, limit }),
+    fetch: ({ from, backward, limit }) => em.find(ProjectSchema, { members: { userId }, ...keysetWhere(from, backward) }, { orderBy: keysetOrder(backward), limit }),
     keyOf: createdAtKey,
   });
 }
@@ -48,8 +53,8 @@ const memberCursor = cursorCodec([cursorKeys.instant, cursorKeys.text(MAX_USER_I
 export function listMembers(em: Em, projectId: string, request: PageRequest): Promise<Page<IProjectMember>> {
   return findPage(request, {
     cursor: memberCursor,
-    fetch: ({ after, limit }) =>
-      em.find(ProjectMemberSchema, { project: projectId, ...afterKeyset(after, 'userId') }, { orderBy: { createdAt: 'asc', userId: 'asc' }, limit }),
+    fetch: ({ from, backward, limit }) =>
+      em.find(ProjectMemberSchema, { project: projectId, ...keysetWhere(from, backward, 'userId') }, { orderBy: keysetOrder(backward, 'userId'), limit }),
     keyOf: (member): [Date, string] => [member.createdAt, member.userId],
   });
 }

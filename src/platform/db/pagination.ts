@@ -3,9 +3,10 @@ import { badInput } from '../errors.ts';
 import { isUuid } from './ids.ts';
 
 /**
- * Forward keyset pagination for every connection: stable while rows are being inserted, and no
- * OFFSET scans. Cursors are opaque to clients (base64url JSON) and every value in one is checked
- * by its key's validator when it is read back, so a forged cursor is BAD_USER_INPUT and never
+ * Keyset pagination for every connection, forward (`first`/`after`) and backward
+ * (`last`/`before`, Relay's connection spec): stable while rows are being inserted, and no OFFSET
+ * scans in either direction. Cursors are opaque to clients (base64url JSON) and every value in
+ * one is checked by its key's validator when it is read back, so a forged cursor is BAD_USER_INPUT and never
  * reaches PostgreSQL as a value it cannot compare (a non-uuid id, an integer out of range, a
  * timestamp PostgreSQL cannot hold).
  */
@@ -15,11 +16,15 @@ export const MAX_PAGE_SIZE = 100;
 export interface PageRequest {
   first?: number | null | undefined;
   after?: string | null | undefined;
+  last?: number | null | undefined;
+  before?: string | null | undefined;
 }
 
+/** A page, always in the list's order whichever way it was read. */
 export interface Page<T> {
   items: T[];
   hasNextPage: boolean;
+  hasPreviousPage: boolean;
   cursorOf: (item: T) => string;
 }
 
@@ -77,19 +82,24 @@ type KeyValues<K extends readonly CursorKey<any>[]> = { -readonly [I in keyof K]
 
 export interface CursorCodec<Key extends unknown[]> {
   encode(position: Key, pinned?: string | null): string;
-  /** The position and pinned state of a cursor; BAD_USER_INPUT (field `after`) for anything this codec did not write. */
-  decode(cursor: string): { position: Key; pinned: string | null };
+  /**
+   * The position and pinned state of a cursor; BAD_USER_INPUT (on `field`, `after` or `before`)
+   * for anything this codec did not write.
+   */
+  decode(cursor: string, field?: CursorArgument): { position: Key; pinned: string | null };
 }
 
-const invalidCursor = () => badInput('after', 'after is not a valid cursor');
+export type CursorArgument = 'after' | 'before';
 
-function readJson(cursor: string): unknown {
+const invalidCursor = (field: CursorArgument) => badInput(field, `${field} is not a valid cursor`);
+
+function readJson(cursor: string, field: CursorArgument): unknown {
   // base64url decoding skips characters outside its alphabet, so check the alphabet first.
-  if (!/^[A-Za-z0-9_-]+$/.test(cursor)) throw invalidCursor();
+  if (!/^[A-Za-z0-9_-]+$/.test(cursor)) throw invalidCursor(field);
   try {
     return JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
   } catch {
-    throw invalidCursor();
+    throw invalidCursor(field);
   }
 }
 
@@ -107,11 +117,11 @@ export function cursorCodec<const K extends readonly CursorKey<any>[]>(
 ): CursorCodec<KeyValues<K>> {
   const { scope, pinned: pinnedKey } = options;
   const encodePosition = (position: unknown[]) => keys.map((key, i) => key.encode(position[i]));
-  function parsePosition(values: unknown): KeyValues<K> {
-    if (!Array.isArray(values) || values.length !== keys.length) throw invalidCursor();
+  function parsePosition(values: unknown, field: CursorArgument): KeyValues<K> {
+    if (!Array.isArray(values) || values.length !== keys.length) throw invalidCursor(field);
     return keys.map((key, i) => {
       const parsed = key.parse(values[i]);
-      if (parsed === null) throw invalidCursor();
+      if (parsed === null) throw invalidCursor(field);
       return parsed;
     }) as KeyValues<K>;
   }
@@ -120,19 +130,19 @@ export function cursorCodec<const K extends readonly CursorKey<any>[]>(
       const json = scope === undefined ? encodePosition(position) : { s: scope, p: encodePosition(position), x: pinned };
       return Buffer.from(JSON.stringify(json)).toString('base64url');
     },
-    decode(cursor) {
-      const json = readJson(cursor);
-      if (scope === undefined) return { position: parsePosition(json), pinned: null };
+    decode(cursor, field = 'after') {
+      const json = readJson(cursor, field);
+      if (scope === undefined) return { position: parsePosition(json, field), pinned: null };
       const { s, p, x } = (json !== null && typeof json === 'object' && !Array.isArray(json) ? json : {}) as { s?: unknown; p?: unknown; x?: unknown };
-      if (typeof s !== 'string') throw invalidCursor();
-      if (s !== scope) throw badInput('after', 'after is a cursor of a different query (other project, filter or order)');
-      const position = parsePosition(p);
+      if (typeof s !== 'string') throw invalidCursor(field);
+      if (s !== scope) throw badInput(field, `${field} is a cursor of a different query (other project, filter or order)`);
+      const position = parsePosition(p, field);
       if (!pinnedKey) {
-        if (x !== null && x !== undefined) throw invalidCursor();
+        if (x !== null && x !== undefined) throw invalidCursor(field);
         return { position, pinned: null };
       }
       const pinned = pinnedKey.parse(x);
-      if (pinned === null) throw invalidCursor();
+      if (pinned === null) throw invalidCursor(field);
       return { position, pinned };
     },
   };
@@ -143,53 +153,97 @@ export function queryScope(kind: string, identity: unknown): string {
   return createHash('sha256').update(JSON.stringify([kind, identity])).digest('base64url').slice(0, 22);
 }
 
-/** `first` as a page size: DEFAULT_PAGE_SIZE when absent, BAD_USER_INPUT outside 0..MAX_PAGE_SIZE. */
-export function parsePageSize(first: number | null | undefined): number {
-  const limit = first ?? DEFAULT_PAGE_SIZE;
+/** A page size (`first` or `last`): DEFAULT_PAGE_SIZE when absent, BAD_USER_INPUT outside 0..MAX_PAGE_SIZE. */
+export function parsePageSize(size: number | null | undefined, field: 'first' | 'last' = 'first'): number {
+  const limit = size ?? DEFAULT_PAGE_SIZE;
   if (!Number.isInteger(limit) || limit < 0 || limit > MAX_PAGE_SIZE) {
-    throw badInput('first', `first must be between 0 and ${MAX_PAGE_SIZE}`);
+    throw badInput(field, `${field} must be between 0 and ${MAX_PAGE_SIZE}`);
   }
   return limit;
+}
+
+const given = (value: unknown) => value !== null && value !== undefined;
+
+/**
+ * Which way a request reads: forward (`first`, `after`) or backward (`last`, `before`). Relay's
+ * spec lets a client mix them (a range between two cursors); no client we know needs that, and
+ * its answer is easy to misread, so mixing the two directions is BAD_USER_INPUT.
+ */
+function pageDirection(request: PageRequest): { backward: boolean; limit: number; cursor: string | null } {
+  const forward = given(request.first) || given(request.after);
+  const backward = given(request.last) || given(request.before);
+  if (forward && backward) {
+    throw badInput(given(request.last) ? 'last' : 'before', 'A page is read forward (first, after) or backward (last, before): they cannot be combined');
+  }
+  return backward
+    ? { backward: true, limit: parsePageSize(request.last, 'last'), cursor: request.before ?? null }
+    : { backward: false, limit: parsePageSize(request.first, 'first'), cursor: request.after ?? null };
 }
 
 export interface PageSource<Row, Key extends unknown[]> {
   cursor: CursorCodec<Key>;
   /**
-   * Rows after `after` (from the start when null) in key order, at most `limit` (one more than the
-   * page, to tell whether another follows). May return the state to pin in the page's cursors.
+   * At most `limit` rows beyond `from`: after it in key order (from the start when null), or,
+   * `backward`, before it in reverse key order, nearest first (from the end when null). Both
+   * directions are keyset reads on the same index. May return the state to pin in the page's cursors.
    */
-  fetch(query: { after: Key | null; pinned: string | null; limit: number }): Promise<Row[] | { rows: Row[]; pinned: string | null }>;
+  fetch(query: { from: Key | null; backward: boolean; pinned: string | null; limit: number }): Promise<Row[] | { rows: Row[]; pinned: string | null }>;
   /** The position of a row, in the codec's key order. */
   keyOf(row: Row): Key;
 }
 
-/** The one way a connection reads a page: validate `first` and `after`, fetch one row more than asked, write the cursors. */
+const rowsOf = <Row>(fetched: Row[] | { rows: Row[]; pinned: string | null }) => (Array.isArray(fetched) ? { rows: fetched, pinned: null } : fetched);
+
+/**
+ * The one way a connection reads a page: validate the arguments, fetch one row more than asked
+ * (to tell whether more follow in the reading direction), write the cursors. Whether rows lie on
+ * the other side of the cursor is one more single-row keyset read, made only when a cursor is given.
+ */
 export async function findPage<Row, Key extends unknown[], Item = Row>(
   request: PageRequest,
   source: PageSource<Row, Key>,
   toItem: (row: Row) => Item = (row) => row as unknown as Item,
 ): Promise<Page<Item>> {
-  const limit = parsePageSize(request.first);
-  const after = request.after ? source.cursor.decode(request.after) : null;
-  const fetched = await source.fetch({ after: after?.position ?? null, pinned: after?.pinned ?? null, limit: limit + 1 });
-  const { rows, pinned } = Array.isArray(fetched) ? { rows: fetched, pinned: null } : fetched;
+  const { backward, limit, cursor } = pageDirection(request);
+  const from = cursor ? source.cursor.decode(cursor, backward ? 'before' : 'after') : null;
+  const { rows, pinned } = rowsOf(await source.fetch({ from: from?.position ?? null, backward, pinned: from?.pinned ?? null, limit: limit + 1 }));
+  const moreAhead = rows.length > limit;
+  const behind = from ? rowsOf(await source.fetch({ from: from.position, backward: !backward, pinned: from.pinned, limit: 1 })).rows.length > 0 : false;
+  const pageRows = rows.slice(0, limit);
+  if (backward) pageRows.reverse();
   const cursors = new Map<Item, string>();
-  const items = rows.slice(0, limit).map((row) => {
+  const items = pageRows.map((row) => {
     const item = toItem(row);
     cursors.set(item, source.cursor.encode(source.keyOf(row), pinned));
     return item;
   });
-  return { items, hasNextPage: rows.length > limit, cursorOf: (item) => cursors.get(item)! };
+  return {
+    items,
+    hasNextPage: backward ? behind : moreAhead,
+    hasPreviousPage: backward ? moreAhead : behind,
+    cursorOf: (item) => cursors.get(item)!,
+  };
 }
 
 /** Lists ordered by (created at, id), which most are: their cursor, order and filter for MikroORM. */
 export const createdAtCursor = cursorCodec([cursorKeys.instant, cursorKeys.uuid]);
-export const KEYSET_ORDER = { createdAt: 'asc', id: 'asc' } as const;
 export const createdAtKey = (row: { createdAt: Date; id: string }): [Date, string] => [row.createdAt, row.id];
 
-/** The `where` that continues after (created at, `idField`) for MikroORM. */
-export function afterKeyset(after: [Date, string] | null, idField = 'id') {
-  if (!after) return {};
-  const [createdAt, id] = after;
-  return { $or: [{ createdAt: { $gt: createdAt } }, { createdAt, [idField]: { $gt: id } }] };
+/** The MikroORM order of a (created at, `idField`) keyset read: ascending, or descending backward. */
+export function keysetOrder(backward: boolean, idField = 'id') {
+  const direction = backward ? 'desc' : 'asc';
+  return { createdAt: direction, [idField]: direction } as const;
+}
+
+/** The MikroORM `where` for rows beyond `from` on (created at, `idField`): after it, or before it backward. */
+export function keysetWhere(from: [Date, string] | null, backward: boolean, idField = 'id') {
+  if (!from) return {};
+  const [createdAt, id] = from;
+  const beyond = backward ? '$lt' : '$gt';
+  // The redundant bound on created_at alone is what PostgreSQL can seek the (…, created_at, id)
+  // index with; without it the index is scanned from the list's start (or end) to the cursor.
+  return {
+    createdAt: { [backward ? '$lte' : '$gte']: createdAt },
+    $or: [{ createdAt: { [beyond]: createdAt } }, { createdAt, [idField]: { [beyond]: id } }],
+  };
 }

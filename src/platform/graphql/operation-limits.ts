@@ -25,8 +25,9 @@ import { rootFieldCount } from './root-fields.ts';
 const tooComplex = (message: string, details: Record<string, unknown> = {}) => requestRefusal('QUERY_TOO_COMPLEX', message, { status: 400 }, details);
 
 /**
- * Cost of one field: 1, plus its selection times the page it asks for on connections (`first`, or
- * the default page) and a fixed guess on other lists. Introspection costs nothing here: graphql's
+ * Cost of one field: 1, plus its selection times the page it asks for on connections (`first` or
+ * `last`, or the default page), the number of ids on lists fetched by `ids`, and a fixed guess on
+ * other lists. Introspection costs nothing here: graphql's
  * own MaxIntrospectionDepthRule (in its specified rules) bounds it.
  */
 function costEstimator(listSize: number): ComplexityEstimator {
@@ -35,9 +36,12 @@ function costEstimator(listSize: number): ComplexityEstimator {
     // A connection's `nodes` and `edges` are the page its field already counted.
     if (isConnectionObject(type)) return 1 + childComplexity;
     if (isConnection(field.type)) {
-      const page = typeof args.first === 'number' ? args.first : DEFAULT_PAGE_SIZE;
+      // One of `first` (forward) or `last` (backward) sizes the page; a request mixing them is refused anyway.
+      const page = typeof args.first === 'number' ? args.first : typeof args.last === 'number' ? args.last : DEFAULT_PAGE_SIZE;
       return 1 + childComplexity * Math.max(page, 1);
     }
+    // A list asked for by ids (`nodes(ids:)`) has at most as many items as ids.
+    if (isList(field.type) && Array.isArray(args.ids)) return 1 + childComplexity * Math.max(args.ids.length, 1);
     return 1 + childComplexity * (isList(field.type) ? listSize : 1);
   };
 }
@@ -100,7 +104,7 @@ export function operationLimitRules(limits: OperationLimits): ValidationRule[] {
 }
 
 /**
- * The cost of one operation with its variables (`first: $n` counts as the `$n` sent), or a
+ * The cost of one operation with its variables (`first: $n` or `last: $n` counts as the `$n` sent), or a
  * QUERY_TOO_COMPLEX error when it is above the limit.
  */
 export function costRefusal(
