@@ -1,5 +1,6 @@
 import type { DomainEvent } from '../events/domain-event.ts';
-import { ChatEventRef } from '../domain/chat/chat-event.schema.ts';
+import type { AgentActivityItem } from '../events/agent-activity.ts';
+import { ChatEventItemRef, ChatEventRef } from '../domain/chat/chat-event.schema.ts';
 import { builder } from '../platform/graphql/builder.ts';
 import type { GraphQLContext } from '../platform/graphql/context.ts';
 import { StreamEnd } from './event-stream.ts';
@@ -13,7 +14,7 @@ const resumeArgs = builder.args((t) => ({
 }));
 
 /** Subscription items are events, or the error that ends the stream (thrown here to reach the client). */
-function deliver(item: DomainEvent | StreamEnd, ctx: GraphQLContext): DomainEvent {
+function deliver<T extends DomainEvent | AgentActivityItem>(item: T | StreamEnd, ctx: GraphQLContext): T {
   if (item instanceof StreamEnd) throw item.error;
   ctx.renew();
   return item;
@@ -21,12 +22,21 @@ function deliver(item: DomainEvent | StreamEnd, ctx: GraphQLContext): DomainEven
 
 builder.subscriptionFields((t) => ({
   sessionEvents: t.field({
-    type: ChatEventRef,
+    type: ChatEventItemRef,
     description:
       'Committed events of one chat session in `sequence` order, with no gaps or duplicates within the subscription. Without `after`/`afterSequence`: live events only.',
-    args: { sessionId: t.arg.id({ required: true }), ...resumeArgs },
+    args: {
+      sessionId: t.arg.id({ required: true }),
+      ...resumeArgs,
+      agentActivity: t.arg.boolean({
+        required: false,
+        defaultValue: false,
+        description:
+          'Also deliver transient AgentReplyStarted / AgentReplyDelta items while an agent writes a reply. They are not committed, take no position and may be lost; the reply itself arrives as a MessageCreatedEvent (docs/agents.md).',
+      }),
+    },
     subscribe: (_root, args, ctx) => ctx.events.session(ctx.viewer(), args.sessionId, args),
-    resolve: (item, _args, ctx) => deliver(item as DomainEvent | StreamEnd, ctx),
+    resolve: (item, _args, ctx) => deliver(item as DomainEvent | AgentActivityItem | StreamEnd, ctx),
   }),
   projectEvents: t.field({
     type: ChatEventRef,
