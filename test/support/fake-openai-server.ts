@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 /** What the fake server does with one request. */
 export interface FakeCompletion {
   /** Text pieces streamed as chat.completion.chunk events. */
-  chunks?: string[];
+  chunks?: readonly string[];
   /** Pause before each chunk, in ms. */
   delayMs?: number;
   /** Answer with this HTTP status and an error body instead of a stream. */
