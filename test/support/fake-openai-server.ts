@@ -25,6 +25,8 @@ export interface RecordedRequest {
  */
 export async function startFakeOpenAiServer(scripts: FakeCompletion[] = [{ chunks: ['Hello', ' world'] }]) {
   const requests: RecordedRequest[] = [];
+  /** When the last chunk of each completed stream went out (performance.now()), by the last message's content. */
+  const finished = new Map<string, number>();
   const queue = [...scripts];
   const server = createServer(async (req: IncomingMessage, res: ServerResponse) => {
     const raw = await new Promise<string>((resolve) => {
@@ -62,6 +64,7 @@ export async function startFakeOpenAiServer(scripts: FakeCompletion[] = [{ chunk
       return;
     }
     send({ ...base, choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] });
+    finished.set(requests.at(-1)!.body.messages.at(-1)?.content ?? '', performance.now());
     res.end('data: [DONE]\n\n');
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -69,6 +72,7 @@ export async function startFakeOpenAiServer(scripts: FakeCompletion[] = [{ chunk
   return {
     baseUrl: `http://127.0.0.1:${port}/v1`,
     requests,
+    finished,
     /** Replaces the scripts for the next requests. */
     script(next: FakeCompletion[]) {
       queue.splice(0, queue.length, ...next);

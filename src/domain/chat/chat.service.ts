@@ -111,7 +111,9 @@ export async function recordAgentMessage(
     const agent = await tx.findOne(AgentSchema, { id: agentId, project: session.project.id });
     if (!agent) throw notFound('Agent', agentId);
     return storeMessage(tx, session, { authorUserId: agentAuthorId(agent.id), role: 'agent', agentId: agent.id }, body, replyToId);
-  });
+    // Joins the caller's transaction when there is one (the runtime marks its job done in it): a
+    // savepoint would hide the commit from the publisher's wake-up hook, delaying delivery to its poll.
+  }, { propagation: 'required' });
 }
 
 /** The author id of the runtime's own notices (role `system`). */
@@ -127,7 +129,7 @@ export async function recordSystemNotice(em: Em, input: { sessionId: string; bod
     const session = await tx.findOne(ChatSessionSchema, { id: input.sessionId });
     if (!session) throw notFound('ChatSession', input.sessionId);
     return storeMessage(tx, session, { authorUserId: SYSTEM_AUTHOR_ID, role: 'system', agentId: null }, body, input.replyToMessageId);
-  });
+  }, { propagation: 'required' });
 }
 
 async function storeMessage(
