@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AgentAdapterError, type AgentAdapter } from '../src/agents-runtime/agent-adapter.ts';
 import type { AgentRuntime } from '../src/agents-runtime/agent-runtime.ts';
@@ -146,7 +147,8 @@ describe('agent runtime', () => {
         throw new AgentAdapterError('model server answered 503', true);
       },
     };
-    start(testRuntime(dbh.orm, { adapters: { echo: failing } }));
+    const registry = new Registry();
+    start(testRuntime(dbh.orm, { adapters: { echo: failing }, registry }));
     const sent = await say(dbh.orm, f.owner, f.sessionId, 'please fail');
     await until(async () => (await answersTo(f.sessionId, sent.message.id)).length === 1);
     const [notice] = await answersTo(f.sessionId, sent.message.id);
@@ -156,6 +158,8 @@ describe('agent runtime', () => {
     expect(job.rows[0]).toEqual({ status: 'failed', attempts: 3, last_error: 'model server answered 503' });
     const event = await dbh.client.query(`select payload from event_outbox where session_id = $1 and payload->>'role' = 'system'`, [f.sessionId]);
     expect(event.rows[0].payload.replyToMessageId).toBe(sent.message.id);
+    const counted = (await registry.getSingleMetric('agent_replies_total')!.get()).values;
+    expect(Object.fromEntries(counted.map((v) => [v.labels.outcome, v.value]))).toEqual({ retried: 2, failed: 1 });
   });
 
   it('a permanent adapter error is not retried', async () => {
@@ -248,5 +252,28 @@ describe('agent runtime', () => {
       { role: 'assistant', content: 'ok' },
       { role: 'user', content: 'third' },
     ]);
+  });
+
+  it('leaves the oldest messages out past the character budget, never the one it answers', async () => {
+    const f = await agentFixture(dbh.orm, 'hana', 'Budget');
+    const seen: { role: string; content: string }[][] = [];
+    const recorder: AgentAdapter = {
+      async *reply({ messages }) {
+        seen.push(messages);
+        yield 'k';
+      },
+    };
+    start(testRuntime(dbh.orm, { adapters: { echo: recorder }, runtime: { contextMessages: 50, contextMaxChars: 100 } }));
+    const long = 'x'.repeat(60);
+    for (const body of [long, long]) {
+      const sent = await say(dbh.orm, f.owner, f.sessionId, body);
+      await until(async () => (await answersTo(f.sessionId, sent.message.id)).length === 1);
+    }
+    // 60 + 1 + 60 > 100: the first message falls out, its reply and the answered one stay.
+    expect(seen[1]).toEqual([{ role: 'assistant', content: 'k' }, { role: 'user', content: long }]);
+    const huge = 'y'.repeat(500);
+    const sent = await say(dbh.orm, f.owner, f.sessionId, huge);
+    await until(async () => (await answersTo(f.sessionId, sent.message.id)).length === 1);
+    expect(seen[2]).toEqual([{ role: 'user', content: huge }]);
   });
 });

@@ -1,5 +1,7 @@
 import { AgentRuntime, type AgentRuntimeOptions } from '../../src/agents-runtime/agent-runtime.ts';
 import type { AgentAdapter } from '../../src/agents-runtime/agent-adapter.ts';
+import type { Registry } from 'prom-client';
+import { createAgentRuntimeMetrics } from '../../src/agents-runtime/agent-runtime.metrics.ts';
 import { createEchoAdapter } from '../../src/agents-runtime/echo.adapter.ts';
 import { createMemoryBus, type EventBus } from '../../src/bus/event-bus.ts';
 import { createAgent } from '../../src/domain/agents/agent.service.ts';
@@ -22,7 +24,7 @@ export const FAST_RUNTIME: AgentRuntimeOptions = {
 };
 
 /** A runtime on `orm` with the echo adapter unless told otherwise. Stop it. */
-export function testRuntime(orm: Orm, options: { adapters?: Partial<Record<'echo' | 'openai-compatible', AgentAdapter>>; bus?: EventBus; runtime?: Partial<AgentRuntimeOptions> } = {}) {
+export function testRuntime(orm: Orm, options: { adapters?: Partial<Record<'echo' | 'openai-compatible', AgentAdapter>>; bus?: EventBus; runtime?: Partial<AgentRuntimeOptions>; registry?: Registry } = {}) {
   const echo = createEchoAdapter();
   return new AgentRuntime({
     orm,
@@ -30,6 +32,7 @@ export function testRuntime(orm: Orm, options: { adapters?: Partial<Record<'echo
     logger: createLogger({ level: 'silent', pretty: false }),
     options: { ...FAST_RUNTIME, ...options.runtime },
     adapters: { echo, 'openai-compatible': echo, ...options.adapters },
+    ...(options.registry ? { metrics: createAgentRuntimeMetrics(options.registry) } : {}),
   });
 }
 
