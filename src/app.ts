@@ -19,6 +19,7 @@ import { OutboxPublisher } from './outbox/outbox.publisher.ts';
 import { createCommitNotifier, listenForCommits, wakeOnLocalCommit } from './outbox/outbox.wakeups.ts';
 import { createMemoryBus, createRedisBus, type EventBus } from './bus/event-bus.ts';
 import { buildServer, type RunningServer } from './server.ts';
+import { startAgentRuntime } from './agents-runtime/start-agent-runtime.ts';
 
 export interface AppOverrides {
   /** Use this bus instead of the configured one (tests inject faults through it). */
@@ -135,6 +136,12 @@ export async function startApp(config: AppConfig, logger: Logger, overrides: App
       closers.push(() => analyticsRollup.stop());
     }
 
+    // Active agents answer committed user messages (docs/agents.md).
+    const agentRuntime = config.agents.enabled
+      ? startAgentRuntime({ orm, bus, logger, config: config.agents, registry: metrics.registry, clock: overrides.clock })
+      : null;
+    if (agentRuntime) closers.push(() => agentRuntime.stop());
+
     const events = createEventStreams({
       orm,
       bus,
@@ -182,6 +189,7 @@ export async function startApp(config: AppConfig, logger: Logger, overrides: App
       publisher,
       listener,
       analyticsRollup,
+      agentRuntime,
       metrics,
       health,
       url: running.url,

@@ -10,6 +10,8 @@ import { createLogger } from '../src/platform/logger.ts';
 import { OutboxEventSchema } from '../src/outbox/outbox-event.entity.ts';
 import { MessageSchema } from '../src/domain/chat/message.entity.ts';
 import { forkEm } from '../src/platform/db/orm.ts';
+import { echoReplyText } from '../src/agents-runtime/echo.adapter.ts';
+import { subscribe } from './support/subscriber.ts';
 
 const scratch = mkdtempSync(join(tmpdir(), 'chat-outbox-embedded-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
@@ -24,7 +26,31 @@ async function gql(url: string, token: string, query: string, variables: Record<
 }
 
 describe('embedded PostgreSQL (PGlite), as `npm start` runs without DATABASE_URL', () => {
-  const env = { PGLITE_DATA_DIR: join(scratch, 'nested', 'pglite'), PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent' };
+  // The demo agent's answer is the next test's subject; here it would race the counts.
+  const env = { PGLITE_DATA_DIR: join(scratch, 'nested', 'pglite'), PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', AGENT_RUNTIME_ENABLED: 'false' };
+
+  it('the demo agent answers with echo, streamed to a subscriber and committed once, offline', async () => {
+    const app = await startApp(loadConfig({ ...env, PGLITE_DATA_DIR: join(scratch, 'demo-agent'), AGENT_RUNTIME_ENABLED: 'true' }), createLogger({ level: 'silent', pretty: false }));
+    const token = await app.tokens.sign('demo-alice');
+    const projects = await gql(app.graphqlUrl, token, '{ projects { nodes { sessions { nodes { id } } } } }');
+    const sessionId = projects.data.projects.nodes[0].sessions.nodes[0].id;
+    const watcher = await subscribe(app.graphqlUrl, token, `subscription($s: ID!) { sessionEvents(sessionId: $s, agentActivity: true) {
+      type sequence ... on MessageCreatedEvent { message { body role replyToId } } ... on AgentReplyDelta { text } } }`, { s: sessionId });
+    try {
+      const sent = await gql(app.graphqlUrl, token, 'mutation($s: ID!) { sendMessage(input: { sessionId: $s, body: "hello demo" }) { message { id } } }', { s: sessionId });
+      const messageId = sent.data.sendMessage.message.id;
+      await watcher.waitFor((s) => s.events.some((e: any) => e.message?.role === 'AGENT'));
+      const reply = watcher.events.find((e: any) => e.message?.role === 'AGENT') as any;
+      expect(reply.message).toEqual({ body: echoReplyText('Planner', 'hello demo'), role: 'AGENT', replyToId: messageId });
+      const deltas = watcher.events.filter((e) => e.type === 'AGENT_REPLY_DELTA') as any[];
+      expect(deltas.map((d) => d.text).join('')).toBe(reply.message.body);
+      const stored = await forkEm(app.orm).find(MessageSchema, { session: sessionId }, { orderBy: { createdAt: 'asc' } });
+      expect(stored.map((m) => m.role)).toEqual(['user', 'agent']);
+    } finally {
+      await watcher.stop();
+      await app.stop();
+    }
+  });
 
   it('migrates, seeds the demo project, and commits a message with its event', async () => {
     const app = await startApp(loadConfig(env), createLogger({ level: 'silent', pretty: false }));

@@ -1,5 +1,6 @@
 import { createRedisEventTarget } from '@graphql-yoga/redis-event-target';
 import { createPubSub } from 'graphql-yoga';
+import type { AgentActivity } from '../events/agent-activity.ts';
 import type { DomainEvent } from '../events/domain-event.ts';
 import { openRedisConnection } from '../platform/redis-connection.ts';
 
@@ -28,21 +29,31 @@ export interface EventBus {
    * them in the database. Returns the unsubscribe. (The in-memory bus never loses them.)
    */
   onResubscribed(listener: () => void): () => void;
+  /**
+   * Fire and forget, on a channel of its own beside the project's events: agent activity
+   * (docs/agents.md) is transient, so a bus that cannot take it drops it. Never a domain event.
+   */
+  publishActivity(activity: AgentActivity): void;
+  /** Calls `listener` for the project's agent activity; resolves once the subscription is live. */
+  subscribeActivity(projectId: string, listener: (activity: AgentActivity) => void): Promise<() => void>;
   close(): Promise<void>;
 }
 
 /** One channel per project: session subscribers filter their session out of it. */
 export const projectTopic = (projectId: string) => `chat-outbox:project:${projectId}`;
 
+/** Agent activity's channel: separate, so event listeners never see it. */
+export const activityTopic = (projectId: string) => `chat-outbox:project:${projectId}:activity`;
+
 type Topics = Record<string, [DomainEvent]>;
 
-function subscribeVia(pubSub: ReturnType<typeof createPubSub<Topics>>, topic: string, listener: (event: DomainEvent) => void) {
+function subscribeVia<T>(pubSub: ReturnType<typeof createPubSub<Record<string, [T]>>>, topic: string, listener: (event: T) => void) {
   const iterator = pubSub.subscribe(topic)[Symbol.asyncIterator]();
   void (async () => {
     for (;;) {
       const next = await iterator.next();
       if (next.done) return;
-      listener(next.value);
+      listener(next.value as T);
     }
   })();
   return () => void iterator.return?.();
@@ -50,6 +61,7 @@ function subscribeVia(pubSub: ReturnType<typeof createPubSub<Topics>>, topic: st
 
 export function createMemoryBus(): EventBus {
   const pubSub = createPubSub<Topics>();
+  const activity = createPubSub<Record<string, [AgentActivity]>>();
   return {
     async publish(events) {
       for (const event of events) pubSub.publish(projectTopic(event.projectId), event);
@@ -63,6 +75,14 @@ export function createMemoryBus(): EventBus {
     },
     onResubscribed() {
       return () => {};
+    },
+    publishActivity(item) {
+      activity.publish(activityTopic(item.projectId), item);
+    },
+    async subscribeActivity(projectId, listener) {
+      const unsubscribe = subscribeVia(activity, activityTopic(projectId), listener);
+      await new Promise((resolve) => setImmediate(resolve));
+      return unsubscribe;
     },
     async close() {},
   };
@@ -86,6 +106,7 @@ export function createRedisBus(url: string, options: RedisBusOptions = {}): Even
   // subscription streams) read what they missed from the database (event-stream.ts).
   const subscribeClient = openRedisConnection(url, `${name}:subscribe`, { maxRetriesPerRequest: null, ...retryStrategy });
   const pubSub = createPubSub<Topics>({ eventTarget: createRedisEventTarget({ publishClient, subscribeClient }) });
+  const activity = createPubSub<Record<string, [AgentActivity]>>({ eventTarget: createRedisEventTarget({ publishClient, subscribeClient }) });
 
   /** Channels this instance listens on, with how many subscriptions use each. */
   const channels = new Map<string, number>();
@@ -152,6 +173,23 @@ export function createRedisBus(url: string, options: RedisBusOptions = {}): Even
     onResubscribed(listener) {
       resubscribed.add(listener);
       return () => void resubscribed.delete(listener);
+    },
+    publishActivity(item) {
+      // Transient: while Redis is down it is dropped, never queued (the reply commits anyway).
+      if (publishClient.status !== 'ready') return;
+      publishClient.publish(activityTopic(item.projectId), JSON.stringify(item)).catch(() => {});
+    },
+    async subscribeActivity(projectId, listener) {
+      const topic = activityTopic(projectId);
+      const unsubscribe = subscribeVia(activity, topic, listener);
+      try {
+        await new Promise((resolve) => setImmediate(resolve));
+        await subscribeClient.subscribe(topic);
+      } catch (error) {
+        unsubscribe();
+        throw error;
+      }
+      return unsubscribe;
     },
     async close() {
       publishClient.disconnect();

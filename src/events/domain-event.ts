@@ -25,6 +25,8 @@ export interface MessageCreatedPayload {
   role: MessageRole;
   /** Present on messages an agent wrote. */
   agentId?: string;
+  /** Present on an agent's reply (or the runtime's failure notice): the user message it answers. */
+  replyToMessageId?: string;
   body: string;
   /** ISO-8601. */
   createdAt: string;
@@ -164,6 +166,7 @@ const PAYLOAD_FIELDS: { [K in EventType]: Record<keyof EventPayloads[K], Check> 
     authorUserId: isString,
     role: isRole,
     agentId: optional(isString),
+    replyToMessageId: optional(isString),
     body: isString,
     createdAt: isTimestamp,
   },

@@ -427,6 +427,23 @@ export const SETTINGS = {
     max: 1_000_000,
     doc: 'most events the rollup worker folds into the running totals in one transaction',
   }),
+  /** The agent runtime: replies to committed user messages (docs/agents.md). */
+  agents: {
+    enabled: boolean({ env: 'AGENT_RUNTIME_ENABLED', default: true, doc: 'run the agent runtime in this process, so active agents answer committed user messages; several processes may run it' }),
+    concurrency: integer({ env: 'AGENT_RUNTIME_CONCURRENCY', default: 8, min: 1, max: 256, doc: 'replies this process writes at once (one per session at a time); a slow agent holds one of them' }),
+    pollIntervalMs: integer({ env: 'AGENT_RUNTIME_POLL_INTERVAL_MS', default: 500, min: 10, max: 60_000, doc: 'how often the runtime looks for new user messages and due retries when no local commit woke it' }),
+    maxAttempts: integer({ env: 'AGENT_REPLY_MAX_ATTEMPTS', default: 3, min: 1, max: 20, doc: 'attempts at one reply (counted when an attempt starts, so a crash counts); after the last, a `system` message says the agent could not answer' }),
+    backoffBaseMs: integer({ env: 'AGENT_REPLY_BACKOFF_BASE_MS', default: 1_000, min: 0, max: 600_000, doc: 'wait before the second attempt at a reply; doubles per attempt' }),
+    backoffMaxMs: integer({ env: 'AGENT_REPLY_BACKOFF_MAX_MS', default: 30_000, min: 0, max: 3_600_000, doc: 'longest wait between attempts at a reply' }),
+    leaseMs: integer({ env: 'AGENT_REPLY_LEASE_MS', default: 30_000, min: 200, max: 3_600_000, doc: 'how long a claimed reply stays with its process without a heartbeat; a process killed mid-reply has it retried from scratch after this' }),
+    replyTimeoutMs: integer({ env: 'AGENT_REPLY_TIMEOUT_MS', default: 120_000, min: 100, max: 3_600_000, doc: 'longest one attempt at a reply may take (the adapter call, streaming included) before it is abandoned and retried' }),
+    contextMessages: integer({ env: 'AGENT_CONTEXT_MESSAGES', default: 20, min: 1, max: 500, doc: "the session's most recent messages an agent is given, the one it answers included" }),
+    contextMaxChars: integer({ env: 'AGENT_CONTEXT_MAX_CHARS', default: 16_000, min: 100, max: 1_000_000, doc: "character budget of those messages: the oldest are left out first (the one answered is always kept)" }),
+    openai: {
+      baseUrl: text({ env: 'AGENT_OPENAI_BASE_URL', default: 'https://api.openai.com/v1', doc: 'base URL of the OpenAI-compatible server that `openai-compatible` agents call' }),
+      apiKey: secret({ env: 'AGENT_OPENAI_API_KEY', minLength: 1, defaultText: '*(unset)*: requests carry no key (local servers)', doc: 'API key for that server; never shown in responses or logs' }),
+    },
+  },
   /**
    * Abuse limits for an instance that faces the internet (`0` turns a count off). Rates are per
    * user and, with `REDIS_URL`, shared by every instance; concurrency limits are per instance and

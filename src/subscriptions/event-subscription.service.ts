@@ -10,6 +10,7 @@ import type { EventBus } from '../bus/event-bus.ts';
 import { requireId } from '../platform/validation.ts';
 import type { DomainEvent } from '../events/domain-event.ts';
 import { eventsAfter, newestPosition, positionOfEvent, type EventStreamScope } from '../events/event-log.repository.ts';
+import { withAgentActivity } from './agent-activity-stream.ts';
 import { orderedEventStream, type OrderedStreamSource, type StreamEnd } from './event-stream.ts';
 
 export interface ResumePoint {
@@ -48,7 +49,7 @@ export function createEventStreams(deps: EventStreamsDeps) {
   /** Membership is re-checked on an event at most every `authRecheckMs` (docs/design-notes.md#authorisation-only-at-subscribe-time). */
   function authorizer(viewer: Viewer, projectId: string) {
     let checkedAt = clock.now();
-    return async (_event: DomainEvent) => {
+    return async (_event: DomainEvent | null) => {
       if (viewer.tokenExpiresAt && viewer.tokenExpiresAt.getTime() <= clock.now()) {
         throw new DomainError('UNAUTHENTICATED', 'The token has expired; subscribe again with a fresh token');
       }
@@ -117,11 +118,15 @@ export function createEventStreams(deps: EventStreamsDeps) {
   }
 
   return {
-    /** Events of one chat session, in session `sequence` order. */
-    async session(viewer: Viewer, sessionIdInput: string, resume: ResumePoint) {
+    /**
+     * Events of one chat session, in session `sequence` order; with `agentActivity`, the agents'
+     * transient reply activity slipped in between them (agent-activity-stream.ts).
+     */
+    async session(viewer: Viewer, sessionIdInput: string, resume: ResumePoint & { agentActivity?: boolean | null }) {
       const sessionId = requireId('sessionId', sessionIdInput);
       const session = await requireSession(forkEm(deps.orm), viewer.userId, sessionId);
-      return open(viewer, {
+      const projectId = session.project.id;
+      const ordered = await open(viewer, {
         id: sessionId,
         projectId: session.project.id,
         scope: 'aggregate_id',
@@ -130,6 +135,14 @@ export function createEventStreams(deps: EventStreamsDeps) {
         accepts: (event) => event.aggregateId === sessionId,
         positionOf: (event) => event.sequence,
       }, resume);
+      if (!resume.agentActivity) return ordered;
+      const authorize = authorizer(viewer, projectId);
+      return withAgentActivity(ordered, {
+        subscribe: (listener) => deps.bus.subscribeActivity(projectId, listener),
+        accepts: (activity) => activity.sessionId === sessionId,
+        authorize: () => authorize(null),
+        bufferSize: deps.options.bufferSize,
+      });
     },
 
     /** Every event of a project (all sessions, agent switches), in `projectSequence` order. */

@@ -1,6 +1,7 @@
 import { SpanKind } from '@opentelemetry/api';
 import type { DomainEvent } from '../events/domain-event.ts';
-import { ChatEventRef } from '../domain/chat/chat-event.schema.ts';
+import type { AgentActivityItem } from '../events/agent-activity.ts';
+import { ChatEventItemRef, ChatEventRef } from '../domain/chat/chat-event.schema.ts';
 import { builder } from '../platform/graphql/builder.ts';
 import type { GraphQLContext } from '../platform/graphql/context.ts';
 import { contextFrom, SEMCONV, tracer } from '../platform/observability/tracing.ts';
@@ -15,10 +16,11 @@ const resumeArgs = builder.args((t) => ({
 }));
 
 /**
- * Subscription items are events, or the error that ends the stream (thrown here to reach the
- * client). Each event delivered makes a span in the trace of the request that wrote it.
+ * Subscription items are events (or an agent's transient activity), or the error that ends the
+ * stream (thrown here to reach the client). Each committed event delivered makes a span in the
+ * trace of the request that wrote it.
  */
-function deliver(field: string, item: DomainEvent | StreamEnd, ctx: GraphQLContext): DomainEvent {
+function deliver<T extends DomainEvent | AgentActivityItem>(field: string, item: T | StreamEnd, ctx: GraphQLContext): T {
   if (item instanceof StreamEnd) throw item.error;
   const span = tracer().startSpan(`deliver ${field}`, {
     kind: SpanKind.CONSUMER,
@@ -28,7 +30,7 @@ function deliver(field: string, item: DomainEvent | StreamEnd, ctx: GraphQLConte
       [SEMCONV.messagingDestinationName]: field,
       [SEMCONV.messagingMessageId]: item.eventId,
     },
-  }, contextFrom(item.traceContext));
+  }, contextFrom('traceContext' in item ? item.traceContext : undefined));
   ctx.renew();
   span.end();
   return item;
@@ -36,12 +38,21 @@ function deliver(field: string, item: DomainEvent | StreamEnd, ctx: GraphQLConte
 
 builder.subscriptionFields((t) => ({
   sessionEvents: t.field({
-    type: ChatEventRef,
+    type: ChatEventItemRef,
     description:
       'Committed events of one chat session in `sequence` order, with no gaps or duplicates within the subscription. Without `after`/`afterSequence`: live events only.',
-    args: { sessionId: t.arg.id({ required: true }), ...resumeArgs },
+    args: {
+      sessionId: t.arg.id({ required: true }),
+      ...resumeArgs,
+      agentActivity: t.arg.boolean({
+        required: false,
+        defaultValue: false,
+        description:
+          'Also deliver transient AgentReplyStarted / AgentReplyDelta items while an agent writes a reply. They are not committed, take no position and may be lost; the reply itself arrives as a MessageCreatedEvent (docs/agents.md).',
+      }),
+    },
     subscribe: (_root, args, ctx) => ctx.events.session(ctx.viewer(), args.sessionId, args),
-    resolve: (item, _args, ctx) => deliver('sessionEvents', item as DomainEvent | StreamEnd, ctx),
+    resolve: (item, _args, ctx) => deliver('sessionEvents', item as DomainEvent | AgentActivityItem | StreamEnd, ctx),
   }),
   projectEvents: t.field({
     type: ChatEventRef,

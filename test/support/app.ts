@@ -91,7 +91,8 @@ export async function startTestApp(
 ): Promise<TestApp> {
   const { db: shared, logger, token: signer, ...overrides } = options;
   const db = shared ?? (await createTestDatabase());
-  const config = loadConfig({ DATABASE_URL: db.url, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', JWT_SECRET: TEST_JWT_SECRET, ...env });
+  // The agent runtime is off unless a test turns it on: other tests count the events they cause.
+  const config = loadConfig({ DATABASE_URL: db.url, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', JWT_SECRET: TEST_JWT_SECRET, AGENT_RUNTIME_ENABLED: 'false', ...env });
   const app = await startApp(config, logger ?? createLogger({ level: config.logLevel, pretty: false }), overrides);
   const token: TestApp['token'] = signer ?? ((userId, expiresIn) => app.tokens.sign(userId, expiresIn ? { expiresIn } : {}));
   const testApp: TestApp = {

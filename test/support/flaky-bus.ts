@@ -32,6 +32,8 @@ export function createFlakyBus(inner: EventBus = createMemoryBus()) {
       state.accepted.push(...passed);
       return refused.map((no) => (no ? new Error('bus unavailable (injected)') : null));
     },
+    publishActivity: (activity) => inner.publishActivity(activity),
+    subscribeActivity: (projectId, listener) => inner.subscribeActivity(projectId, listener),
     async subscribeProject(projectId, listener) {
       const unsubscribe = await inner.subscribeProject(projectId, listener);
       state.activeListeners += 1;

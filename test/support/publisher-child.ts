@@ -10,6 +10,8 @@ const hangingBus: EventBus = {
   publish: () => new Promise(() => {}),
   subscribeProject: async () => () => {},
   onResubscribed: () => () => {},
+  publishActivity: () => {},
+  subscribeActivity: async () => () => {},
   close: async () => {},
 };
 const publisher = new OutboxPublisher({

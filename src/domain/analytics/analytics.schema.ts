@@ -68,7 +68,8 @@ builder.queryFields((t) => {
         order: t.arg({ type: EventOrderEnum, required: false, defaultValue: 'newest_first' }),
         ...connectionArgs,
       },
-      resolve: (_root, args, ctx) => listProjectEvents(ctx.em, ctx.viewer().userId, args),
+      // A filter naming a transient type (AGENT_REPLY_*) simply matches no stored event.
+      resolve: (_root, args, ctx) => listProjectEvents(ctx.em, ctx.viewer().userId, args as Parameters<typeof listProjectEvents>[2]),
     });
   const sessionEventHistory = (alias?: ReturnType<typeof oldNameOf>) =>
     t.field({

@@ -99,24 +99,47 @@ export const agentAuthorId = (agentId: string) => `agent:${agentId}`;
 
 /**
  * The entry point for agent runtimes: stores a message written by `agentId` (role `agent`) and its
- * `message_created` event in one transaction. Deliberately not a GraphQL mutation: user tokens
- * must not be able to speak as an agent, and agents have no credentials of their own yet.
+ * `message_created` event in one transaction. Not reachable with a user token: the built-in
+ * runtime calls it, and external runtimes reach it only with an agent credential.
+ *
+ * With `replyToMessageId`, the message is the answer to that user message; a second answer to the
+ * same message violates `message_reply_to_id_key` and nothing of it commits (the caller decides
+ * whether that is a CONFLICT or "already answered").
  */
 export async function recordAgentMessage(
   em: Em,
-  input: { sessionId: string; agentId: string; body: string },
+  input: { sessionId: string; agentId: string; body: string; replyToMessageId?: string | null },
 ): Promise<SendMessageResult> {
   const sessionId = requireId('sessionId', input.sessionId);
   const agentId = requireId('agentId', input.agentId);
   const body = requireText('body', input.body, MAX_MESSAGE_BODY_LENGTH);
+  const replyToId = input.replyToMessageId == null ? null : requireId('replyToMessageId', input.replyToMessageId);
   return em.transactional(async (tx) => {
     const session = await tx.findOne(ChatSessionSchema, { id: sessionId });
     if (!session) throw notFound('ChatSession', sessionId);
     // Only an agent of the session's own project may speak in it.
     const agent = await tx.findOne(AgentSchema, { id: agentId, project: session.project.id });
     if (!agent) throw notFound('Agent', agentId);
-    return storeMessage(tx, session, { authorUserId: agentAuthorId(agent.id), role: 'agent', agentId: agent.id }, body);
-  });
+    return storeMessage(tx, session, { authorUserId: agentAuthorId(agent.id), role: 'agent', agentId: agent.id }, body, replyToId);
+    // Joins the caller's transaction when there is one (the runtime marks its job done in it): a
+    // savepoint would hide the commit from the publisher's wake-up hook, delaying delivery to its poll.
+  }, { propagation: 'required' });
+}
+
+/** The author id of the runtime's own notices (role `system`). */
+export const SYSTEM_AUTHOR_ID = 'system:agent-runtime';
+
+/**
+ * A `system` message answering `replyToMessageId` in its place (the agent could not answer), so no
+ * client waits forever. Same uniqueness as an agent's reply: a message gets one answer or one notice.
+ */
+export async function recordSystemNotice(em: Em, input: { sessionId: string; body: string; replyToMessageId: string }): Promise<SendMessageResult> {
+  const body = requireText('body', input.body, MAX_MESSAGE_BODY_LENGTH);
+  return em.transactional(async (tx) => {
+    const session = await tx.findOne(ChatSessionSchema, { id: input.sessionId });
+    if (!session) throw notFound('ChatSession', input.sessionId);
+    return storeMessage(tx, session, { authorUserId: SYSTEM_AUTHOR_ID, role: 'system', agentId: null }, body, input.replyToMessageId);
+  }, { propagation: 'required' });
 }
 
 async function storeMessage(
@@ -124,8 +147,10 @@ async function storeMessage(
   session: IChatSession,
   author: { authorUserId: string; role: MessageRole; agentId: string | null },
   body: string,
+  replyToId: string | null = null,
 ): Promise<SendMessageResult> {
   const message = tx.create(MessageSchema, {
+    replyToId,
     session,
     project: session.project,
     authorUserId: author.authorUserId,
@@ -140,6 +165,7 @@ async function storeMessage(
       authorUserId: author.authorUserId,
       role: message.role,
       ...(author.agentId ? { agentId: author.agentId } : {}),
+      ...(replyToId ? { replyToMessageId: replyToId } : {}),
       body: message.body,
       createdAt: message.createdAt.toISOString(),
     }),

@@ -16,6 +16,8 @@ export const MessageSchema = defineEntity({
     authorUserId: p.string().length(MAX_USER_ID_LENGTH),
     role: p.enum(() => [...MESSAGE_ROLES]).$type<MessageRole>(),
     body: p.text(),
+    /** The user message an agent reply (or the runtime's failure notice) answers; unique. */
+    replyToId: p.uuid().nullable(),
     createdAt: p.datetime().onCreate(() => new Date()),
   },
 });

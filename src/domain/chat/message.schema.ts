@@ -27,6 +27,10 @@ MessageRef.implement({
     body: t.exposeString('body'),
     role: t.field({ type: MessageRoleEnum, resolve: (message) => message.role }),
     authorUserId: t.exposeID('authorUserId'),
+    replyToId: t.exposeID('replyToId', {
+      nullable: true,
+      description: 'On an agent reply (or a system notice that the agent could not answer): the user message it answers. A message gets at most one.',
+    }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     session: t.field({ type: ChatSessionRef, resolve: related((loaders, message) => loaders.sessionById.load(message.sessionId)) }),
     authorMembership: t.field({

@@ -12,6 +12,8 @@ export interface MessageView {
   authorUserId: string;
   role: MessageRole;
   body: string;
+  /** The user message this one answers (agent replies and the runtime's notices). */
+  replyToId: string | null;
   createdAt: Date;
 }
 
@@ -23,6 +25,7 @@ export function messageView(message: IMessage): MessageView {
     authorUserId: message.authorUserId,
     role: message.role,
     body: message.body,
+    replyToId: message.replyToId ?? null,
     createdAt: message.createdAt,
   };
 }
@@ -36,6 +39,7 @@ export function messageViewOfEvent(event: MessageCreatedEvent): MessageView {
     authorUserId: payload.authorUserId,
     role: payload.role,
     body: payload.body,
+    replyToId: payload.replyToMessageId ?? null,
     createdAt: new Date(payload.createdAt),
   };
 }
