@@ -44,6 +44,8 @@ interface PublishOutcome {
   failures: FailedPublish[];
   /** Claimed but not sent: they queue behind a refused event of the batch. */
   unattempted: string[];
+  /** The bus took none of the events it was offered (it is down or does not answer). */
+  busRefusedAll: boolean;
 }
 
 export interface OutboxPublisherDeps {
@@ -108,6 +110,8 @@ export class OutboxPublisher {
   #listenDownSince: number = Date.now();
   /** When the loop started: a publisher that has never completed a cycle is measured from here. */
   #startedAt = 0;
+  /** Since when every publish the bus was offered has been refused (null: it took the last one). */
+  #busRefusedSince: number | null = null;
   /** Bumped when a cycle is abandoned: the abandoned cycle, should it ever resume, changes nothing. */
   #generation = 0;
   /** The last batch's events the bus accepted, counted as published by the next claim (see #cycle). */
@@ -169,7 +173,7 @@ export class OutboxPublisher {
     // Real time, not the injected clock: these are about answers from the network that did not come.
     const now = Date.now();
     const lastCycle = this.#lastCycleAt ? Math.max(this.#lastCycleAt.getTime(), this.#startedAt) : this.#startedAt;
-    status.stalled = now - lastCycle > limitMs;
+    status.stalled = now - lastCycle > limitMs || (this.#busRefusedSince !== null && now - this.#busRefusedSince > limitMs);
     status.listenDown = status.listenEnabled && !this.#listening && now - this.#listenDownSince > limitMs;
     return status;
   }
@@ -219,6 +223,9 @@ export class OutboxPublisher {
       this.#emptyWalk = null;
       const outcome = await this.#publish(claimed);
       current();
+      // Cycles with nothing due still complete while the bus is down; readiness looks at this too.
+      if (outcome.busRefusedAll) this.#busRefusedSince ??= Date.now();
+      else if (outcome.published.length > 0) this.#busRefusedSince = null;
       await this.#settle(); // the previous large batch's update, if one is still running
       current();
       if (outcome.failures.length > 0 || outcome.unattempted.length > 0) {
@@ -427,7 +434,7 @@ export class OutboxPublisher {
       // Not attempted: events queued behind the refusal; they go back without using an attempt.
       unattempted.push(...sendable.slice(firstError + 1).map((item) => item.row.id));
     }
-    return { published, failures, unattempted };
+    return { published, failures, unattempted, busRefusedAll: firstError === 0 };
   }
 
   /** Writes the outcome of a batch the bus refused part of: published, then retries/failures, then releases. */

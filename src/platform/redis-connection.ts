@@ -67,7 +67,9 @@ export function openRedisConnection(url: string, connectionName: string, options
   const interval = deadlines.pingIntervalMs ?? 0;
   if (interval > 0) {
     let cancel: (() => void) | null = null;
+    let closed = false;
     const schedule = () => {
+      if (closed) return;
       cancel = systemClock.setTimeout(() => {
         cancel = null;
         if (client.status !== 'ready') return schedule();
@@ -76,7 +78,10 @@ export function openRedisConnection(url: string, connectionName: string, options
       }, interval);
     };
     schedule();
-    client.once('end', () => cancel?.());
+    client.once('end', () => {
+      closed = true;
+      cancel?.();
+    });
   }
   return client;
 }
