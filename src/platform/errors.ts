@@ -22,6 +22,8 @@ export const ERROR_CODES = [
   'RATE_LIMITED',
   /** A subscription limit (per connection or per user) was reached; end one to start another. */
   'TOO_MANY_SUBSCRIPTIONS',
+  /** A subscription's database read failed or got no answer in time; resume with `after` (`extensions.resumeAfter`). */
+  'UNAVAILABLE',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
