@@ -78,10 +78,17 @@ export function openRedisConnection(url: string, connectionName: string, options
       }, interval);
     };
     schedule();
-    client.once('end', () => {
+    const stop = () => {
       closed = true;
       cancel?.();
-    });
+    };
+    client.once('end', stop);
+    // A connection closed while reconnecting never emits 'end': stop pinging on close itself.
+    const disconnect = client.disconnect.bind(client);
+    client.disconnect = (reconnect = false) => {
+      if (!reconnect) stop();
+      disconnect(reconnect);
+    };
   }
   return client;
 }
