@@ -49,7 +49,7 @@ if (process.env.BENCH_DEADLINES === 'off') Object.assign(process.env, DEADLINES_
 const deadlineConfig = loadConfig(process.env, { requireAuth: false });
 const publisherDeadlines = {
   connectTimeoutMs: deadlineConfig.network.dbConnectTimeoutMs,
-  queryTimeoutMs: Math.min(...[deadlineConfig.outbox.cycleTimeoutMs, deadlineConfig.network.dbQueryTimeoutMs].filter((ms) => ms > 0), Infinity) || 0,
+  queryTimeoutMs: deadlineConfig.network.dbQueryTimeoutMs,
   keepAliveMs: deadlineConfig.network.tcpKeepAliveMs,
 };
 console.log(`network deadlines ${process.env.BENCH_DEADLINES === 'off' ? 'off (BENCH_DEADLINES=off)' : 'on'}: cycle ${deadlineConfig.outbox.cycleTimeoutMs} ms, query ${publisherDeadlines.queryTimeoutMs} ms, connect ${publisherDeadlines.connectTimeoutMs} ms, keepalive ${publisherDeadlines.keepAliveMs} ms`);

@@ -97,14 +97,9 @@ export async function startApp(config: AppConfig, logger: Logger, overrides: App
         // database crash only means those events are published again (with the same eventId),
         // which at-least-once delivery allows; the events themselves were committed durably by
         // their writers. On a busy disk the flush was the tail of commit -> client latency.
-        // Each of its queries has at most the cycle's deadline: a cycle cannot outlast one anyway.
-        const cycleMs = config.outbox.cycleTimeoutMs;
-        const queryTimeoutMs = cycleMs && network.dbQueryTimeoutMs ? Math.min(cycleMs, network.dbQueryTimeoutMs) : cycleMs || network.dbQueryTimeoutMs;
-        const own = await createOrm(config.database, {
-          pool: { min: 1, max: 2 },
-          settings: { synchronous_commit: 'off' },
-          network: { ...dbDeadlines, queryTimeoutMs },
-        });
+        // The cycle deadline (OUTBOX_CYCLE_TIMEOUT_MS, below the query deadline) is the one that
+        // normally fires on this pool: it abandons the cycle and destroys its connections.
+        const own = await createOrm(config.database, { pool: { min: 1, max: 2 }, settings: { synchronous_commit: 'off' }, network: dbDeadlines });
         closers.push(() => own.close());
         publisherOrm = own;
       }

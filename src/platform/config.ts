@@ -399,7 +399,7 @@ export const SETTINGS = {
       default: 10_000,
       min: 0,
       max: 3_600_000,
-      doc: "longest one publisher cycle (claim, publish, mark) may take. One that runs past it is abandoned: its connections are destroyed, its claimed events wait for their lease (`OUTBOX_CLAIM_LEASE_MS`), the next cycle runs on a fresh connection, and `/health/ready` fails until a cycle completes in time. Also each publisher query's deadline. Keep it below the lease. `0`: no deadline",
+      doc: "longest one publisher cycle (claim, publish, mark) may take. One that runs past it is abandoned: its connections are destroyed, its claimed events wait for their lease (`OUTBOX_CLAIM_LEASE_MS`), the next cycle runs on a fresh connection, and `/health/ready` fails until a cycle completes in time. Keep it below the lease and below `DB_QUERY_TIMEOUT_MS`. `0`: no deadline",
     }),
     listenPingMs: integer({
       env: 'OUTBOX_LISTEN_PING_MS',
