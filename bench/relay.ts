@@ -7,6 +7,8 @@
 //  4. sendMessage throughput into one project against ten.
 // BENCH_ONLY=drain,latency,claim,writes runs some sections; BENCH_BACKLOG, BENCH_LATENCY_EVENTS
 // and BENCH_PUBLISHED_ROWS scale them down for a quick look.
+// Network deadlines follow the settings, as in production (on, at their defaults). BENCH_DEADLINES=off
+// turns them all off (every deadline setting 0), to measure what they cost: run once each way.
 import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -33,6 +35,24 @@ const SESSIONS = 1_000;
 const RATE = 500;
 const LATENCY_EVENTS = Number(process.env.BENCH_LATENCY_EVENTS ?? 5_000);
 const PUBLISHED_ROWS = Number(process.env.BENCH_PUBLISHED_ROWS ?? 1_000_000);
+const DEADLINES_OFF: Record<string, string> = {
+  DB_CONNECT_TIMEOUT_MS: '0',
+  DB_QUERY_TIMEOUT_MS: '0',
+  TCP_KEEPALIVE_MS: '0',
+  REDIS_COMMAND_TIMEOUT_MS: '0',
+  REDIS_PING_INTERVAL_MS: '0',
+  OUTBOX_CYCLE_TIMEOUT_MS: '0',
+  OUTBOX_LISTEN_PING_MS: '0',
+};
+if (process.env.BENCH_DEADLINES === 'off') Object.assign(process.env, DEADLINES_OFF);
+/** The deadlines the app would use with these settings: the drain's ORM and publisher get them too. */
+const deadlineConfig = loadConfig(process.env, { requireAuth: false });
+const publisherDeadlines = {
+  connectTimeoutMs: deadlineConfig.network.dbConnectTimeoutMs,
+  queryTimeoutMs: deadlineConfig.network.dbQueryTimeoutMs,
+  keepAliveMs: deadlineConfig.network.tcpKeepAliveMs,
+};
+console.log(`network deadlines ${process.env.BENCH_DEADLINES === 'off' ? 'off (BENCH_DEADLINES=off)' : 'on'}: cycle ${deadlineConfig.outbox.cycleTimeoutMs} ms, query ${publisherDeadlines.queryTimeoutMs} ms, connect ${publisherDeadlines.connectTimeoutMs} ms, keepalive ${publisherDeadlines.keepAliveMs} ms`);
 
 async function seed(client: pg.Client, count: number, status: 'pending' | 'published', sessions = SESSIONS) {
   // `count` events over `sessions` sessions of one project, numbered as the write path would.
@@ -61,7 +81,7 @@ async function drain(label: string, url: string, run: (orm: Awaited<ReturnType<t
   await client.connect();
   await client.query('truncate event_outbox');
   await seed(client, BACKLOG, 'pending', sessions);
-  const orm = await createOrm({ kind: 'postgresql', url });
+  const orm = await createOrm({ kind: 'postgresql', url }, { network: publisherDeadlines });
   const [published, ms] = await timed(() => run(orm));
   const left = Number((await client.query(`select count(*) from event_outbox where status = 'pending'`)).rows[0].count);
   await orm.close();
@@ -81,7 +101,7 @@ async function drainBenchmark(url: string) {
       orm,
       bus: counting,
       logger: silent,
-      options: { batchSize: 500, pollIntervalMs: 1000, maxAttempts: 10, backoffBaseMs: 500, backoffMaxMs: 300_000, claimLeaseMs: 30_000 },
+      options: { batchSize: 500, pollIntervalMs: 1000, maxAttempts: 10, backoffBaseMs: 500, backoffMaxMs: 300_000, claimLeaseMs: 30_000, cycleTimeoutMs: deadlineConfig.outbox.cycleTimeoutMs },
     });
     publisher.start();
     while (published < BACKLOG) await new Promise((r) => setTimeout(r, 5));

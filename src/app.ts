@@ -43,7 +43,11 @@ export async function startApp(config: AppConfig, logger: Logger, overrides: App
   // The request pool's statements end with the operation deadline: PostgreSQL cancels one that
   // runs longer, so a cancelled operation does not keep a backend busy (PGlite has no such limit).
   const deadline = config.operationLimits.operationTimeoutMs;
-  const orm: Orm = await createOrm(config.database, deadline > 0 ? { settings: { statement_timeout: `${deadline}ms` } } : {});
+  const { network } = config;
+  // Client-side deadlines on every pool: an answer lost on a half-open connection fails the query
+  // and destroys that connection instead of waiting for ever.
+  const dbDeadlines = { connectTimeoutMs: network.dbConnectTimeoutMs, queryTimeoutMs: network.dbQueryTimeoutMs, keepAliveMs: network.tcpKeepAliveMs };
+  const orm: Orm = await createOrm(config.database, { network: dbDeadlines, ...(deadline > 0 ? { settings: { statement_timeout: `${deadline}ms` } } : {}) });
   const closers: (() => Promise<void>)[] = [() => orm.close()];
   const closeAll = async () => {
     for (const close of closers.reverse()) await close().catch((error) => logger.error({ err: String(error) }, 'error while closing'));
@@ -67,7 +71,22 @@ export async function startApp(config: AppConfig, logger: Logger, overrides: App
     const metrics = createMetrics({ readOutboxBacklog: createOutboxBacklogReader(orm), logger });
     const health = createHealthChecks({ orm, timeoutMs: config.healthCheckTimeoutMs, logger });
 
-    const bus = overrides.bus ?? (config.redisUrl ? createRedisBus(config.redisUrl) : createMemoryBus());
+    const redisDeadlines = {
+      commandTimeoutMs: network.redisCommandTimeoutMs,
+      connectTimeoutMs: network.redisConnectTimeoutMs,
+      keepAliveMs: network.tcpKeepAliveMs,
+    };
+    const bus =
+      overrides.bus ??
+      (config.redisUrl
+        ? createRedisBus(config.redisUrl, {
+            deadlines: { ...redisDeadlines, pingIntervalMs: network.redisPingIntervalMs },
+            onConnectionReplaced: (connection) => {
+              metrics.outbox.recordConnectionReplaced(connection === 'publish' ? 'redis_publish' : 'redis_subscribe');
+              logger.warn({ connection: `redis:${connection}`, timeoutMs: network.redisCommandTimeoutMs }, 'Redis connection replaced: a command got no answer within its deadline');
+            },
+          })
+        : createMemoryBus());
     closers.push(() => bus.close());
 
     let publisher: OutboxPublisher | null = null;
@@ -82,7 +101,9 @@ export async function startApp(config: AppConfig, logger: Logger, overrides: App
         // database crash only means those events are published again (with the same eventId),
         // which at-least-once delivery allows; the events themselves were committed durably by
         // their writers. On a busy disk the flush was the tail of commit -> client latency.
-        const own = await createOrm(config.database, { pool: { min: 1, max: 2 }, settings: { synchronous_commit: 'off' } });
+        // The cycle deadline (OUTBOX_CYCLE_TIMEOUT_MS, below the query deadline) is the one that
+        // normally fires on this pool: it abandons the cycle and destroys its connections.
+        const own = await createOrm(config.database, { pool: { min: 1, max: 2 }, settings: { synchronous_commit: 'off' }, network: dbDeadlines });
         closers.push(() => own.close());
         publisherOrm = own;
       }
@@ -107,6 +128,10 @@ export async function startApp(config: AppConfig, logger: Logger, overrides: App
           wake: () => started.nudge(),
           onStateChange: (listening) => started.setListening(listening),
           clock: overrides.clock,
+          pingIntervalMs: config.outbox.listenPingMs,
+          connectTimeoutMs: network.dbConnectTimeoutMs,
+          keepAliveMs: network.tcpKeepAliveMs,
+          onReplaced: () => metrics.outbox.recordConnectionReplaced('listen'),
         });
       }
       started.start();
@@ -158,6 +183,7 @@ export async function startApp(config: AppConfig, logger: Logger, overrides: App
       subscribesPerMinute: config.abuse.subscribesPerMinute,
       keyPrefix: config.abuse.rateLimitKeyPrefix,
       redisUrl: config.redisUrl,
+      redisDeadlines,
       logger,
     });
     closers.push(() => rates.close());

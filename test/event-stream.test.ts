@@ -95,6 +95,24 @@ describe('orderedEventStream', () => {
     expect(f.listeners.size).toBe(0);
   });
 
+  it('ends with UNAVAILABLE, naming the last delivered event, when a database read fails (a query past its deadline)', async () => {
+    const f = fakeSource(0);
+    const stream = orderedEventStream(f.source, { startAfter: null, bufferSize: 100 });
+    const first = stream.next();
+    await new Promise((r) => setTimeout(r, 0));
+    f.commit(1);
+    expect(seqs([(await first).value!])).toEqual([1]);
+    f.source.loadAfter = async () => {
+      throw new Error('Query read timeout');
+    };
+    f.commit(3); // 2 is missing: the stream must read it, and the read fails
+    const end = (await stream.next()).value;
+    expect(end).toBeInstanceOf(StreamEnd);
+    expect((end as StreamEnd).error).toMatchObject({ code: 'UNAVAILABLE', details: { resumeAfter: 'e1' } });
+    expect(await stream.next()).toEqual({ done: true, value: undefined });
+    expect(f.listeners.size).toBe(0);
+  });
+
   it('releases its bus listener when the client goes away', async () => {
     const f = fakeSource(0);
     const stream = orderedEventStream(f.source, { startAfter: null, bufferSize: 3 });

@@ -213,6 +213,6 @@ describe('retryDelayMs', () => {
 
 describe('config', () => {
   it('documents publisher defaults', () => {
-    expect(loadConfig({}).outbox).toEqual({ enabled: true, wake: 'all', batchSize: 500, pollIntervalMs: 1000, maxAttempts: 10, backoffBaseMs: 500, backoffMaxMs: 300_000, claimLeaseMs: 30_000, preparedStatements: true });
+    expect(loadConfig({}).outbox).toEqual({ enabled: true, wake: 'all', batchSize: 500, pollIntervalMs: 1000, maxAttempts: 10, backoffBaseMs: 500, backoffMaxMs: 300_000, claimLeaseMs: 30_000, cycleTimeoutMs: 10_000, listenPingMs: 10_000, preparedStatements: true });
   });
 });

@@ -2,7 +2,7 @@ import { createRedisEventTarget } from '@graphql-yoga/redis-event-target';
 import { createPubSub } from 'graphql-yoga';
 import type { AgentActivity } from '../events/agent-activity.ts';
 import type { DomainEvent } from '../events/domain-event.ts';
-import { openRedisConnection } from '../platform/redis-connection.ts';
+import { openRedisConnection, type RedisDeadlines } from '../platform/redis-connection.ts';
 
 /**
  * The pub/sub bus between the OutboxPublisher and the subscription servers. In memory inside one
@@ -93,6 +93,10 @@ export interface RedisBusOptions {
   connectionName?: string;
   /** Wait before each reconnect attempt (default: ioredis's, 50 ms more per attempt up to 2 s). */
   reconnectDelayMs?: number;
+  /** Command, connect and ping deadlines (REDIS_* settings); none when unset. */
+  deadlines?: Omit<RedisDeadlines, 'onReplaced'>;
+  /** Called when a connection is destroyed for missing a deadline: `publish` or `subscribe`. */
+  onConnectionReplaced?: (connection: 'publish' | 'subscribe') => void;
 }
 
 export function createRedisBus(url: string, options: RedisBusOptions = {}): EventBus {
@@ -100,11 +104,26 @@ export function createRedisBus(url: string, options: RedisBusOptions = {}): Even
   const retryStrategy = options.reconnectDelayMs === undefined ? {} : { retryStrategy: () => options.reconnectDelayMs };
   // Publishing fails fast while Redis is unreachable, so the publisher retries from the outbox
   // instead of ioredis holding events in an in-memory queue we would already have marked published.
-  const publishClient = openRedisConnection(url, `${name}:publish`, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: false, ...retryStrategy });
+  // It needs no ping: it sends a command whenever there is something to publish, and a publish that
+  // times out replaces it.
+  const { pingIntervalMs, ...commandDeadlines } = options.deadlines ?? {};
+  const publishClient = openRedisConnection(
+    url,
+    `${name}:publish`,
+    { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: false, ...retryStrategy },
+    { ...commandDeadlines, onReplaced: () => options.onConnectionReplaced?.('publish') },
+  );
   // The subscribing connection reconnects and resubscribes by itself. Messages published while it
   // is down are lost to it: once its channels are live again, onResubscribed listeners (the
   // subscription streams) read what they missed from the database (event-stream.ts).
-  const subscribeClient = openRedisConnection(url, `${name}:subscribe`, { maxRetriesPerRequest: null, ...retryStrategy });
+  // It only receives, so it is pinged: a dead socket is replaced, and the resubscription below
+  // makes the streams fill the gap from the database.
+  const subscribeClient = openRedisConnection(
+    url,
+    `${name}:subscribe`,
+    { maxRetriesPerRequest: null, ...retryStrategy },
+    { ...commandDeadlines, pingIntervalMs, onReplaced: () => options.onConnectionReplaced?.('subscribe') },
+  );
   const pubSub = createPubSub<Topics>({ eventTarget: createRedisEventTarget({ publishClient, subscribeClient }) });
   const activity = createPubSub<Record<string, [AgentActivity]>>({ eventTarget: createRedisEventTarget({ publishClient, subscribeClient }) });
 

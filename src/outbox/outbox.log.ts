@@ -43,6 +43,11 @@ export function logPublisherStopped(logger: Logger, details: { reason?: string }
   logger.info({ outbox: 'publisher_stopped', ...details }, 'outbox publisher stopped');
 }
 
+/** A cycle ran past OUTBOX_CYCLE_TIMEOUT_MS: its connections were destroyed, its events wait for the lease. */
+export function logCycleAbandoned(logger: Logger, details: { timeoutMs: number; severedConnections: number; claimLeaseMs: number }): void {
+  logger.error({ outbox: 'cycle_abandoned', ...details }, 'outbox publisher cycle abandoned past its deadline; its connections were destroyed and its claimed events wait for their lease');
+}
+
 export function logBatchClaimed(logger: Logger, batch: { count: number; eventIds?: readonly string[] }): void {
   if (!logger.isLevelEnabled('debug')) return;
   logger.debug({ outbox: 'batch_claimed', count: batch.count, ...(batch.eventIds ? { eventIds: batch.eventIds } : {}) }, 'outbox batch claimed');

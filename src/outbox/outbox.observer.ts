@@ -25,6 +25,10 @@ export function createPublisherObserver(deps: { metrics: Metrics; logger: Logger
       metrics.outbox.recordPublishAttempts(row.event_type, 'retry');
       logRetryScheduled(logger, row, { delayMs, error });
     },
+    cycleAbandoned(_timeoutMs, severed) {
+      metrics.outbox.recordCycleAbandoned();
+      metrics.outbox.recordConnectionReplaced('publisher_db', severed);
+    },
     failed(row, error) {
       metrics.outbox.recordPublishAttempts(row.event_type, 'failed');
       logFailed(logger, row, { error });

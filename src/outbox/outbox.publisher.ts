@@ -2,14 +2,14 @@ import { systemClock, type Clock } from '../platform/clock.ts';
 import type { OutboxPublisherOptions } from '../platform/config.ts';
 import { newId } from '../platform/db/ids.ts';
 import { dbOf } from '../platform/db/database.ts';
-import { forkEm, type Orm } from '../platform/db/orm.ts';
+import { forkEm, severCheckedOutConnections, type Orm } from '../platform/db/orm.ts';
 import { eventFromRow, InvalidEventError, type DomainEvent } from '../events/domain-event.ts';
 import type { Logger } from '../platform/logger.ts';
 import type { PublisherStatus } from '../platform/observability/metrics.ts';
 import type { EventBus } from '../bus/event-bus.ts';
 import { backoffMs } from './backoff.ts';
 import { tracedClaim, tracedPublish } from './outbox.tracing.ts';
-import { logPublisherStarted, logPublisherStopped } from './outbox.log.ts';
+import { logCycleAbandoned, logPublisherStarted, logPublisherStopped } from './outbox.log.ts';
 import {
   claimBatch,
   markFailedAttempts,
@@ -28,6 +28,16 @@ export interface PublisherObserver {
   retryScheduled?(event: OutboxRow, delayMs: number, error: string): void;
   failed?(event: OutboxRow, error: string): void;
   cycleFailed?(error: unknown): void;
+  /** A cycle ran past its deadline and was abandoned; `severed` of its connections were destroyed. */
+  cycleAbandoned?(timeoutMs: number, severed: number): void;
+}
+
+/** A cycle that ran past `OUTBOX_CYCLE_TIMEOUT_MS`; what it was waiting for is not coming. */
+export class CycleDeadlineError extends Error {
+  override name = 'CycleDeadlineError';
+  constructor(timeoutMs: number) {
+    super(`publisher cycle did not complete within ${timeoutMs} ms`);
+  }
 }
 
 interface PublishOutcome {
@@ -35,13 +45,19 @@ interface PublishOutcome {
   failures: FailedPublish[];
   /** Claimed but not sent: they queue behind a refused event of the batch. */
   unattempted: string[];
+  /** The bus took none of the events it was offered (it is down or does not answer). */
+  busRefusedAll: boolean;
 }
 
 export interface OutboxPublisherDeps {
   orm: Orm;
   bus: EventBus;
   logger: Logger;
-  options: Omit<OutboxPublisherOptions, 'enabled' | 'wake' | 'preparedStatements'> & { preparedStatements?: boolean };
+  options: Omit<OutboxPublisherOptions, 'enabled' | 'wake' | 'preparedStatements' | 'cycleTimeoutMs' | 'listenPingMs'> & {
+    preparedStatements?: boolean;
+    /** OUTBOX_CYCLE_TIMEOUT_MS; 0 or unset: cycles have no deadline. */
+    cycleTimeoutMs?: number;
+  };
   /** Whether a LISTEN connection is meant to wake this publisher (reported in status). */
   listenEnabled?: boolean;
   observer?: PublisherObserver;
@@ -91,6 +107,14 @@ export class OutboxPublisher {
   /** End of the last cycle that completed without an error (an empty one counts): a publisher whose cycles all fail is not cycling. */
   #lastCycleAt: Date | null = null;
   #listening = false;
+  /** Since when the LISTEN connection has been down (start counts as down until it is up). */
+  #listenDownSince: number = Date.now();
+  /** When the loop started: a publisher that has never completed a cycle is measured from here. */
+  #startedAt = 0;
+  /** Since when every publish the bus was offered has been refused (null: it took the last one). */
+  #busRefusedSince: number | null = null;
+  /** Bumped when a cycle is abandoned: the abandoned cycle, should it ever resume, changes nothing. */
+  #generation = 0;
   /** The last batch's events the bus accepted, counted as published by the next claim (see #cycle). */
   #handedOver: { token: string; rows: OutboxRow[] } | null = null;
   /** A large batch's "published" update, running beside the next claim. */
@@ -109,6 +133,8 @@ export class OutboxPublisher {
   start(): void {
     if (this.#running) return;
     this.#running = true;
+    this.#startedAt = Date.now();
+    this.#listenDownSince = Date.now();
     this.#loop = this.#run();
     const { batchSize, pollIntervalMs, maxAttempts, claimLeaseMs } = this.#deps.options;
     logPublisherStarted(this.#deps.logger, { batchSize, pollIntervalMs, maxAttempts, claimLeaseMs });
@@ -131,16 +157,35 @@ export class OutboxPublisher {
   }
 
   setListening(listening: boolean): void {
+    if (listening === this.#listening) return;
     this.#listening = listening;
+    if (!listening) this.#listenDownSince = Date.now();
   }
 
   status(): PublisherStatus {
-    return {
+    const status: PublisherStatus = {
       running: this.#running,
       lastCycleAt: this.#lastCycleAt,
       listening: this.#listening,
       listenEnabled: this.#deps.listenEnabled ?? false,
     };
+    const limitMs = this.#stallLimitMs();
+    if (limitMs === null || !this.#running) return status;
+    // Real time, not the injected clock: these are about answers from the network that did not come.
+    const now = Date.now();
+    const lastCycle = this.#lastCycleAt ? Math.max(this.#lastCycleAt.getTime(), this.#startedAt) : this.#startedAt;
+    status.stalled = now - lastCycle > limitMs || (this.#busRefusedSince !== null && now - this.#busRefusedSince > limitMs);
+    status.listenDown = status.listenEnabled && !this.#listening && now - this.#listenDownSince > limitMs;
+    return status;
+  }
+
+  /**
+   * How long without a completed cycle means the publisher is stuck: a cycle's deadline plus the
+   * longest sleep between cycles (the poll interval caps the back-off too). Null without a deadline.
+   */
+  #stallLimitMs(): number | null {
+    const { cycleTimeoutMs, pollIntervalMs } = this.#deps.options;
+    return cycleTimeoutMs ? cycleTimeoutMs + pollIntervalMs : null;
   }
 
   /** One claim-publish-record cycle; returns how many events it claimed. Exposed for tests and benchmarks. */
@@ -161,11 +206,16 @@ export class OutboxPublisher {
    * Returns how many events it claimed, and whether another cycle may find more right away.
    */
   async #cycle(): Promise<{ claimed: number; more: boolean }> {
+    const generation = this.#generation;
+    const current = () => {
+      if (generation !== this.#generation) throw new CycleDeadlineError(this.#deps.options.cycleTimeoutMs ?? 0);
+    };
     const token = newId();
     const walkFrom = this.#walkAfter;
     const handedOver = this.#handedOver;
     const marking = this.#marking;
     const result = await tracedClaim(() => this.#claim(token, handedOver && { ids: handedOver.rows.map((row) => row.id), token: handedOver.token, mark: !marking }));
+    current();
     this.#handedOver = null;
     if (handedOver && !marking) this.#reportPublished(handedOver.rows, result.marked);
     this.#walkAfter = result.walkAfter;
@@ -173,9 +223,15 @@ export class OutboxPublisher {
     if (claimed.length > 0) {
       this.#emptyWalk = null;
       const outcome = await this.#publish(claimed);
+      current();
+      // Cycles with nothing due still complete while the bus is down; readiness looks at this too.
+      if (outcome.busRefusedAll) this.#busRefusedSince ??= Date.now();
+      else if (outcome.published.length > 0) this.#busRefusedSince = null;
       await this.#settle(); // the previous large batch's update, if one is still running
+      current();
       if (outcome.failures.length > 0 || outcome.unattempted.length > 0) {
         await this.#record(claimed, outcome, token);
+        current();
       } else {
         this.#handedOver = { token, rows: outcome.published };
         if (outcome.published.length >= MARK_ALONGSIDE_FROM) {
@@ -188,6 +244,7 @@ export class OutboxPublisher {
       return { claimed: claimed.length, more: true };
     }
     await this.#settle();
+    current();
     this.#lastCycleAt = new Date(this.#clock.now());
     return { claimed: 0, more: this.#walkGoesOn(walkFrom, this.#walkAfter) };
   }
@@ -249,7 +306,7 @@ export class OutboxPublisher {
       this.#nudged = false;
       let more = false;
       try {
-        ({ more } = await this.#cycle());
+        ({ more } = await this.#cycleWithinDeadline());
         idleDelay = 0;
         failedCycles = 0;
       } catch (error) {
@@ -269,6 +326,40 @@ export class OutboxPublisher {
       this.#deps.observer?.cycleFailed?.(error);
       this.#deps.logger.error({ err: describeError(error) }, 'outbox publisher could not record its last batch');
     });
+  }
+
+  /**
+   * Runs a cycle under OUTBOX_CYCLE_TIMEOUT_MS. One that runs past it is abandoned: whatever it
+   * waits for (an answer lost on a half-open connection) is not coming. Its connections are
+   * destroyed rather than returned to the pool, so the next cycle runs on a fresh one; the events
+   * it claimed stay claimed until their lease lapses, and the ones it handed over unmarked are
+   * published again then (same eventId). Timed on the real clock: it measures the network.
+   */
+  async #cycleWithinDeadline(): Promise<{ claimed: number; more: boolean }> {
+    const timeoutMs = this.#deps.options.cycleTimeoutMs ?? 0;
+    if (!timeoutMs) return this.#cycle();
+    const attempt = this.#cycle();
+    let cancel = () => {};
+    const expired = new Promise<null>((resolve) => {
+      cancel = systemClock.setTimeout(() => resolve(null), timeoutMs);
+    });
+    try {
+      const result = await Promise.race([attempt, expired]);
+      if (result) return result;
+    } finally {
+      cancel();
+    }
+    attempt.catch(() => {}); // its own failure, if it ever comes, is this deadline's
+    this.#generation += 1;
+    this.#handedOver = null;
+    this.#marking?.catch(() => {});
+    this.#marking = null;
+    this.#walkAfter = null;
+    this.#emptyWalk = null;
+    const severed = await severCheckedOutConnections(this.#deps.orm).catch(() => 0);
+    this.#deps.observer?.cycleAbandoned?.(timeoutMs, severed);
+    logCycleAbandoned(this.#deps.logger, { timeoutMs, severedConnections: severed, claimLeaseMs: this.#deps.options.claimLeaseMs });
+    throw new CycleDeadlineError(timeoutMs);
   }
 
   #sleep(ms: number): Promise<void> {
@@ -344,7 +435,7 @@ export class OutboxPublisher {
       // Not attempted: events queued behind the refusal; they go back without using an attempt.
       unattempted.push(...sendable.slice(firstError + 1).map((item) => item.row.id));
     }
-    return { published, failures, unattempted };
+    return { published, failures, unattempted, busRefusedAll: firstError === 0 };
   }
 
   /** Writes the outcome of a batch the bus refused part of: published, then retries/failures, then releases. */

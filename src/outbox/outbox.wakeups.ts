@@ -2,7 +2,7 @@ import type { EventSubscriber, FlushEventArgs, TransactionEventArgs } from '@mik
 import pg from 'pg';
 import { systemClock, type Clock } from '../platform/clock.ts';
 import { dbOf } from '../platform/db/database.ts';
-import { forkEm, type Em, type Orm } from '../platform/db/orm.ts';
+import { forkEm, severConnection, type Em, type Orm } from '../platform/db/orm.ts';
 import { notifyPublishers, OUTBOX_CHANNEL } from '../events/event-log.repository.ts';
 import { backoffMs } from './backoff.ts';
 import type { Logger } from '../platform/logger.ts';
@@ -55,6 +55,18 @@ export function listenForCommits(options: {
   retryBaseMs?: number;
   /** Times the reconnect delay; default: the real clock. */
   clock?: Clock;
+  /**
+   * OUTBOX_LISTEN_PING_MS: a connection that only receives cannot tell a quiet channel from a dead
+   * socket, so it runs `select 1` this often and is replaced when the answer does not come within
+   * `pingTimeoutMs`. 0 or unset: no ping.
+   */
+  pingIntervalMs?: number;
+  /** Deadline of a ping and of connecting (DB_CONNECT_TIMEOUT_MS; default 5 s). */
+  connectTimeoutMs?: number;
+  /** TCP keepalive idle time (TCP_KEEPALIVE_MS); 0: off. Default 10 s. */
+  keepAliveMs?: number;
+  /** Called when a connection that was up is destroyed for missing its ping. */
+  onReplaced?: () => void;
 }) {
   const clock = options.clock ?? systemClock;
   let client: pg.Client | null = null;
@@ -62,16 +74,45 @@ export function listenForCommits(options: {
   /** Cancels the pending reconnect. */
   let retryTimer: (() => void) | null = null;
   let failures = 0;
+  let cancelPing: (() => void) | null = null;
+  const deadlineMs = options.connectTimeoutMs || 5_000;
+  const keepAliveMs = options.keepAliveMs ?? 10_000;
+
+  // Pings run on the real clock: they measure the network, and a fake clock in tests must not fire them.
+  function schedulePing(which: pg.Client) {
+    const interval = options.pingIntervalMs ?? 0;
+    if (!interval || stopped) return;
+    cancelPing = systemClock.setTimeout(() => {
+      cancelPing = null;
+      void ping(which);
+    }, interval);
+  }
+
+  async function ping(which: pg.Client) {
+    if (client !== which) return;
+    try {
+      await which.query({ text: 'select 1', query_timeout: deadlineMs } as pg.QueryConfig);
+      if (client === which) schedulePing(which);
+    } catch (error) {
+      if (client !== which) return;
+      options.onReplaced?.();
+      lost(which, new Error(`no answer to the LISTEN connection's ping within ${deadlineMs} ms (${error instanceof Error ? error.message : String(error)})`));
+    }
+  }
 
   async function connect() {
     if (stopped) return;
-    const next = new pg.Client({ connectionString: options.url, connectionTimeoutMillis: 5_000, keepAlive: true });
+    const next = new pg.Client({
+      connectionString: options.url,
+      connectionTimeoutMillis: deadlineMs,
+      ...(keepAliveMs > 0 ? { keepAlive: true, keepAliveInitialDelayMillis: keepAliveMs } : {}),
+    });
     next.on('notification', () => options.wake());
     next.on('error', (error) => lost(next, error));
     next.on('end', () => lost(next, new Error('connection ended')));
     try {
       await next.connect();
-      await next.query(`listen ${OUTBOX_CHANNEL}`);
+      await next.query({ text: `listen ${OUTBOX_CHANNEL}`, query_timeout: deadlineMs } as pg.QueryConfig);
       if (stopped) {
         await next.end();
         return;
@@ -80,6 +121,7 @@ export function listenForCommits(options: {
       failures = 0;
       options.onStateChange(true);
       options.logger.info('outbox LISTEN connected');
+      schedulePing(next);
       options.wake(); // sweep for anything committed while we were not listening
     } catch (error) {
       lost(next, error);
@@ -90,9 +132,12 @@ export function listenForCommits(options: {
     if (stopped) return;
     if (client && client !== which) return;
     client = null;
+    cancelPing?.();
+    cancelPing = null;
     options.onStateChange(false);
     which.removeAllListeners('end');
-    void which.end().catch(() => {});
+    // Destroyed, not ended: ending waits for a server that may not be answering.
+    severConnection(which);
     failures += 1;
     const delay = backoffMs(failures, { baseMs: options.retryBaseMs ?? 500, maxMs: 30_000 });
     options.logger.warn({ err: error instanceof Error ? error.message : String(error), retryInMs: delay }, 'outbox LISTEN connection lost');
@@ -118,6 +163,7 @@ export function listenForCommits(options: {
     async stop() {
       stopped = true;
       retryTimer?.();
+      cancelPing?.();
       const current = client;
       client = null;
       options.onStateChange(false);

@@ -323,6 +323,55 @@ export const SETTINGS = {
     max: 60_000,
     doc: "how long `/health/ready` waits for each database check; keep it below the probe's timeout",
   }),
+  /**
+   * Deadlines on every network wait (`0` turns one off). A half-open connection (a NAT timeout, a
+   * load balancer's idle cut, a failover) answers nothing and reports nothing: without these, a
+   * query or a Redis command on it waits forever.
+   */
+  network: {
+    dbConnectTimeoutMs: integer({
+      env: 'DB_CONNECT_TIMEOUT_MS',
+      default: 5_000,
+      min: 0,
+      max: 600_000,
+      doc: 'longest wait for a new PostgreSQL connection (TCP, TLS and start-up) on every pool and the LISTEN connection. `0`: no deadline',
+    }),
+    dbQueryTimeoutMs: integer({
+      env: 'DB_QUERY_TIMEOUT_MS',
+      default: 30_000,
+      min: 0,
+      max: 3_600_000,
+      doc: "longest wait for a PostgreSQL answer, on the client: a query without one fails and its connection is destroyed, not reused (a server-side `statement_timeout` cannot help when the answer is lost on the way). Keep it above `GRAPHQL_OPERATION_TIMEOUT_MS`. `0`: no deadline",
+    }),
+    tcpKeepAliveMs: integer({
+      env: 'TCP_KEEPALIVE_MS',
+      default: 10_000,
+      min: 0,
+      max: 3_600_000,
+      doc: 'idle time before TCP keepalive probes start on every PostgreSQL and Redis connection: the second line behind the deadlines, for peers that vanished. `0`: off',
+    }),
+    redisCommandTimeoutMs: integer({
+      env: 'REDIS_COMMAND_TIMEOUT_MS',
+      default: 5_000,
+      min: 0,
+      max: 600_000,
+      doc: 'longest wait for the answer to a Redis command (a publish, a subscribe, a rate-limit count); then it fails and the connection is replaced. `0`: no deadline',
+    }),
+    redisConnectTimeoutMs: integer({
+      env: 'REDIS_CONNECT_TIMEOUT_MS',
+      default: 5_000,
+      min: 100,
+      max: 600_000,
+      doc: 'longest wait for a new Redis connection before it is retried',
+    }),
+    redisPingIntervalMs: integer({
+      env: 'REDIS_PING_INTERVAL_MS',
+      default: 5_000,
+      min: 0,
+      max: 600_000,
+      doc: "the subscribing Redis connection sends nothing of its own, so it is pinged this often; without an answer within `REDIS_COMMAND_TIMEOUT_MS` it is replaced and live streams fill the gap from the database. `0`: off",
+    }),
+  },
   shutdownDrainMs: integer({
     env: 'SHUTDOWN_DRAIN_MS',
     default: 0,
@@ -383,6 +432,20 @@ export const SETTINGS = {
       min: 100,
       max: 3_600_000,
       doc: "how long a claim holds an event. A dead publisher's events are claimed again after this. Keep it well above the time one publish call takes",
+    }),
+    cycleTimeoutMs: integer({
+      env: 'OUTBOX_CYCLE_TIMEOUT_MS',
+      default: 10_000,
+      min: 0,
+      max: 3_600_000,
+      doc: "longest one publisher cycle (claim, publish, mark) may take. One that runs past it is abandoned: its connections are destroyed, its claimed events wait for their lease (`OUTBOX_CLAIM_LEASE_MS`), the next cycle runs on a fresh connection, and `/health/ready` fails until a cycle completes in time. Keep it below the lease and below `DB_QUERY_TIMEOUT_MS`. `0`: no deadline",
+    }),
+    listenPingMs: integer({
+      env: 'OUTBOX_LISTEN_PING_MS',
+      default: 10_000,
+      min: 0,
+      max: 3_600_000,
+      doc: 'the LISTEN connection only receives, so it runs `select 1` this often; without an answer within `DB_CONNECT_TIMEOUT_MS` (or 5 s) it is replaced and the publisher sweeps for what it missed. `0`: off',
     }),
     preparedStatements: boolean({
       env: 'OUTBOX_PREPARED_STATEMENTS',

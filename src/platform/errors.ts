@@ -26,6 +26,8 @@ export const ERROR_CODES = [
   'PERSISTED_QUERY_NOT_FOUND',
   /** Trusted documents mode: a document that is not on the allow-list. */
   'PERSISTED_QUERY_ONLY',
+  /** A subscription's database read failed or got no answer in time; resume with `after` (`extensions.resumeAfter`). */
+  'UNAVAILABLE',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 

@@ -162,11 +162,16 @@ export function orderedEventStream(source: OrderedStreamSource, options: Ordered
         event = await nextInOrder();
         if (event) await source.authorize(event);
       } catch (error) {
-        if (!(error instanceof DomainError)) {
-          cleanup();
-          throw error;
-        }
-        end(error);
+        // A read that failed or got no answer within DB_QUERY_TIMEOUT_MS (its connection was dead
+        // and is replaced): the stream ends with a code and where to resume, so the client
+        // subscribes again instead of waiting on a stream that would never speak again.
+        end(
+          error instanceof DomainError
+            ? error
+            : new DomainError('UNAVAILABLE', 'The subscription could not read its events and was ended; subscribe again with `after` set to the last eventId you received', {
+                resumeAfter: lastEventId,
+              }),
+        );
         event = null;
       }
       if (!event) {

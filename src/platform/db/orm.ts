@@ -50,10 +50,91 @@ export interface OrmOverrides {
   pool?: { min?: number; max?: number };
   /** PostgreSQL settings for every connection of this ORM, on top of `jit = off` (PostgreSQL only). */
   settings?: Record<string, string>;
+  /** Client-side deadlines and TCP keepalive of this ORM's connections (PostgreSQL only; `0` or unset: none). */
+  network?: ConnectionDeadlines;
+}
+
+export interface ConnectionDeadlines {
+  connectTimeoutMs?: number;
+  queryTimeoutMs?: number;
+  keepAliveMs?: number;
+}
+
+const QUERY_READ_TIMEOUT = 'Query read timeout';
+
+/**
+ * A pg client that destroys its socket when a query's answer does not arrive in time. pg's own
+ * `query_timeout` only fails the query: the client stays in the pool with the unanswered query
+ * still at the head of its queue, so on a half-open connection every later query on it times out
+ * too, for ever. Destroyed, it is dropped by the pool and the next checkout opens a fresh one.
+ */
+export class DeadlineClient extends pg.Client {
+  // Both call forms: callback (pg.Pool#query) and promise (kysely, the ORM).
+  override query(...args: unknown[]): never {
+    const last = args.at(-1);
+    if (typeof last === 'function') {
+      args[args.length - 1] = (error: unknown, result: unknown) => {
+        if (isReadTimeout(error)) severConnection(this);
+        (last as (error: unknown, result: unknown) => void)(error, result);
+      };
+      return (super.query as (...a: unknown[]) => never)(...args);
+    }
+    const result = (super.query as (...a: unknown[]) => unknown)(...args);
+    if (result instanceof Promise) result.catch((error: unknown) => isReadTimeout(error) && severConnection(this));
+    return result as never;
+  }
+}
+
+const isReadTimeout = (error: unknown) => error instanceof Error && error.message === QUERY_READ_TIMEOUT;
+
+/**
+ * Ends a client at once, without waiting for the server: marked as ending (so the pool drops it on
+ * release and no 'error' event is raised for the close) and its socket destroyed.
+ */
+export function severConnection(client: pg.Client): void {
+  const internal = client as unknown as { _ending: boolean; _queryable: boolean; connection?: { stream?: { destroy(): void } } };
+  internal._ending = true;
+  internal._queryable = false;
+  internal.connection?.stream?.destroy();
+}
+
+/** Checked-out clients of each pool, so a caller that gave up on its work can destroy them. */
+const checkedOut = new WeakMap<pg.Pool, Set<pg.PoolClient>>();
+
+function trackCheckouts(pool: pg.Pool): void {
+  const clients = new Set<pg.PoolClient>();
+  checkedOut.set(pool, clients);
+  pool.on('acquire', (client) => clients.add(client));
+  pool.on('release', (_error, client) => clients.delete(client));
+  pool.on('remove', (client) => clients.delete(client as pg.PoolClient));
+}
+
+/**
+ * Destroys every connection of the ORM's pool that is checked out now; returns how many. For an
+ * owner of a pool of its own (the publisher) that abandoned its work: whatever those connections
+ * were waiting for will not come, and none of them goes back to the pool.
+ */
+export async function severCheckedOutConnections(orm: Orm): Promise<number> {
+  const native: unknown = await orm.em.getConnection().getNativeClient();
+  if (!(native instanceof pg.Pool)) return 0;
+  const clients = [...(checkedOut.get(native) ?? [])];
+  for (const client of clients) severConnection(client);
+  return clients.length;
+}
+
+function poolDriverOptions(network: ConnectionDeadlines = {}) {
+  const keepAliveMs = network.keepAliveMs ?? 0;
+  return {
+    Client: DeadlineClient,
+    onPoolCreated: trackCheckouts,
+    ...(network.connectTimeoutMs ? { connectionTimeoutMillis: network.connectTimeoutMs } : {}),
+    ...(network.queryTimeoutMs ? { query_timeout: network.queryTimeoutMs } : {}),
+    ...(keepAliveMs > 0 ? { keepAlive: true, keepAliveInitialDelayMillis: keepAliveMs } : {}),
+  };
 }
 
 export function ormOptions(database: DatabaseConfig, overrides: OrmOverrides = {}) {
-  const { settings, ...ormOverrides } = overrides;
+  const { settings, network, ...ormOverrides } = overrides;
   if (database.kind === 'postgresql') {
     // JIT compilation pays off for long analytical scans; ours are index lookups and small
     // aggregates, where the server's default cost threshold still lets it kick in and spend longer
@@ -64,7 +145,7 @@ export function ormOptions(database: DatabaseConfig, overrides: OrmOverrides = {
       ...sharedOptions,
       ...ormOverrides,
       clientUrl: database.url,
-      driverOptions: { options: Object.entries(all).map(([name, value]) => `-c ${name}=${value}`).join(' ') },
+      driverOptions: { options: Object.entries(all).map(([name, value]) => `-c ${name}=${value}`).join(' '), ...poolDriverOptions(network) },
     });
   }
   return definePgliteConfig({

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Logger } from '../logger.ts';
-import { openRedisConnection } from '../redis-connection.ts';
+import { openRedisConnection, type RedisDeadlines } from '../redis-connection.ts';
 
 /** What a rate limit answers: go ahead, or wait `retryAfterMs` (when the user's window ends). */
 export type RateDecision = { allowed: true } | { allowed: false; retryAfterMs: number };
@@ -27,6 +27,8 @@ export interface RateLimitOptions {
   keyPrefix: string;
   /** Share budgets between instances through this Redis; in memory (this instance only) when null. */
   redisUrl: string | null;
+  /** Command and connect deadlines of that connection: a check that times out falls back to memory. */
+  redisDeadlines?: RedisDeadlines;
   logger: Logger;
 }
 
@@ -45,7 +47,7 @@ export function createRateLimits(options: RateLimitOptions): RateLimits {
   if (options.redisUrl && (options.mutationsPerMinute > 0 || options.subscribesPerMinute > 0)) {
     // No offline queue and one try: while Redis is away a check fails at once and the in-memory
     // fallback answers, instead of requests waiting on a reconnect.
-    redis = openRedisConnection(options.redisUrl, 'chat-outbox:rate-limit', { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+    redis = openRedisConnection(options.redisUrl, 'chat-outbox:rate-limit', { enableOfflineQueue: false, maxRetriesPerRequest: 1 }, options.redisDeadlines);
     let warned = false;
     redis.on('error', (error: Error) => {
       if (warned) return;

@@ -74,9 +74,18 @@ export function createHealthChecks(deps: HealthDeps): HealthChecks {
   function checkPublisher(source: PublisherStatusSource): CheckResult {
     try {
       const status = source.status();
+      // A running publisher whose cycles hang or fail, or whose LISTEN connection is dead, is not
+      // delivering: a load balancer should know, and the instance recovers by itself when they do.
+      const detail = !status.running
+        ? 'publisher not running'
+        : status.stalled
+          ? 'no publisher cycle completed within its deadline'
+          : status.listenDown
+            ? 'LISTEN connection down'
+            : null;
       return {
-        ok: status.running,
-        ...(status.running ? {} : { detail: 'publisher not running' }),
+        ok: detail === null,
+        ...(detail ? { detail } : {}),
         listening: status.listening,
         lastCycleAt: status.lastCycleAt?.toISOString() ?? null,
       };

@@ -13,6 +13,9 @@ import { singleFlight, withTimeout } from './with-timeout.ts';
  * operation names), never ids. docs/operations.md lists every metric with its meaning.
  */
 
+/** Connections that are replaced when a deadline on them fires (the label of `connections_replaced_total`). */
+export type ReplacedConnection = 'publisher_db' | 'listen' | 'redis_publish' | 'redis_subscribe';
+
 /** What the OutboxPublisher reports about itself; `publisher.status()` implements it. */
 export interface PublisherStatus {
   /** Started and not stopped: claiming and publishing. */
@@ -23,6 +26,13 @@ export interface PublisherStatus {
   listening: boolean;
   /** This publisher is meant to hold a LISTEN connection (false on PGlite or with LISTEN turned off). */
   listenEnabled: boolean;
+  /**
+   * No cycle has completed within the cycle deadline plus a poll interval (cycles hang, are
+   * abandoned or fail): events are not being delivered. Absent: the publisher has no deadline.
+   */
+  stalled?: boolean;
+  /** The LISTEN connection has been down longer than that same limit (it is being replaced). */
+  listenDown?: boolean;
 }
 
 export interface PublisherStatusSource {
@@ -79,6 +89,12 @@ export interface OutboxMetrics {
   recordPublished(event: { eventType: EventType; createdAt: Date }, publishedAt?: Date): void;
   recordBatchClaimed(size: number): void;
   recordReprocessed(count: number): void;
+  /** `outbox_cycles_abandoned_total`: publisher cycles that ran past `OUTBOX_CYCLE_TIMEOUT_MS`. */
+  readonly cyclesAbandoned: Counter;
+  recordCycleAbandoned(): void;
+  /** `connections_replaced_total{connection}`: connections destroyed for missing a deadline and opened again. */
+  readonly connectionsReplaced: Counter<'connection'>;
+  recordConnectionReplaced(connection: ReplacedConnection, count?: number): void;
 }
 
 export interface SubscriptionMetrics {
@@ -191,6 +207,17 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   const reprocessed = new Counter({
     name: 'outbox_reprocessed_total',
     help: 'Failed outbox events put back to pending by reprocessing (mutation or CLI).',
+    registers,
+  });
+  const cyclesAbandoned = new Counter({
+    name: 'outbox_cycles_abandoned_total',
+    help: 'Publisher cycles abandoned for running past OUTBOX_CYCLE_TIMEOUT_MS; their connections were destroyed and their events left to the claim lease.',
+    registers,
+  });
+  const connectionsReplaced = new Counter({
+    name: 'connections_replaced_total',
+    help: 'Connections destroyed because an answer did not arrive within its deadline, by connection (publisher_db, listen, redis_publish, redis_subscribe).',
+    labelNames: ['connection'] as const,
     registers,
   });
   const scrapeErrors: Counter = new Counter({
@@ -336,6 +363,14 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       },
       recordReprocessed(count) {
         if (count > 0) reprocessed.inc(count);
+      },
+      cyclesAbandoned,
+      recordCycleAbandoned() {
+        cyclesAbandoned.inc();
+      },
+      connectionsReplaced,
+      recordConnectionReplaced(connection, count = 1) {
+        if (count > 0) connectionsReplaced.inc({ connection }, count);
       },
     },
     subscriptions: {
