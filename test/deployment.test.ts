@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/platform/config.ts';
-import { startTestApp, type TestApp } from './support/app.ts';
+import { useTestApp } from './support/app.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const read = (path: string) => readFileSync(`${root}/${path}`, 'utf8');
@@ -178,13 +178,7 @@ describe('metric names in PromQL', () => {
 });
 
 describe('the dashboard and the alert rules', () => {
-  let t: TestApp;
-  beforeAll(async () => {
-    t = await startTestApp();
-  });
-  afterAll(async () => {
-    await t?.stop();
-  });
+  const t = useTestApp();
 
   it('use only metrics that /metrics of a running app exports', async () => {
     const text = await (await fetch(`${t.app.url}/metrics`)).text();

@@ -2,7 +2,7 @@ import { request } from 'node:http';
 import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { negotiateEncoding } from '../src/platform/graphql/graphiql-page.ts';
-import { startTestApp, type TestApp } from './support/app.ts';
+import { startTestApp, useTestApp } from './support/app.ts';
 
 /** A raw GET (fetch would decode the body), so the bytes on the wire can be measured. */
 function get(url: string, headers: Record<string, string>): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
@@ -29,13 +29,7 @@ function graphiqlOptionsIn(html: string): Record<string, any> {
 }
 
 describe('GraphiQL page delivery', () => {
-  let t: TestApp;
-  beforeAll(async () => {
-    t = await startTestApp();
-  });
-  afterAll(async () => {
-    await t?.stop();
-  });
+  const t = useTestApp();
 
   it('is sent brotli- or gzip-compressed when the browser accepts it, at under a third of its size', async () => {
     const plain = await get(t.app.graphqlUrl, HTML);
@@ -87,13 +81,7 @@ describe('GraphiQL page delivery', () => {
 });
 
 describe('GraphiQL on the demo (SEED_DEMO)', () => {
-  let t: TestApp;
-  beforeAll(async () => {
-    t = await startTestApp({ SEED_DEMO: 'true' });
-  });
-  afterAll(async () => {
-    await t?.stop();
-  });
+  const t = useTestApp({ SEED_DEMO: 'true' });
 
   it('opens with the demo operations and a working demo-alice header, also for new tabs', async () => {
     const options = graphiqlOptionsIn((await get(t.app.graphqlUrl, HTML)).body.toString('utf8'));

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApp } from '../src/app.ts';
 import { loadConfig } from '../src/platform/config.ts';
-import { createTestDatabase, startTestApp, TEST_JWT_SECRET, type TestApp } from './support/app.ts';
+import { createTestDatabase, startTestApp, TEST_JWT_SECRET, useTestApp } from './support/app.ts';
 import { quoteIdent, withAdminClient } from './support/database.ts';
 import { captureLogs, eventually } from './support/observability.ts';
 
@@ -11,13 +11,7 @@ const getJson = async (url: string) => {
 };
 
 describe('health endpoints', () => {
-  let t: TestApp;
-  beforeAll(async () => {
-    t = await startTestApp({ HEALTH_CHECK_TIMEOUT_MS: '1000', OUTBOX_PUBLISHER_ENABLED: 'false' });
-  });
-  afterAll(async () => {
-    await t?.stop();
-  });
+  const t = useTestApp({ HEALTH_CHECK_TIMEOUT_MS: '1000', OUTBOX_PUBLISHER_ENABLED: 'false' });
 
   it('live answers 200 while the process serves; ready checks the database and migrations', async () => {
     expect(await getJson(`${t.app.url}/health/live`)).toEqual({ status: 200, body: { status: 'live' } });

@@ -3,7 +3,7 @@ import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/platform/config.ts';
 import { rootFieldCount } from '../src/platform/graphql/root-fields.ts';
-import { errorCode, startTestApp, type TestApp } from './support/app.ts';
+import { errorCode, startTestApp, type TestApp, useTestApp } from './support/app.ts';
 import { connect } from './support/database.ts';
 import { createProjectFixture, SEND_MESSAGE } from './support/fixtures.ts';
 import { RawSocket } from './support/raw-socket.ts';
@@ -126,14 +126,7 @@ describe('the mutation rate limit, in memory (no REDIS_URL)', () => {
 });
 
 describe('the subscribe rate limit', () => {
-  let t: TestApp;
-
-  beforeAll(async () => {
-    t = await startTestApp({ RATE_LIMIT_SUBSCRIBES_PER_MINUTE: '2' });
-  });
-  afterAll(async () => {
-    await t?.stop();
-  });
+  const t = useTestApp({ RATE_LIMIT_SUBSCRIBES_PER_MINUTE: '2' });
 
   it('refuses the subscription started over the budget with RATE_LIMITED and retryAfterMs', async () => {
     const { sessionId } = await createProjectFixture(t, 'alice');

@@ -2,7 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/platform/config.ts';
 import { MAX_MESSAGE_BODY_LENGTH } from '../src/domain/chat/chat.service.ts';
 import { WsCloseCode } from '../src/platform/limits/ws-limits.ts';
-import { startTestApp, type TestApp } from './support/app.ts';
+import { startTestApp, type TestApp, useTestApp } from './support/app.ts';
 import { eventually, parseScrape } from './support/observability.ts';
 import { createProjectFixture, SEND_MESSAGE } from './support/fixtures.ts';
 import { RawSocket, type ServerMessage } from './support/raw-socket.ts';
@@ -205,13 +205,7 @@ describe('after all of the above', () => {
 });
 
 describe('with the default limits', () => {
-  let defaults: TestApp;
-  beforeAll(async () => {
-    defaults = await startTestApp();
-  });
-  afterAll(async () => {
-    await defaults?.stop();
-  });
+  const defaults = useTestApp();
 
   it('a message body of the longest allowed length in 4-byte characters fits in one WebSocket message', async () => {
     const { sessionId } = await createProjectFixture(defaults, 'alice');

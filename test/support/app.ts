@@ -28,6 +28,26 @@ export async function createTestDatabase(): Promise<TestDatabase> {
 export const TEST_JWT_SECRET = 'chat-outbox-test-suite-secret-0123456789';
 
 /**
+ * An app started before the enclosing block's tests and stopped after them. The returned object
+ * stands for that app (`t.gql(...)`, `t.app.url`), read once the block's `beforeAll` has run.
+ */
+export function useTestApp(...args: Parameters<typeof startTestApp>): TestApp {
+  let started: TestApp | undefined;
+  beforeAll(async () => {
+    started = await startTestApp(...args);
+  });
+  afterAll(async () => {
+    await started?.stop();
+  });
+  return new Proxy({} as TestApp, {
+    get: (_target, key) => {
+      if (!started) throw new Error('useTestApp(): the app is only there once beforeAll has run');
+      return started[key as keyof TestApp];
+    },
+  });
+}
+
+/**
  * A fresh database for this file, a plain pg client on it and an ORM over it, opened before the
  * file's tests and closed after them: for tests that drive the outbox without a whole app.
  */
