@@ -202,6 +202,8 @@ export async function startApp(config: AppConfig, logger: Logger, overrides: App
       userLimits: { rates, options: config.abuse },
       graphiql,
       persistedDocuments,
+      // External agent runtimes' deltas travel like the in-process runtime's: transient, never stored.
+      publishActivity: (activity) => bus.publishActivity(activity),
     });
     const running: RunningServer = await server.start(config.port, config.host);
     closers.push(() => server.stop());

@@ -1,4 +1,5 @@
 import { AgentSchema } from './domain/agents/agent.entity.ts';
+import { AgentCredentialSchema } from './domain/agents/agent-credential.entity.ts';
 import { WorkerSpaceSchema } from './domain/agents/worker-space.entity.ts';
 import { ChatSessionSchema } from './domain/chat/chat-session.entity.ts';
 import { MessageSchema } from './domain/chat/message.entity.ts';
@@ -14,5 +15,6 @@ export const entities = [
   MessageSchema,
   AgentSchema,
   WorkerSpaceSchema,
+  AgentCredentialSchema,
   OutboxEventSchema,
 ];

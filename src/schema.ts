@@ -7,6 +7,7 @@ import './domain/chat/chat-session.schema.ts';
 import './domain/chat/message.schema.ts';
 import './domain/agents/agent.schema.ts';
 import './domain/agents/worker-space.schema.ts';
+import './domain/agents/agent-credential.schema.ts';
 import './domain/chat/chat-event.schema.ts';
 import './subscriptions/event-subscriptions.schema.ts';
 import './domain/outbox-admin/outbox-status.schema.ts';

@@ -9,6 +9,8 @@ import type { CorsConfig, OperationLimits } from './platform/config.ts';
 import type { Orm } from './platform/db/orm.ts';
 import type { EventStreams } from './subscriptions/event-subscription.service.ts';
 import { createContextFactory, type GraphQLContext } from './platform/graphql/context.ts';
+import { verifyAgentCredential } from './domain/agents/agent-credential.service.ts';
+import type { AgentActivity } from './events/agent-activity.ts';
 import { maskError, useRequestErrorCodes, useRequestParseErrors, withoutHttpExtension } from './platform/graphql/errors.ts';
 import { useOperationLimits } from './platform/graphql/operation-limits.ts';
 import { createPersistedDocuments, type PersistedDocuments } from './platform/graphql/persisted-documents.ts';
@@ -80,6 +82,11 @@ export interface ServerDeps {
   graphiql?: GraphiQLOptions;
   /** APQ or trusted documents (`GRAPHQL_PERSISTED_DOCUMENTS`); any document runs when absent. */
   persistedDocuments?: PersistedDocuments;
+  /**
+   * Where external agent runtimes' reply deltas go (`postAgentReplyDelta`): the bus's transient
+   * activity channel. Absent: deltas are accepted and reach nobody.
+   */
+  publishActivity?: (activity: AgentActivity) => void;
 }
 
 export interface RunningServer {
@@ -95,7 +102,14 @@ export interface RunningServer {
  */
 export function buildServer(deps: ServerDeps) {
   const metrics = deps.metrics ?? createMetrics({ logger: deps.logger });
-  const createContext = createContextFactory({ orm: deps.orm, tokens: deps.tokens, events: deps.events, metrics });
+  const createContext = createContextFactory({
+    orm: deps.orm,
+    tokens: deps.tokens,
+    events: deps.events,
+    metrics,
+    verifyAgentCredential,
+    publishActivity: deps.publishActivity ?? (() => {}),
+  });
   const health = deps.health ?? createHealthChecks({ orm: deps.orm, timeoutMs: 2_000, logger: deps.logger });
   const userLimits = deps.userLimits ?? NO_LIMITS;
   const wsLimits = createWsLimits(userLimits.options);

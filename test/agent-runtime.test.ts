@@ -9,6 +9,8 @@ import { createMemoryBus } from '../src/bus/event-bus.ts';
 import type { AgentActivity } from '../src/events/agent-activity.ts';
 import { sendMessage } from '../src/domain/chat/chat.service.ts';
 import { createOrm, forkEm } from '../src/platform/db/orm.ts';
+import { fillReplyJobs } from '../src/agents-runtime/agent-runtime.sql.ts';
+import { dbOf } from '../src/platform/db/database.ts';
 import { agentFixture, FAST_RUNTIME, say, testRuntime } from './support/agents.ts';
 import { useTestDatabase } from './support/app.ts';
 import { until } from './support/until.ts';
@@ -91,6 +93,24 @@ describe('agent runtime', () => {
     await until(async () => (await answersTo(f.sessionId, sent.message.id)).length === 1);
     const bodies = (await messagesOf(f.sessionId)).map((m) => m.body);
     expect(bodies).toEqual(['committed late', echoReplyText('Echo', 'committed late')]);
+  });
+
+  it('leaves an EXTERNAL agent to its own runtime, also for jobs filled before the agent became external', async () => {
+    const f = await agentFixture(dbh.orm);
+    // A job filled while the agent was still echo...
+    const early = await say(dbh.orm, f.owner, f.sessionId, 'before the switch');
+    await until(async () => {
+      await forkEm(dbh.orm).transactional((tx) => fillReplyJobs(dbOf(tx), 100));
+      return (await dbh.client.query('select 1 from agent_reply_job where reply_to_message_id = $1', [early.message.id])).rowCount === 1;
+    });
+    // ...then the agent is made external, and another message comes.
+    await dbh.client.query(`update agent set kind = 'external' where id = $1`, [f.agentId]);
+    const late = await say(dbh.orm, f.owner, f.sessionId, 'after the switch');
+    start(testRuntime(dbh.orm));
+    await until(async () => (await dbh.client.query(`select status from agent_reply_job where reply_to_message_id = $1`, [early.message.id])).rows[0]?.status === 'done');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect((await messagesOf(f.sessionId)).map((m) => m.role)).toEqual(['user', 'user']);
+    expect((await dbh.client.query('select 1 from agent_reply_job where reply_to_message_id = $1', [late.message.id])).rowCount).toBe(0);
   });
 
   it('gives a user with no active agent no reply', async () => {

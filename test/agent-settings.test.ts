@@ -28,6 +28,8 @@ describe('agent kinds and settings', () => {
     [{ kind: 'ECHO', settings: { model: 'm' } }, 'settings.model'],
     [{ settings: { wordDelayMs: 99_999 } }, 'settings.wordDelayMs'],
     [{ settings: { instructions: 'x'.repeat(8_001) } }, 'settings.instructions'],
+    [{ kind: 'EXTERNAL', settings: { model: 'm' } }, 'settings.model'],
+    [{ kind: 'EXTERNAL', settings: { wordDelayMs: 10 } }, 'settings.wordDelayMs'],
   ])('refuses invalid settings %j with BAD_USER_INPUT naming %s', async (fields, field) => {
     const result = await t.gql(CREATE, { input: { projectId, name: `Bad ${Math.random()}`, ...fields } }, { as: 'owner' });
     expect(result.status).toBe(200);

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { verifyAgentCredential } from '../src/domain/agents/agent-credential.service.ts';
 import { execute, parse, printSchema } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTokenService } from '../src/platform/auth/token.ts';
@@ -45,7 +46,7 @@ describe('DataLoader batching', () => {
 
     const tokens = createTokenService({ secret: 'x'.repeat(32), issuer: 'test' });
     const events = createEventStreams({ orm, bus: createMemoryBus(), options: { bufferSize: 10, authRecheckMs: 0, keepAliveMs: 0 } });
-    const contextValue = await createContextFactory({ orm, tokens, events, metrics: createMetrics() })(`Bearer ${await tokens.sign('alice')}`, createLogger({ level: 'silent', pretty: false }));
+    const contextValue = await createContextFactory({ orm, tokens, events, metrics: createMetrics(), verifyAgentCredential, publishActivity: () => {} })(`Bearer ${await tokens.sign('alice')}`, createLogger({ level: 'silent', pretty: false }));
     queries = [];
     const result = await execute({
       schema,

@@ -28,7 +28,7 @@ export interface ReplyJobRow {
  * rolled-back message leaves no event, hence no job. The job is keyed by the message it answers
  * (`on conflict do nothing`), so two runtimes filling the same range at once, or a range filled
  * twice, give one job. The agent is the one active in the author's worker space at this moment;
- * a user with none gets no job. At most about `batchSize` events are read per call.
+ * a user with none, or with an `external` agent, gets no job. At most about `batchSize` events are read per call.
  */
 export async function fillReplyJobs(db: Db, batchSize: number): Promise<{ jobs: number; more: boolean }> {
   const { rows } = await sql<{ jobs: string; more: boolean }>`
@@ -57,6 +57,8 @@ export async function fillReplyJobs(db: Db, batchSize: number): Promise<{ jobs: 
       cross join batch_end
       join message m on m.id = (e.payload->>'messageId')::uuid
       join worker_space ws on ws.project_id = e.project_id and ws.user_id = e.user_id and ws.active_agent_id is not null
+      -- An external agent's replies come from its own runtime (agentInbox / postAgentReply).
+      join agent a on a.id = ws.active_agent_id and a.kind <> 'external'
       where e.transaction_id >= state.transaction_id and e.transaction_id < batch_end.xid
         and e.event_type = 'message_created' and e.payload->>'role' = 'user'
       on conflict (reply_to_message_id) do nothing

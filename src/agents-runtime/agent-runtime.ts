@@ -2,7 +2,7 @@ import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import { randomUUID } from 'node:crypto';
 import type { EventBus } from '../bus/event-bus.ts';
 import { AgentSchema } from '../domain/agents/agent.entity.ts';
-import type { AgentKind } from '../domain/agents/agent-settings.ts';
+import type { RuntimeAgentKind } from '../domain/agents/agent-settings.ts';
 import { recordAgentMessage, recordSystemNotice } from '../domain/chat/chat.service.ts';
 import { MessageSchema } from '../domain/chat/message.entity.ts';
 import { MAX_MESSAGE_BODY_LENGTH } from '../domain/chat/chat.service.ts';
@@ -33,7 +33,7 @@ export interface AgentRuntimeDeps {
   logger: Logger;
   options: AgentRuntimeOptions;
   /** The adapter of each kind of agent. */
-  adapters: Record<AgentKind, AgentAdapter>;
+  adapters: Record<RuntimeAgentKind, AgentAdapter>;
   metrics?: ReturnType<typeof createAgentRuntimeMetrics>;
   /** Times polling, heartbeats and backoff; default: the real clock. */
   clock?: Clock;
@@ -185,6 +185,11 @@ export class AgentRuntime {
       return;
     }
     const agentName = agent.name;
+    if (agent.kind === 'external') {
+      // Made external after this job was filled: its own runtime answers (agentInbox), not this one.
+      await markJobFinished(dbOf(em), id, 'done');
+      return;
+    }
 
     if (job.attempts > options.maxAttempts) {
       // Attempts are counted at claim: a reply that crashed its process every time ends here.
@@ -198,7 +203,7 @@ export class AgentRuntime {
     try {
       const messages = await this.#conversation(job, agent.settings.instructions);
       bus.publishActivity({ kind: 'agent_reply_started', projectId: job.project_id, sessionId: job.session_id, replyTo: id, agentId: agent.id, at: new Date().toISOString() });
-      const adapter = this.#deps.adapters[agent.kind as AgentKind];
+      const adapter = this.#deps.adapters[agent.kind as RuntimeAgentKind];
       let index = 0;
       for await (const piece of adapter.reply({ agent: { id: agent.id, name: agentName, kind: agent.kind, settings: agent.settings }, messages, signal: attemptSignal })) {
         if (attemptSignal.aborted) break;

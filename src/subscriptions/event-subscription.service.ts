@@ -11,7 +11,10 @@ import { requireId } from '../platform/validation.ts';
 import type { DomainEvent } from '../events/domain-event.ts';
 import { eventsAfter, newestPosition, positionOfEvent, type EventStreamScope } from '../events/event-log.repository.ts';
 import { withAgentActivity } from './agent-activity-stream.ts';
-import { orderedEventStream, type OrderedStreamSource, type StreamEnd } from './event-stream.ts';
+import { orderedEventStream, StreamEnd, type OrderedStreamSource } from './event-stream.ts';
+import type { AgentPrincipal } from '../platform/auth/agent-principal.ts';
+import { requireActiveCredential } from '../domain/agents/agent-credential.service.ts';
+import { isAddressedTo } from '../domain/agents/agent-credential.repository.ts';
 
 export interface ResumePoint {
   /** The last eventId the client received. */
@@ -85,7 +88,16 @@ export function createEventStreams(deps: EventStreamsDeps) {
     return null;
   }
 
-  async function open(viewer: Viewer, stream: StreamShape, resume: ResumePoint): Promise<AsyncIterableIterator<DomainEvent | StreamEnd>> {
+  function open(viewer: Viewer, stream: StreamShape, resume: ResumePoint): Promise<AsyncIterableIterator<DomainEvent | StreamEnd>> {
+    return openStream(stream, resume, authorizer(viewer, stream.projectId), viewer.tokenExpiresAt);
+  }
+
+  async function openStream(
+    stream: StreamShape,
+    resume: ResumePoint,
+    authorize: (event: DomainEvent | null) => Promise<void>,
+    endAt: Date | null,
+  ): Promise<AsyncIterableIterator<DomainEvent | StreamEnd>> {
     const startAfter = await resolveStart(resume, stream);
     const source: OrderedStreamSource = {
       async subscribeLive(listener, missedSome) {
@@ -105,19 +117,53 @@ export function createEventStreams(deps: EventStreamsDeps) {
       positionOf: stream.positionOf,
       loadAfter: (position, limit) => eventsAfter(db(), stream, position, limit),
       currentPosition: () => currentPosition(stream),
-      authorize: authorizer(viewer, stream.projectId),
+      authorize,
     };
     return orderedEventStream(source, {
       startAfter,
       bufferSize: deps.options.bufferSize,
-      endAt: viewer.tokenExpiresAt,
+      endAt,
       clock,
       ...(deps.onDelivered ? { onDelivered: deps.onDelivered } : {}),
       ...(deps.onEnd ? { onEnd: deps.onEnd } : {}),
     });
   }
 
+  /** The credential is re-checked on an event at most every `authRecheckMs`, as a user's membership is. */
+  function agentAuthorizer(agent: AgentPrincipal) {
+    let checkedAt = clock.now();
+    return async (_event: DomainEvent | null) => {
+      if (clock.now() - checkedAt < deps.options.authRecheckMs) return;
+      await requireActiveCredential(forkEm(deps.orm), agent.credentialId);
+      checkedAt = clock.now();
+    };
+  }
+
   return {
+    /**
+     * The user messages addressed to an agent, for its external runtime: the project's committed
+     * events in `projectSequence` order (replay after a position, then live, no gaps), of which
+     * only user `message_created` events whose author has this agent active and that nobody has
+     * answered yet are handed on (agent-credential.repository.ts#isAddressedTo).
+     */
+    async agentInbox(agent: AgentPrincipal, resume: ResumePoint) {
+      const authorize = agentAuthorizer(agent);
+      const ordered = await openStream({
+        id: agent.projectId,
+        projectId: agent.projectId,
+        scope: 'project_id',
+        position: 'project_sequence',
+        counterTable: 'project',
+        accepts: () => true,
+        positionOf: (event) => event.projectSequence,
+      }, resume, authorize, null);
+      return onlyAddressed(ordered, (event) =>
+        event.type === 'message_created' && event.payload.role === 'user'
+          ? isAddressedTo(db(), { messageId: event.payload.messageId, projectId: event.projectId, authorUserId: event.userId, agentId: agent.agentId })
+          : false,
+      );
+    },
+
     /**
      * Events of one chat session, in session `sequence` order; with `agentActivity`, the agents'
      * transient reply activity slipped in between them (agent-activity-stream.ts).
@@ -163,3 +209,33 @@ export function createEventStreams(deps: EventStreamsDeps) {
 }
 
 export type EventStreams = ReturnType<typeof createEventStreams>;
+
+/**
+ * The items of `ordered` that `keep` accepts, and its end. Filtering after the ordered stream
+ * (not in its `accepts`) keeps its gapless positions intact: skipped events still advance it.
+ */
+function onlyAddressed(
+  ordered: AsyncIterableIterator<DomainEvent | StreamEnd>,
+  keep: (event: DomainEvent) => boolean | Promise<boolean>,
+): AsyncIterableIterator<DomainEvent | StreamEnd> {
+  const iterator: AsyncIterableIterator<DomainEvent | StreamEnd> = {
+    async next() {
+      for (;;) {
+        const result = await ordered.next();
+        if (result.done || result.value instanceof StreamEnd || (await keep(result.value))) return result;
+      }
+    },
+    async return() {
+      await ordered.return?.();
+      return { done: true, value: undefined };
+    },
+    async throw(error?: unknown) {
+      await ordered.return?.();
+      throw error;
+    },
+    [Symbol.asyncIterator]() {
+      return iterator;
+    },
+  };
+  return iterator;
+}

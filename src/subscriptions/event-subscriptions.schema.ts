@@ -1,5 +1,6 @@
 import { SpanKind } from '@opentelemetry/api';
-import type { DomainEvent } from '../events/domain-event.ts';
+import type { DomainEvent, MessageCreatedEvent } from '../events/domain-event.ts';
+import { AgentInboxMessageRef } from '../domain/agents/agent-credential.schema.ts';
 import type { AgentActivityItem } from '../events/agent-activity.ts';
 import { ChatEventItemRef, ChatEventRef } from '../domain/chat/chat-event.schema.ts';
 import { builder } from '../platform/graphql/builder.ts';
@@ -53,6 +54,14 @@ builder.subscriptionFields((t) => ({
     },
     subscribe: (_root, args, ctx) => ctx.events.session(ctx.viewer(), args.sessionId, args),
     resolve: (item, _args, ctx) => deliver('sessionEvents', item as DomainEvent | AgentActivityItem | StreamEnd, ctx),
+  }),
+  agentInbox: t.field({
+    type: AgentInboxMessageRef,
+    description:
+      'Agent credentials only: the committed user messages of its project addressed to the agent (the author has it active) and not answered yet, in commit order. Resume with `after` (the last eventId received) or `afterSequence` (a projectSequence) to miss nothing across reconnects; without either: live messages only (docs/agents.md#external-agent-runtimes).',
+    args: { ...resumeArgs },
+    subscribe: (_root, args, ctx) => ctx.events.agentInbox(ctx.agent(), args),
+    resolve: (item, _args, ctx) => deliver('agentInbox', item as DomainEvent | StreamEnd, ctx) as MessageCreatedEvent,
   }),
   projectEvents: t.field({
     type: ChatEventRef,

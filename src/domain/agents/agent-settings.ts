@@ -5,8 +5,15 @@ import { badInput } from '../../platform/errors.ts';
  * kind; the settings are stored on the agent as JSON and validated here, once, on every write, so
  * the runtime can trust what it reads back.
  */
-export const AGENT_KINDS = ['echo', 'openai-compatible'] as const;
+export const AGENT_KINDS = ['echo', 'openai-compatible', 'external'] as const;
 export type AgentKind = (typeof AGENT_KINDS)[number];
+
+/**
+ * The kinds the in-process runtime answers for. An `external` agent is answered by a runtime
+ * outside the server, through an agent credential (docs/agents.md#external-agent-runtimes); the
+ * in-process runtime makes no reply jobs for it, so a message never gets both.
+ */
+export type RuntimeAgentKind = Exclude<AgentKind, 'external'>;
 
 export interface AgentSettings {
   /** Instructions put before the conversation (a system prompt). */
@@ -51,6 +58,10 @@ export function validateAgentSettings(kind: AgentKind, input: Record<string, unk
       settings.maxTokens = raw.maxTokens as number;
     }
     if (raw.wordDelayMs != null) throw badInput(field('wordDelayMs'), 'wordDelayMs is a setting of echo agents only');
+  } else if (kind === 'external') {
+    for (const name of ['model', 'temperature', 'maxTokens', 'wordDelayMs'] as const) {
+      if (raw[name] != null) throw badInput(field(name), `${name} is not a setting of external agents: their runtime has its own`);
+    }
   } else {
     for (const name of ['model', 'temperature', 'maxTokens'] as const) {
       if (raw[name] != null) throw badInput(field(name), `${name} is a setting of openai-compatible agents only`);

@@ -11,6 +11,7 @@ const AgentKindEnum = builder.enumType('AgentKind', {
   values: {
     ECHO: { value: 'echo', description: 'Built in, no network: repeats the message, streamed word by word. The default.' },
     OPENAI_COMPATIBLE: { value: 'openai-compatible', description: 'Streams chat completions from the OpenAI-compatible server the deployment configures (AGENT_OPENAI_BASE_URL).' },
+    EXTERNAL: { value: 'external', description: 'Answered by a runtime outside the server, with an agent credential (agentInbox, postAgentReply); the built-in runtime never answers for it.' },
   } as const,
 });
 

@@ -98,6 +98,17 @@ export interface AnalyticsRollupStateTable {
   updated_at: GeneratedTimestamp;
 }
 
+export interface AgentCredentialTable {
+  id: string;
+  agent_id: string;
+  project_id: string;
+  secret_hash: Buffer;
+  created_by_user_id: string;
+  created_at: GeneratedTimestamp;
+  last_used_at: Timestamp | null;
+  revoked_at: Timestamp | null;
+}
+
 export interface Database {
   project: ProjectTable;
   project_member: ProjectMemberTable;
@@ -107,6 +118,7 @@ export interface Database {
   analytics_counts_by_hour: AnalyticsCountsByHourTable;
   analytics_counts_by_day: AnalyticsCountsByDayTable;
   analytics_rollup_state: AnalyticsRollupStateTable;
+  agent_credential: AgentCredentialTable;
 }
 
 /** The one query builder type for hand-written SQL. */

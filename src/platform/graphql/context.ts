@@ -1,4 +1,6 @@
+import { isAgentCredential, type AgentCredentialVerifier, type AgentPrincipal } from '../auth/agent-principal.ts';
 import { bearerToken, type TokenService, type Viewer } from '../auth/token.ts';
+import type { AgentActivity } from '../../events/agent-activity.ts';
 import { forkEm, type Em, type Orm } from '../db/orm.ts';
 import { DomainError, unauthenticated } from '../errors.ts';
 import type { EventStreams } from '../../subscriptions/event-subscription.service.ts';
@@ -10,8 +12,18 @@ export interface GraphQLContext {
   /** This operation's own EntityManager fork (renewed per delivered event in subscriptions). */
   em: Em;
   loaders: Loaders;
-  /** The authenticated user, or UNAUTHENTICATED. Resolvers that need a user call it. */
+  /**
+   * The authenticated user, or UNAUTHENTICATED. Resolvers that need a user call it. An agent
+   * credential is not a user: this throws for it too, so every user field refuses agents.
+   */
   viewer(): Viewer;
+  /**
+   * The agent an agent credential authenticates, or UNAUTHENTICATED (a user token included): only
+   * the fields for external agent runtimes call it (docs/agents.md#external-agent-runtimes).
+   */
+  agent(): AgentPrincipal;
+  /** Hands an external runtime's transient reply activity to the bus; it is never stored. */
+  publishActivity(activity: AgentActivity): void;
   /** Opens subscription streams; it cannot publish. */
   events: EventStreams;
   /**
@@ -26,11 +38,27 @@ export interface GraphQLContext {
   log: Logger;
 }
 
+/** The principal's id for per-caller limits: the user, or `agent:<id>` for an agent credential. */
+export function principalIdOf(context: GraphQLContext): string | null {
+  for (const who of [() => context.viewer().userId, () => `agent:${context.agent().agentId}`]) {
+    try {
+      return who();
+    } catch {
+      // not this kind of principal
+    }
+  }
+  return null;
+}
+
 export interface ContextDeps {
   orm: Orm;
   tokens: TokenService;
   events: EventStreams;
   metrics: Metrics;
+  /** Checks agent credentials (`agc_…` bearer tokens). */
+  verifyAgentCredential: (em: Em, secret: string) => Promise<AgentPrincipal>;
+  /** Where external runtimes' reply activity goes (the bus's activity channel). */
+  publishActivity(activity: AgentActivity): void;
 }
 
 /**
@@ -41,15 +69,18 @@ export interface ContextDeps {
 export function createContextFactory(deps: ContextDeps) {
   return async (authorization: string | null | undefined, log: Logger): Promise<GraphQLContext> => {
     let viewer: Viewer | null = null;
+    let agent: AgentPrincipal | null = null;
     let authError: DomainError | null = null;
+    const em = forkEm(deps.orm);
     try {
       const token = bearerToken(authorization);
-      if (token) viewer = await deps.tokens.verify(token);
+      // Told apart by prefix, so a JWT is never tried as a credential nor the other way round.
+      if (token && isAgentCredential(token)) agent = await deps.verifyAgentCredential(em, token);
+      else if (token) viewer = await deps.tokens.verify(token);
     } catch (error) {
       if (!(error instanceof DomainError)) throw error;
       authError = error;
     }
-    const em = forkEm(deps.orm);
     const context: GraphQLContext = {
       em,
       loaders: createLoaders(em),
@@ -58,8 +89,15 @@ export function createContextFactory(deps: ContextDeps) {
       log,
       viewer() {
         if (viewer) return viewer;
+        if (agent) throw unauthenticated('An agent credential can only be used by external agent runtimes (agentInbox, postAgentReply); this field needs a user token');
         throw authError ?? unauthenticated();
       },
+      agent() {
+        if (agent) return agent;
+        if (viewer) throw unauthenticated('This field is for external agent runtimes: it needs an agent credential, not a user token');
+        throw authError ?? unauthenticated('An agent credential is required');
+      },
+      publishActivity: deps.publishActivity,
       renew() {
         context.em = forkEm(deps.orm);
         context.loaders = createLoaders(context.em);

@@ -1,6 +1,6 @@
 import { getOperationAST } from 'graphql';
 import { isAsyncIterable, type Plugin } from 'graphql-yoga';
-import type { GraphQLContext } from '../graphql/context.ts';
+import { principalIdOf, type GraphQLContext } from '../graphql/context.ts';
 import { rootFieldCount } from '../graphql/root-fields.ts';
 import { rateLimitedError, tooManySubscriptionsError } from './limit.errors.ts';
 import type { RateLimits } from './rate-limiter.ts';
@@ -106,10 +106,7 @@ export function useUserLimits(options: UserLimitsOptions): Plugin {
 
 /** The authenticated user of an operation's context, or null. */
 export function viewerIdOf(context: unknown): string | null {
-  try {
-    return (context as GraphQLContext).viewer().userId;
-  } catch {
-    return null;
-  }
+  // An agent credential draws on budgets of its own (`agent:<id>`), like a user.
+  return principalIdOf(context as GraphQLContext);
 }
 
