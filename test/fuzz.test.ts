@@ -1,7 +1,6 @@
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestApp, type TestApp } from './support/app.ts';
-import { connect } from './support/database.ts';
+import { startTestAppWithClient, type TestApp } from './support/app.ts';
 import { createProjectFixture, SEND_MESSAGE, SWITCH_AGENT } from './support/fixtures.ts';
 
 /**
@@ -22,14 +21,12 @@ let fixture: Awaited<ReturnType<typeof createProjectFixture>>;
 let intruderToken: string;
 
 beforeAll(async () => {
-  t = await startTestApp();
-  db = await connect(t.db.url);
+  ({ t, db } = await startTestAppWithClient());
   fixture = await createProjectFixture(t, 'alice');
   // Mutations come from a user who is no member of the project, so even a well-formed one must be refused.
   intruderToken = await t.token('mallory');
 });
 afterAll(async () => {
-  await db?.end();
   await t?.stop();
 });
 

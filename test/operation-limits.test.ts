@@ -1,7 +1,7 @@
 import { request as httpRequest } from 'node:http';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { errorCode, startTestApp, type GqlResult, type TestApp } from './support/app.ts';
+import { errorCode, startTestApp, startTestAppWithClient, type GqlResult, type TestApp } from './support/app.ts';
 import { connect } from './support/database.ts';
 import { createProjectFixture, SEND_MESSAGE } from './support/fixtures.ts';
 import { TestSubscriber } from './support/subscriber.ts';
@@ -12,13 +12,11 @@ let fixture: Awaited<ReturnType<typeof createProjectFixture>>;
 let token: string;
 
 beforeAll(async () => {
-  t = await startTestApp();
-  db = await connect(t.db.url);
+  ({ t, db } = await startTestAppWithClient());
   fixture = await createProjectFixture(t, 'alice');
   token = await t.token('alice');
 });
 afterAll(async () => {
-  await db?.end();
   await t?.stop();
 });
 
