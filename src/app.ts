@@ -199,6 +199,7 @@ export async function startApp(config: AppConfig, logger: Logger, overrides: App
       cors: config.cors,
       keepAliveMs: config.subscriptions.keepAliveMs,
       limits: config.operationLimits,
+      writeTimeoutMs: config.subscriptions.writeTimeoutMs,
       userLimits: { rates, options: config.abuse },
       graphiql,
       persistedDocuments,

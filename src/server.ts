@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { GraphQLError, type DocumentNode, type execute, type ExecutionArgs, type GraphQLSchema, type subscribe } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
@@ -26,7 +26,9 @@ import { useOperationObservability } from './platform/observability/graphql-oper
 import { useOperationTracing } from './platform/observability/graphql-tracing.plugin.ts';
 import { graphqlWsMetricsHooks } from './platform/observability/graphql-ws.metrics.ts';
 import { createHttpHandler } from './platform/observability/http-handler.ts';
-import { createMetrics, type Metrics } from './platform/observability/metrics.ts';
+import { createMetrics, type Metrics, type SubscriptionTransport } from './platform/observability/metrics.ts';
+import { createWriteDeadline } from './platform/http/write-deadline.ts';
+import { systemClock } from './platform/clock.ts';
 import { createOpsEndpoints } from './platform/observability/ops-endpoints.ts';
 import { requestRecordFor } from './platform/observability/request-context.ts';
 import { yogaLogging } from './platform/observability/yoga-logging.ts';
@@ -68,6 +70,8 @@ export interface ServerDeps {
   keepAliveMs: number;
   /** What one operation and one request body may ask of the server. */
   limits: OperationLimits;
+  /** Cut a subscriber connection whose output has not drained for this long (ms; 0 or absent: never). */
+  writeTimeoutMs?: number;
   /** Instruments the server records into (a fresh registry when absent). */
   metrics?: Metrics;
   /** Serve them at GET /metrics (`METRICS_ENABLED`, default true). */
@@ -159,8 +163,26 @@ export function buildServer(deps: ServerDeps) {
   });
 
   const ops = createOpsEndpoints({ metrics: deps.serveMetrics === false ? null : metrics, health, logger: deps.logger });
-  const httpServer: Server = createServer(createHttpHandler({ logger: deps.logger, ops, next: yoga }));
+  const writeDeadline = createWriteDeadline({
+    timeoutMs: deps.writeTimeoutMs ?? 0,
+    clock: systemClock,
+    onCut: (transport) => {
+      metrics.subscriptions.recordConnectionCut(transport as SubscriptionTransport);
+      deps.logger.warn({ transport, timeoutMs: deps.writeTimeoutMs }, 'subscriber connection cut: its output did not drain');
+    },
+  });
+  // SSE responses stream until the client leaves: they are the HTTP requests with a write deadline.
+  const graphqlOverHttp = (req: IncomingMessage, res: ServerResponse) => {
+    if (req.headers.accept?.includes('text/event-stream')) {
+      res.once('close', writeDeadline.watch({ buffered: () => res.writableLength, cut: () => res.destroy() }, 'sse'));
+    }
+    return yoga(req, res);
+  };
+  const httpServer: Server = createServer(createHttpHandler({ logger: deps.logger, ops, next: graphqlOverHttp }));
   const wsServer = new WebSocketServer({ server: httpServer, path: GRAPHQL_PATH, ...wsLimits.serverOptions });
+  wsServer.on('connection', (socket) => {
+    socket.once('close', writeDeadline.watch({ buffered: () => socket.bufferedAmount, cut: () => socket.terminate() }, 'ws'));
+  });
   const wsMetrics = graphqlWsMetricsHooks(metrics);
   const wsDisposable = useServer(
     {
@@ -240,6 +262,7 @@ export function buildServer(deps: ServerDeps) {
     },
     /** Closes sockets (clients are told the server is going away) and stops accepting requests. */
     async stop(): Promise<void> {
+      writeDeadline.stop();
       for (const client of wsServer.clients) client.close(GOING_AWAY, 'Server shutting down');
       await wsDisposable.dispose();
       await new Promise<void>((resolve) => wsServer.close(() => resolve()));

@@ -45,7 +45,7 @@ describe('DataLoader batching', () => {
     for (let i = 0; i < messageCount; i++) await sendMessage(forkEm(orm), authors[i % 3]!, { sessionId: session.id, body: `m${i}` });
 
     const tokens = createTokenService({ secret: 'x'.repeat(32), issuer: 'test' });
-    const events = createEventStreams({ orm, bus: createMemoryBus(), options: { bufferSize: 10, authRecheckMs: 0, keepAliveMs: 0 } });
+    const events = createEventStreams({ orm, bus: createMemoryBus(), options: { bufferSize: 10, authRecheckMs: 0, keepAliveMs: 0, writeTimeoutMs: 0 } });
     const contextValue = await createContextFactory({ orm, tokens, events, metrics: createMetrics(), verifyAgentCredential, publishActivity: () => {} })(`Bearer ${await tokens.sign('alice')}`, createLogger({ level: 'silent', pretty: false }));
     queries = [];
     const result = await execute({

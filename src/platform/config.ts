@@ -468,6 +468,13 @@ export const SETTINGS = {
       max: 3_600_000,
       doc: "re-check a subscriber's project membership on an event when the last check is older than this; `0` checks on every event. The token's expiry is checked on every event regardless",
     }),
+    writeTimeoutMs: integer({
+      env: 'SUBSCRIPTION_WRITE_TIMEOUT_MS',
+      default: 15_000,
+      min: 0,
+      max: 3_600_000,
+      doc: 'a graphql-ws socket or SSE response whose queued output neither drains nor shrinks for this long is cut (its peer stopped reading, or the connection is half-open); the client resumes with `after`. `0` turns it off',
+    }),
     keepAliveMs: integer({
       env: 'WS_KEEPALIVE_MS',
       default: 12_000,

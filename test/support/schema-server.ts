@@ -65,7 +65,7 @@ export async function startSchemaServer(logger: Logger): Promise<SchemaServer> {
   const db = await createTestDatabase();
   const orm = await createOrm({ kind: 'postgresql', url: db.url });
   const tokens = createTokenService({ secret: 'x'.repeat(32), issuer: 'test' });
-  const events = createEventStreams({ orm, bus: createMemoryBus(), options: { bufferSize: 100, authRecheckMs: 0, keepAliveMs: 0 } });
+  const events = createEventStreams({ orm, bus: createMemoryBus(), options: { bufferSize: 100, authRecheckMs: 0, keepAliveMs: 0, writeTimeoutMs: 0 } });
   const server = buildServer({ orm, schema: plumbingSchema, tokens, events, logger, metrics: createMetrics(), keepAliveMs: 0, limits: loadConfig({}).operationLimits });
   const running = await server.start(0, '127.0.0.1');
   return {

@@ -106,8 +106,11 @@ export interface SubscriptionMetrics {
   readonly eventsDelivered: Counter<'event_type'>;
   /** `subscriptions_ended_slow_consumer_total`: subscriptions ended because their buffer overflowed. */
   readonly endedSlowConsumer: Counter;
+  /** `subscriber_connections_cut_total{transport}`: connections cut by the write deadline (their peer stopped reading). */
+  readonly connectionsCut: Counter<'transport'>;
   recordDelivered(eventType: EventType, count?: number): void;
   recordEndedSlowConsumer(): void;
+  recordConnectionCut(transport: SubscriptionTransport): void;
 }
 
 export interface GraphqlMetrics {
@@ -325,6 +328,13 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     help: 'Subscriptions ended because the client did not keep up and its buffer overflowed.',
     registers,
   });
+  const connectionsCut = new Counter({
+    name: 'subscriber_connections_cut_total',
+    help: 'Subscriber connections (ws, sse) cut because what they had queued neither drained nor shrank within SUBSCRIPTION_WRITE_TIMEOUT_MS.',
+    labelNames: ['transport'] as const,
+    registers,
+  });
+  for (const transport of SUBSCRIPTION_TRANSPORTS) connectionsCut.inc({ transport }, 0);
   for (const transport of SUBSCRIPTION_TRANSPORTS) activeSubscriptions.set({ transport }, 0);
   for (const eventType of EVENT_TYPES) eventsDelivered.inc({ event_type: eventType }, 0);
 
@@ -378,6 +388,10 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       active: activeSubscriptions,
       eventsDelivered,
       endedSlowConsumer,
+      connectionsCut,
+      recordConnectionCut(transport) {
+        connectionsCut.inc({ transport });
+      },
       recordDelivered(eventType, count = 1) {
         eventsDelivered.inc({ event_type: eventType }, count);
       },
