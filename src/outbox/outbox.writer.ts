@@ -59,8 +59,6 @@ export async function recordEvent(em: Em, event: NewDomainEvent): Promise<IOutbo
     userId: event.userId,
     sessionId: event.sessionId,
     payload: event.payload,
-    status: 'pending',
-    attempts: 0,
     // The writing request's trace, which the publisher and the deliveries continue.
     traceContext: currentTraceCarrier(),
   });
