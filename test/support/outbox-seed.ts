@@ -63,13 +63,11 @@ export async function insertEvents(db: pg.Client, events: readonly SeedEvent[]):
     else if (!state.head || seed.sequence < state.head.sequence) state.head = seed;
     states.set(seed.event.aggregate.id, state);
   }
-  for (const [aggregateId, state] of states) {
+  const positions = [...states].map(([aggregateId, state]) => {
     if (state.head && state.head.sequence !== state.deliveredThrough + 1) throw new Error('seed: only the event after the published ones can be failed or retried');
-    await setDeliveryState(db, aggregateId, {
-      deliveredThrough: state.deliveredThrough,
-      ...(state.head ? { attempts: state.head.attempts ?? 0, lastError: state.head.lastError ?? null, failed: state.head.status === 'failed' } : {}),
-    });
-  }
+    return { aggregateId, deliveredThrough: state.deliveredThrough, attempts: state.head?.attempts ?? 0, lastError: state.head?.lastError ?? null, failed: state.head?.status === 'failed' };
+  });
+  for (let start = 0; start < positions.length; start += CHUNK) await setDeliveryStates(db, positions.slice(start, start + CHUNK));
   return ids;
 }
 
@@ -78,21 +76,40 @@ export async function insertEvents(db: pg.Client, events: readonly SeedEvent[]):
  * left them: events up to `deliveredThrough` published, the next one failed or waiting with
  * `attempts` and `lastError`, the rest pending.
  */
-export async function setDeliveryState(
-  db: pg.Client,
-  aggregateId: string,
-  state: { deliveredThrough: number; attempts?: number; lastError?: string | null; failed?: boolean; retryInSeconds?: number },
-): Promise<void> {
+export async function setDeliveryState(db: pg.Client, aggregateId: string, state: DeliveryState): Promise<void> {
+  await setDeliveryStates(db, [{ aggregateId, ...state }]);
+}
+
+export interface DeliveryState {
+  deliveredThrough: number;
+  attempts?: number;
+  lastError?: string | null;
+  failed?: boolean;
+  retryInSeconds?: number;
+}
+
+export async function setDeliveryStates(db: pg.Client, states: readonly (DeliveryState & { aggregateId: string })[]): Promise<void> {
+  const rows = states.map((state) => ({
+    aggregate_id: state.aggregateId,
+    delivered_through: state.deliveredThrough,
+    attempts: state.attempts ?? 0,
+    last_error: state.lastError ?? null,
+    failed: state.failed ?? false,
+    retry_in_seconds: state.retryInSeconds ?? 0,
+  }));
   await db.query(
     `insert into outbox_delivery as d (aggregate_id, aggregate_type, project_id, written_through, delivered_through, attempts, last_error, failed_at, next_retry_at, delivered_at)
-     select aggregate_id, min(aggregate_type), (array_agg(project_id))[1], greatest(max(sequence), $2), $2, $3, $4, case when $5 then now() end,
-            now() + make_interval(secs => $6), case when $2 > 0 then now() end
-     from event_outbox where aggregate_id = $1 group by aggregate_id
+     select e.aggregate_id, min(e.aggregate_type), (array_agg(e.project_id))[1], greatest(max(e.sequence), min(s.delivered_through)), min(s.delivered_through),
+            min(s.attempts), min(s.last_error), case when bool_or(s.failed) then now() end,
+            now() + make_interval(secs => min(s.retry_in_seconds)), case when min(s.delivered_through) > 0 then now() end
+     from jsonb_to_recordset($1::jsonb) as s(aggregate_id uuid, delivered_through int, attempts int, last_error text, failed boolean, retry_in_seconds float8)
+     join event_outbox e on e.aggregate_id = s.aggregate_id
+     group by e.aggregate_id
      on conflict (aggregate_id) do update set written_through = greatest(d.written_through, excluded.written_through),
        delivered_through = excluded.delivered_through, attempts = excluded.attempts, last_error = excluded.last_error,
        failed_at = excluded.failed_at, next_retry_at = excluded.next_retry_at, delivered_at = excluded.delivered_at,
        claimed_until = null, claim_token = null, claimed_through = null`,
-    [aggregateId, state.deliveredThrough, state.attempts ?? 0, state.lastError ?? null, state.failed ?? false, state.retryInSeconds ?? 0],
+    [JSON.stringify(rows)],
   );
 }
 
@@ -102,7 +119,9 @@ export async function deliverAll(db: pg.Client, where = 'true', params: unknown[
     `select aggregate_id, max(sequence)::int as through from event_outbox where ${where} group by aggregate_id`,
     params,
   );
-  for (const row of rows) await setDeliveryState(db, row.aggregate_id, { deliveredThrough: row.through });
+  for (let start = 0; start < rows.length; start += CHUNK) {
+    await setDeliveryStates(db, rows.slice(start, start + CHUNK).map((row) => ({ aggregateId: row.aggregate_id, deliveredThrough: row.through })));
+  }
 }
 
 /** A user's message_created event in `sessionId`, as the write path records it. */
