@@ -43,24 +43,29 @@ export type ClaimedEventRow = Omit<EventRow, 'id'> & {
  *   only events that exist are returned; the run never skips a sequence number.
  */
 export const claimBatch = namedStatement<ClaimBatchParams, ClaimedEventRow>(`
-  with candidates as (
+  -- Materialized: computed once, whatever the planner believes about the table's size.
+  with candidates as materialized (
     select aggregate_id, next_retry_at, least(written_through - delivered_through, :limit::int) as undelivered
     from outbox_delivery
     where written_through > delivered_through and failed_at is null
       and next_retry_at <= now() and (claimed_until is null or claimed_until <= now())
     order by next_retry_at, aggregate_id
     limit :limit::int
-  ), chosen as (
+  ), chosen as materialized (
     select aggregate_id, least(undelivered, :limit::int - before) as share from (
       select *, coalesce(sum(undelivered) over (order by next_retry_at, aggregate_id rows between unbounded preceding and 1 preceding), 0) as before
       from candidates
     ) c
     where before < :limit::int
   ), locked as (
-    select d.aggregate_id, chosen.share from outbox_delivery d join chosen on chosen.aggregate_id = d.aggregate_id
-    where d.written_through > d.delivered_through and d.failed_at is null
-      and d.next_retry_at <= now() and (d.claimed_until is null or d.claimed_until <= now())
-    for update of d skip locked
+    -- Each chosen aggregate by its key, locked and re-checked on its latest version.
+    select d.aggregate_id, chosen.share from chosen
+    cross join lateral (
+      select d.aggregate_id from outbox_delivery d
+      where d.aggregate_id = chosen.aggregate_id and d.written_through > d.delivered_through and d.failed_at is null
+        and d.next_retry_at <= now() and (d.claimed_until is null or d.claimed_until <= now())
+      for update of d skip locked
+    ) d
   ), claimed as (
     update outbox_delivery d
     set attempts = d.attempts + 1,
