@@ -4,6 +4,7 @@ import type { AggregateType, EventRow, EventType } from '../events/domain-event.
 import type { OutboxStatus } from './outbox-event.entity.ts';
 import { claimBatch as claimBatchStatement, type ClaimedEventRow } from './sql/claim-batch.sql.ts';
 import { discoverEvents } from './sql/discover-events.sql.ts';
+import { ANALYZE_AFTER_REGISTERING, analyzeDelivery } from './sql/analyze-delivery.sql.ts';
 import { recordOutcome } from './sql/record-outcome.sql.ts';
 
 /**
@@ -48,7 +49,9 @@ export interface ClaimResult {
 /** Registers newly committed events with their aggregates (see discover-events.sql.ts); returns how many aggregates moved. */
 export async function discoverNewEvents(orm: Orm, prepared = true): Promise<number> {
   const rows = await runPrepared(orm, discoverEvents.bind({}), prepared);
-  return rows[0]?.registered ?? 0;
+  const registered = rows[0]?.registered ?? 0;
+  if (registered >= ANALYZE_AFTER_REGISTERING) await runPrepared(orm, analyzeDelivery.bind({}), false);
+  return registered;
 }
 
 /** Claims the next batch (see claim-batch.sql.ts). */
