@@ -93,6 +93,15 @@ export class Migration20261201130000_delivery_positions extends Migration {
     // Append-only now: no update needs room on the page.
     this.addSql('alter table event_outbox reset (fillfactor)');
 
+    // Retention: per stream (a project, or an aggregate), the newest position and created_at removed.
+    this.addSql(`
+      create table event_log_horizon (
+        stream_id uuid primary key,
+        stream varchar(16) not null check (stream in ('project', 'aggregate')),
+        expired_through integer not null check (expired_through > 0),
+        expired_until timestamptz not null
+      )`);
+
     this.addSql(`
       create view outbox_event_status as
       select e.id, e.event_type, e.aggregate_type, e.aggregate_id, e.sequence, e.project_sequence, e.project_id,
@@ -115,6 +124,7 @@ export class Migration20261201130000_delivery_positions extends Migration {
 
   override down(): void {
     this.addSql('drop view if exists outbox_event_status');
+    this.addSql('drop table if exists event_log_horizon');
     this.addSql(`
       alter table event_outbox
         add column status varchar(16) not null default 'pending' check (status in ('pending', 'published', 'failed')),

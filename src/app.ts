@@ -15,6 +15,7 @@ import type { Logger } from './platform/logger.ts';
 import { createMetrics } from './platform/observability/metrics.ts';
 import { createOutboxBacklogReader } from './outbox/outbox-backlog.ts';
 import { startOutboxRelay } from './outbox/outbox-relay.ts';
+import { createEventRetentionWorker } from './outbox/event-retention.worker.ts';
 import { createMemoryBus, createRedisBus, type EventBus } from './bus/event-bus.ts';
 import { buildServer, type RunningServer } from './server.ts';
 import { startAgentRuntime } from './agents-runtime/start-agent-runtime.ts';
@@ -106,6 +107,16 @@ export async function startApp(config: AppConfig, logger: Logger, overrides: App
       closers.push(() => analyticsRollup.stop());
     }
 
+    // Keeps the event log within EVENT_RETENTION_HOURS (0, the default: keeps everything).
+    const retention = createEventRetentionWorker({
+      orm,
+      logger: logger.child({ component: 'retention' }),
+      options: { retentionHours: config.eventRetentionHours, batchSize: config.eventRetentionBatchSize, intervalMs: config.eventRetentionIntervalMs },
+      ...(overrides.clock ? { clock: overrides.clock } : {}),
+    });
+    retention.start();
+    closers.push(() => retention.stop());
+
     // Active agents answer committed user messages (docs/agents.md).
     const agentRuntime = config.agents.enabled
       ? startAgentRuntime({ orm, bus, logger, config: config.agents, registry: metrics.registry, clock: overrides.clock })
@@ -163,6 +174,7 @@ export async function startApp(config: AppConfig, logger: Logger, overrides: App
       publisher,
       listener,
       analyticsRollup,
+      retention,
       agentRuntime,
       metrics,
       health,

@@ -39,6 +39,19 @@ export async function newestPosition(db: Db, stream: EventStreamScope): Promise<
   return row?.event_sequence ?? null;
 }
 
+/** What retention removed from a stream (a project or an aggregate): its newest position and time, or null when nothing was. */
+export interface ExpiredHorizon {
+  expiredThrough: number;
+  expiredUntil: Date;
+}
+
+export async function expiredHorizon(db: Db, streamId: string): Promise<ExpiredHorizon | null> {
+  const { rows } = await sql<{ expired_through: number; expired_until: Date | string }>`
+    select expired_through, expired_until from event_log_horizon where stream_id = ${streamId}`.execute(db);
+  const row = rows[0];
+  return row ? { expiredThrough: row.expired_through, expiredUntil: new Date(row.expired_until) } : null;
+}
+
 /** The position of event `eventId` in the stream, or null when it is not one of its events. */
 export async function positionOfEvent(db: Db, stream: EventStreamScope, eventId: string): Promise<number | null> {
   const { rows } = await sql<{ position: number }>`
