@@ -34,6 +34,7 @@ export function createEventRetentionWorker(deps: { orm: Orm; logger: Logger; opt
   let cycle: Promise<unknown> = Promise.resolve();
 
   async function runOnce(): Promise<number> {
+    if (options.retentionHours <= 0) return 0;
     let total = 0;
     for (;;) {
       const cutoff = new Date(clock.now() - options.retentionHours * 3_600_000);
