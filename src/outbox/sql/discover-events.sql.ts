@@ -21,8 +21,13 @@ export const discoverEvents = namedStatement<Record<string, never>, { registered
   with state as (
     select transaction_id from outbox_relay_state where id = 1 for update skip locked
   ), seen as (
+    -- A range between two values known only when it runs (the watermark; the snapshot's xmax, past
+    -- which nothing is visible anyway): planned, even generically and with statistics from when
+    -- the log was empty, as a short range of the transaction-id index, never a scan of the log.
     select e.aggregate_id, min(e.aggregate_type) as aggregate_type, min(e.project_id::text)::uuid as project_id, max(e.sequence) as through
-    from state join event_outbox e on e.transaction_id >= state.transaction_id
+    from event_outbox e
+    where e.transaction_id >= (select transaction_id from state)
+      and e.transaction_id < pg_snapshot_xmax(pg_current_snapshot())
     group by e.aggregate_id
   ), registered as (
     insert into outbox_delivery as d (aggregate_id, aggregate_type, project_id, written_through)
