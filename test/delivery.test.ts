@@ -98,7 +98,10 @@ describe('delivery of committed events', () => {
     expect(await statusOf(behind)).toMatchObject({ status: 'pending' });
     expect(flaky.accepted.filter((e) => e.sessionId === sessionId)).toEqual([]);
 
-    const status = await t.gql('query($p: ID!) { outboxStatus(projectId: $p) { pending failed oldestPendingAt failedEvents { eventId type attempts lastError createdAt } } }', { p: projectId }, { as: 'alice' });
+    // The delivered event's record lands with the publisher's next statement (at most 25 ms later).
+    const readStatus = () => t.gql('query($p: ID!) { outboxStatus(projectId: $p) { pending failed oldestPendingAt failedEvents { eventId type attempts lastError createdAt } } }', { p: projectId }, { as: 'alice' });
+    await until(async () => (await readStatus()).data?.outboxStatus?.pending === 1);
+    const status = await readStatus();
     expect(status.errors).toBeUndefined();
     expect(status.data.outboxStatus).toMatchObject({ failed: 1, pending: 1, oldestPendingAt: expect.any(String), failedEvents: [{ eventId: poison, type: 'MESSAGE_CREATED', attempts: 3, lastError: 'bus unavailable (injected)' }] });
 

@@ -9,7 +9,7 @@ import type { EventBus } from '../bus/event-bus.ts';
 import { backoffMs } from './backoff.ts';
 import { tracedClaim, tracedPublish } from './outbox.tracing.ts';
 import { logCycleAbandoned, logPublisherStarted, logPublisherStopped } from './outbox.log.ts';
-import { claimBatch, discoverNewEvents, recordOutcomes, type ClaimResult, type OutboxRow, type RunOutcome } from './outbox.sql.ts';
+import { claimBatch, discoverNewEvents, recordOutcomes, type ClaimResult, type DeliveredBatch, type OutboxRow, type RunOutcome } from './outbox.sql.ts';
 
 /** What the publisher reports as it works; metrics and logs hang off this. All optional. */
 export interface PublisherObserver {
@@ -65,6 +65,9 @@ export const retryDelayMs = (attempt: number, options: { backoffBaseMs: number; 
 /** From this many events, a batch's record runs beside the next claim instead of before it. */
 const RECORD_ALONGSIDE_FROM = 100;
 
+/** How long a delivered small batch waits for the next cycle to record it before it is recorded alone. */
+const RECORD_DEFERRAL_MS = 25;
+
 const describeError = (error: unknown) => (error instanceof Error ? error.message : String(error)).slice(0, 1_000);
 
 /** The event a claimed row carries, or why it must be failed without being sent. */
@@ -108,6 +111,8 @@ export class OutboxPublisher {
   #generation = 0;
   /** The last batch's record, running beside the next claim (it never touches the aggregates that claim can take). */
   #recording: Promise<void> | null = null;
+  /** The last small batch, delivered in full: recorded by the next cycle's first statement (or by #settle). */
+  #deferred: DeliveredBatch | null = null;
 
   constructor(deps: OutboxPublisherDeps) {
     this.#deps = deps;
@@ -185,7 +190,11 @@ export class OutboxPublisher {
    * and records one new position per aggregate. A large batch's record runs on a second
    * connection beside the next cycle's claim: the claim cannot take an aggregate that is still
    * held, so the two never touch the same row, and draining a backlog overlaps them. A small one
-   * (a trickle) is recorded before the cycle ends.
+   * (a trickle) that the bus took in full is recorded by the statement the next cycle starts with,
+   * which also registers new events: under a trickle, a cycle is two statements (record and
+   * register, then claim). Until then its aggregates stay claimed, so nothing can overtake them;
+   * an idle publisher records it at its next poll, and stop records it before it resolves. A
+   * batch with a retry or a failure is recorded at once.
    *
    * Returns how many events it claimed, and whether another cycle may find more right away.
    */
@@ -196,7 +205,14 @@ export class OutboxPublisher {
     };
     const { orm, options } = this.#deps;
     const prepared = options.preparedStatements ?? true;
-    await discoverNewEvents(orm, prepared);
+    const deferred = this.#deferred;
+    this.#deferred = null;
+    const { recorded } = await discoverNewEvents(orm, prepared, deferred).catch((error: unknown) => {
+      // Nothing was written: the batch is still to be recorded.
+      if (generation === this.#generation) this.#deferred ??= deferred;
+      throw error;
+    });
+    if (deferred) this.#reportLapsed(deferred.runs.length, recorded);
     current();
     const token = newId();
     const result = await tracedClaim(() => this.#claim(token));
@@ -214,8 +230,16 @@ export class OutboxPublisher {
     else if (outcome.published.length > 0) this.#busRefusedSince = null;
     await this.#settle(); // the previous batch's record, if it is still running
     current();
+    const inFull = outcome.retries.length === 0 && outcome.failures.length === 0 && outcome.published.length === result.rows.length;
+    if (inFull && result.rows.length < RECORD_ALONGSIDE_FROM && result.runs.every((run) => run.rows.length > 0)) {
+      this.#deps.observer?.published?.(outcome.published);
+      this.#deferred = { token, runs: outcome.outcomes.map((o) => ({ aggregateId: o.aggregateId, deliveredThrough: o.deliveredThrough })) };
+      this.#lastCycleAt = new Date(this.#clock.now());
+      // Less than a full batch: nothing else was claimable. A commit meanwhile nudges another cycle.
+      return { claimed: result.rows.length, more: result.rows.length >= options.batchSize };
+    }
     const recording = this.#record(token, result, outcome);
-    if (result.rows.length >= RECORD_ALONGSIDE_FROM && outcome.retries.length === 0 && outcome.failures.length === 0) {
+    if (inFull && result.rows.length >= RECORD_ALONGSIDE_FROM) {
       recording.catch(() => {}); // surfaced by #settle; never an unhandled rejection meanwhile
       this.#recording = recording;
     } else {
@@ -226,19 +250,33 @@ export class OutboxPublisher {
     return { claimed: result.rows.length, more: true };
   }
 
-  /** Waits for a batch's record running beside the claim; rethrows its failure. */
+  /** Waits for a batch's record running beside the claim, and records a deferred one; rethrows a failure. */
   async #settle(): Promise<void> {
     const recording = this.#recording;
     this.#recording = null;
     if (recording) await recording;
+    const deferred = this.#deferred;
+    this.#deferred = null;
+    if (deferred) {
+      const generation = this.#generation;
+      const { recorded } = await discoverNewEvents(this.#deps.orm, this.#deps.options.preparedStatements ?? true, deferred).catch((error: unknown) => {
+        if (generation === this.#generation) this.#deferred ??= deferred;
+        throw error;
+      });
+      this.#reportLapsed(deferred.runs.length, recorded);
+    }
+  }
+
+  #reportLapsed(claimed: number, recorded: number): void {
+    if (recorded < claimed) {
+      this.#deps.logger.warn({ claimed, recorded }, 'outbox claim lapsed before its outcome was recorded; events may be delivered twice');
+    }
   }
 
   async #record(token: string, claim: ClaimResult, outcome: PublishOutcome): Promise<void> {
-    const { observer, orm, options, logger } = this.#deps;
+    const { observer, orm, options } = this.#deps;
     const recorded = await recordOutcomes(orm, token, outcome.outcomes, options.preparedStatements ?? true);
-    if (recorded < outcome.outcomes.length) {
-      logger.warn({ claimed: claim.runs.length, recorded }, 'outbox claim lapsed before its outcome was recorded; events may be delivered twice');
-    }
+    this.#reportLapsed(claim.runs.length, recorded);
     if (outcome.published.length > 0) observer?.published?.(outcome.published);
     for (const retry of outcome.retries) observer?.retryScheduled?.(retry.row, retry.delayMs, retry.error);
     for (const failure of outcome.failures) observer?.failed?.(failure.row, failure.error);
@@ -264,6 +302,18 @@ export class OutboxPublisher {
       if (!this.#running) break;
       if (more && idleDelay === 0) continue;
       if (this.#nudged && idleDelay === 0) continue;
+      if (this.#deferred && idleDelay === 0) {
+        // Give the next commit a moment to carry the deferred record; otherwise record it alone,
+        // so what outboxStatus shows lags delivery by this much at most. Real time: it bounds staleness.
+        await this.#sleep(RECORD_DEFERRAL_MS, systemClock);
+        if (!this.#running) break;
+        if (this.#nudged) continue;
+        await this.#settle().catch((error: unknown) => {
+          this.#deps.observer?.cycleFailed?.(error);
+          this.#deps.logger.error({ err: describeError(error) }, 'outbox publisher could not record its last batch');
+        });
+        if (this.#nudged) continue;
+      }
       await this.#sleep(idleDelay || this.#deps.options.pollIntervalMs);
     }
     // The last batch's bookkeeping lands before stop resolves: no event is left claimed.
@@ -298,15 +348,16 @@ export class OutboxPublisher {
     this.#generation += 1;
     this.#recording?.catch(() => {});
     this.#recording = null;
+    this.#deferred = null; // its claim lapses; the events go out again with the same eventId
     const severed = await severCheckedOutConnections(this.#deps.orm).catch(() => 0);
     this.#deps.observer?.cycleAbandoned?.(timeoutMs, severed);
     logCycleAbandoned(this.#deps.logger, { timeoutMs, severedConnections: severed, claimLeaseMs: this.#deps.options.claimLeaseMs });
     throw new CycleDeadlineError(timeoutMs);
   }
 
-  #sleep(ms: number): Promise<void> {
+  #sleep(ms: number, clock: Clock = this.#clock): Promise<void> {
     return new Promise((resolve) => {
-      const cancel = this.#clock.setTimeout(done, ms);
+      const cancel = clock.setTimeout(done, ms);
       const self = this;
       function done() {
         cancel();

@@ -6,6 +6,7 @@ import { claimBatch as claimBatchStatement, type ClaimedEventRow } from './sql/c
 import { discoverEvents } from './sql/discover-events.sql.ts';
 import { ANALYZE_AFTER_REGISTERING, analyzeDelivery } from './sql/analyze-delivery.sql.ts';
 import { recordOutcome } from './sql/record-outcome.sql.ts';
+import { recordAndDiscover } from './sql/record-and-discover.sql.ts';
 
 /**
  * What the publisher runs, as functions over the statements in ./sql (one file per statement).
@@ -46,12 +47,32 @@ export interface ClaimResult {
   runs: ClaimedRun[];
 }
 
-/** Registers newly committed events with their aggregates (see discover-events.sql.ts); returns how many aggregates moved. */
-export async function discoverNewEvents(orm: Orm, prepared = true): Promise<number> {
-  const rows = await runPrepared(orm, discoverEvents.bind({}), prepared);
+/** A batch the bus accepted in full, to be recorded by the next registration (see record-and-discover.sql.ts). */
+export interface DeliveredBatch {
+  token: string;
+  runs: { aggregateId: string; deliveredThrough: number }[];
+}
+
+/**
+ * Registers newly committed events with their aggregates (see discover-events.sql.ts), recording
+ * `delivered` in the same statement when given; returns how many aggregates were registered and recorded.
+ */
+export async function discoverNewEvents(orm: Orm, prepared = true, delivered: DeliveredBatch | null = null): Promise<{ registered: number; recorded: number }> {
+  const rows = delivered
+    ? await runPrepared(
+        orm,
+        recordAndDiscover.bind({
+          token: delivered.token,
+          aggregate_ids: delivered.runs.map((run) => run.aggregateId),
+          delivered_throughs: delivered.runs.map((run) => run.deliveredThrough),
+        }),
+        prepared,
+      )
+    : (await runPrepared(orm, discoverEvents.bind({}), prepared)).map((row) => ({ ...row, recorded: 0 }));
   const registered = rows[0]?.registered ?? 0;
+  const recorded = rows[0]?.recorded ?? 0;
   if (registered >= ANALYZE_AFTER_REGISTERING) await runPrepared(orm, analyzeDelivery.bind({}), false);
-  return registered;
+  return { registered, recorded };
 }
 
 /** Claims the next batch (see claim-batch.sql.ts). */
