@@ -322,6 +322,12 @@ async function claimBenchmark(url: string) {
   await client.query('vacuum analyze outbox_delivery');
   const full = await measure(`5k pending, ${(PUBLISHED_ROWS / 1e6).toLocaleString('en')}M published`);
   console.log(`  (seeded ${PUBLISHED_ROWS.toLocaleString('en')} published rows in ${fmt(seedMs / 1000, 1)} s)`);
+  // What the log costs on disk per event: the table with its TOAST and every index, and the delivery positions.
+  const { rows: sizes } = await client.query<{ log: string; positions: string; events: string }>(
+    `select pg_total_relation_size('event_outbox') as log, pg_total_relation_size('outbox_delivery') as positions, (select count(*) from event_outbox) as events`,
+  );
+  const perEvent = Number(sizes[0]!.log) / Number(sizes[0]!.events);
+  console.log(`  bytes on disk per event: ${fmt(perEvent, 0)} (event_outbox with its indexes), plus ${fmt(Number(sizes[0]!.positions) / Number(sizes[0]!.events), 1)} for outbox_delivery`);
   console.log(`  ratio with / without published rows: ${fmt(full / empty)}`);
   await orm.close();
   await client.end();
