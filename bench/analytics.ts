@@ -413,7 +413,7 @@ async function main() {
         : [];
       const [drainMs] = await timed(async () => {
         app!.publisher!.nudge();
-        while (Number((await client.query(`select count(*) from event_outbox where project_id = $1 and status = 'pending'`, [backlogProject])).rows[0].count) > 0) {
+        while (Number((await client.query(`select count(*) from outbox_event_status where project_id = $1 and status = 'pending'`, [backlogProject])).rows[0].count) > 0) {
           await new Promise((resolve) => setTimeout(resolve, 20));
         }
       });
