@@ -36,6 +36,24 @@ const sequencesLeft = async (sessionId: string) =>
 const delivered = (sessionId: string, count: number) =>
   until(async () => Number((await db.query(`select count(*) from outbox_event_status where aggregate_id = $1 and status = 'published'`, [sessionId])).rows[0].count) === count);
 
+/**
+ * Folds the project's events into the rollups and waits until both watermarks (rollup, relay) are
+ * past them: they only pass transactions that have ended cluster-wide, which other test files'
+ * open transactions can hold back for a while.
+ */
+async function foldAll(projectId: string) {
+  await until(async () => {
+    await t.app.analyticsRollup.catchUp();
+    t.app.publisher?.nudge();
+    const { rows } = await db.query(
+      `select count(*)::int as n from event_outbox where project_id = $1
+         and (transaction_id >= (select transaction_id from analytics_rollup_state) or transaction_id >= (select transaction_id from outbox_relay_state))`,
+      [projectId],
+    );
+    return rows[0].n === 0;
+  }, 30_000);
+}
+
 /** Five delivered messages in a session, the first three of them written `hoursAgo` ago (the last two now). */
 async function sessionWithOldEvents(hoursAgo = 3) {
   const fixture = await createProjectFixture(t, 'alice');
@@ -63,11 +81,11 @@ describe('event retention', () => {
   });
 
   it('removes expired events only once they are folded into the rollups, in batches of at most the batch size', async () => {
-    const { sessionId } = await sessionWithOldEvents();
+    const { sessionId, projectId } = await sessionWithOldEvents();
     // Not folded yet: nothing is removed (analytics over that range would lose them).
     expect(await t.app.retention.runOnce()).toBe(0);
     expect(await sequencesLeft(sessionId)).toEqual([1, 2, 3, 4, 5]);
-    await t.app.analyticsRollup.catchUp();
+    await foldAll(projectId);
     // One statement removes at most EVENT_RETENTION_BATCH_SIZE (2).
     const { rows } = await dbOf(forkEm(t.app.orm)).executeQuery(expireEvents.bind({ cutoff: new Date(Date.now() - HOUR), batch: 2 }));
     expect(rows[0]!.removed).toBe(2);
@@ -82,7 +100,7 @@ describe('event retention', () => {
     // The bus refused event 2 for good: 2 and 3 are undelivered.
     await setDeliveryState(db, fixture.sessionId, { deliveredThrough: 1, attempts: 10, lastError: 'bus down', failed: true });
     await db.query(`update event_outbox set created_at = created_at - interval '5 hours' where aggregate_id = $1`, [fixture.sessionId]);
-    await t.app.analyticsRollup.catchUp();
+    await foldAll(fixture.projectId);
     await t.app.retention.runOnce();
     expect(await sequencesLeft(fixture.sessionId)).toEqual([2, 3]);
     expect((await db.query(`select status from outbox_event_status where aggregate_id = $1 order by sequence`, [fixture.sessionId])).rows.map((r) => r.status)).toEqual(['failed', 'pending']);
@@ -90,7 +108,7 @@ describe('event retention', () => {
 
   it('answers CURSOR_EXPIRED to a subscription resuming from before the window, and resumes normally from the horizon', async () => {
     const { sessionId, projectId, eventIds } = await sessionWithOldEvents();
-    await t.app.analyticsRollup.catchUp();
+    await foldAll(projectId);
     await t.app.retention.runOnce();
     expect(await sequencesLeft(sessionId)).toEqual([4, 5]);
     const token = await t.token('alice');
@@ -121,7 +139,7 @@ describe('event retention', () => {
     const { sessionId, projectId } = await sessionWithOldEvents();
     const sessionPage = await t.gql(SESSION_HISTORY, { projectId, sessionId, first: 1 }, { as: 'alice' });
     const projectPage = await t.gql(PROJECT_HISTORY, { projectId, order: 'OLDEST_FIRST', first: 1 }, { as: 'alice' });
-    await t.app.analyticsRollup.catchUp();
+    await foldAll(projectId);
     await t.app.retention.runOnce();
 
     const continuedSession = await t.gql(SESSION_HISTORY, { projectId, sessionId, first: 1, after: sessionPage.data.sessionEventHistory.pageInfo.endCursor }, { as: 'alice' });
@@ -135,7 +153,7 @@ describe('event retention', () => {
 
   it('keeps analytics over whole hours older than the window, from the rollups', async () => {
     const { projectId } = await sessionWithOldEvents(30);
-    await t.app.analyticsRollup.catchUp();
+    await foldAll(projectId);
     // Whole hours around the expired events (their edge hours are read from the rollups too).
     const from = new Date(Math.floor((Date.now() - 40 * HOUR) / HOUR) * HOUR).toISOString();
     const to = new Date(Math.floor((Date.now() - 20 * HOUR) / HOUR) * HOUR).toISOString();
