@@ -308,11 +308,18 @@ export class OutboxPublisher {
         await this.#sleep(RECORD_DEFERRAL_MS, systemClock);
         if (!this.#running) break;
         if (this.#nudged) continue;
-        await this.#settle().catch((error: unknown) => {
+        // Under the cycle deadline like any cycle: its statement can hang on a dead connection too.
+        try {
+          await this.#cycleWithinDeadline(async () => {
+            await this.#settle();
+            return { claimed: 0, more: false };
+          });
+        } catch (error) {
           this.#deps.observer?.cycleFailed?.(error);
           this.#deps.logger.error({ err: describeError(error) }, 'outbox publisher could not record its last batch');
-        });
-        if (this.#nudged) continue;
+          idleDelay = backoffMs(++failedCycles, { baseMs: 100, maxMs: this.#deps.options.pollIntervalMs });
+        }
+        if (this.#nudged && idleDelay === 0) continue;
       }
       await this.#sleep(idleDelay || this.#deps.options.pollIntervalMs);
     }
@@ -330,10 +337,10 @@ export class OutboxPublisher {
    * it claimed stay claimed until their lease lapses, and the ones it handed over unmarked are
    * published again then (same eventId). Timed on the real clock: it measures the network.
    */
-  async #cycleWithinDeadline(): Promise<{ claimed: number; more: boolean }> {
+  async #cycleWithinDeadline(work: () => Promise<{ claimed: number; more: boolean }> = () => this.#cycle()): Promise<{ claimed: number; more: boolean }> {
     const timeoutMs = this.#deps.options.cycleTimeoutMs ?? 0;
-    if (!timeoutMs) return this.#cycle();
-    const attempt = this.#cycle();
+    if (!timeoutMs) return work();
+    const attempt = work();
     let cancel = () => {};
     const expired = new Promise<null>((resolve) => {
       cancel = systemClock.setTimeout(() => resolve(null), timeoutMs);
