@@ -58,7 +58,7 @@ const SendMessageInput = builder.inputType('SendMessageInput', {
 
 const SendMessagePayload = builder.objectRef<SendMessageResult>('SendMessagePayload').implement({
   fields: (t) => ({
-    message: t.field({ type: MessageRef, resolve: (result) => messageView(result.message) }),
+    message: t.field({ type: MessageRef, resolve: (result) => result.message }),
     eventId: t.id({
       description: 'Id of the `message_created` event: the same `eventId` subscribers receive.',
       resolve: (result) => result.event.id,
