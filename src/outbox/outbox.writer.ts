@@ -119,7 +119,7 @@ export async function recordEventWith<Row extends { id: string; sequence: number
   em: Em,
   event: UnplacedEvent,
   statement: (db: Db, row: NewEventRow) => Promise<Row | undefined>,
-): Promise<(RecordedEvent & { row: Row }) | undefined> {
+): Promise<RecordedEvent | undefined> {
   const row = newEventRow(event);
   const db = dbOf(em);
   // Database errors as the ORM's typed exceptions (a unique violation is UniqueConstraintViolationException), as from a flush.
@@ -137,18 +137,17 @@ export async function recordEventWith<Row extends { id: string; sequence: number
   }
   if (!recorded) return undefined;
   wakePublisherAfterCommit(em);
-  return { id: recorded.id, sequence: recorded.sequence, projectSequence: recorded.project_sequence, projectId: recorded.project_id, row: recorded };
+  return { id: recorded.id, sequence: recorded.sequence, projectSequence: recorded.project_sequence, projectId: recorded.project_id };
 }
 
 /** Tables that own an `event_sequence` counter, per aggregate type. Never built from input. */
 const SEQUENCE_TABLES = { chat_session: 'chat_session', worker_space: 'worker_space' } as const;
 
 /**
- * The one way domain code records an event beside changes made through the unit of work: it
- * flushes those changes (the change the event describes), then numbers and inserts the event in
- * one statement, in the caller's
- * transaction, which must commit right after (see the lock order above). It publishes nothing;
- * the OutboxPublisher does that after commit, woken by it.
+ * How domain code records an event beside changes made through the unit of work: it flushes those
+ * changes (the change the event describes), then numbers and inserts the event in one statement,
+ * in the caller's transaction, which must commit right after (see the lock order above). It
+ * publishes nothing; the OutboxPublisher does that after commit, woken by it.
  */
 export async function recordEvent(em: Em, event: NewDomainEvent): Promise<RecordedEvent> {
   if (!em.isInTransaction()) {
