@@ -12,7 +12,9 @@
 //   (a) >= 1.0 x bare;  (b) >= 0.8 x (a);  (a) >= 0.5 x SQL ceiling.
 // BENCH_SECONDS (default 10) and BENCH_WARMUP_SECONDS (default 2) per measurement;
 // BENCH_TARGETS=cluster,machine picks the servers; BENCH_CPU_PROF=<dir> writes a CPU profile of
-// the server process (node --cpu-prof) per target; BENCH_ONLY=server,bare,sql picks the measurements.
+// the server process (node --cpu-prof) per target; BENCH_ONLY=server,bare,sql picks the measurements;
+// BENCH_SERVER_ENTRY=/abs/path/src/main.ts measures another checkout's server (an older version, for
+// a before/after on the same machine; the schema must match).
 import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import http from 'node:http';
@@ -129,7 +131,7 @@ const SEND_MESSAGE = `mutation Send($input: SendMessageInput!) { sendMessage(inp
 
 /** `node <script>` with `env`; resolves once it prints its JSON "listening" line, then drains and drops its output. */
 async function startProcess(script: string, env: Record<string, string>, cpuProfDir?: string) {
-  const args = [...(cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : []), fileURLToPath(new URL(script, import.meta.url))];
+  const args = [...(cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : []), script.startsWith('/') ? script : fileURLToPath(new URL(script, import.meta.url))];
   const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
   let output = '';
   let listening = false;
@@ -171,6 +173,46 @@ async function createDatabase(adminUrl: string) {
       await orm.close(true);
       await admin.query(`drop database if exists "${name}" with (force)`);
       await admin.end();
+    },
+  };
+}
+
+/**
+ * What the server's connections do while it runs, sampled from pg_stat_activity every 20 ms:
+ * `report` prints, since the last report, the average number of them active and how many of
+ * those waited on a row lock (`Lock:transactionid`/`tuple`), the queue the project row made.
+ */
+async function sampleWaits(url: string) {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  const database = new URL(url).pathname.slice(1);
+  let samples = 0;
+  let active = 0;
+  let locked = 0;
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      const { rows } = await client.query<{ active: string; locked: string }>(
+        `select count(*) filter (where state = 'active') as active,
+                count(*) filter (where wait_event_type = 'Lock' and wait_event in ('transactionid', 'tuple')) as locked
+         from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()`,
+        [database],
+      );
+      samples++;
+      active += Number(rows[0]!.active);
+      locked += Number(rows[0]!.locked);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  })();
+  return {
+    report() {
+      console.log(`      server connections: ${fmt(active / samples, 1)} active on average, ${fmt(locked / samples, 1)} of them waiting on a row lock`);
+      samples = active = locked = 0;
+    },
+    async stop() {
+      running = false;
+      await loop;
+      await client.end();
     },
   };
 }
@@ -248,7 +290,7 @@ async function measureTarget(label: string, adminUrl: string): Promise<TargetRes
 
     if (wanted('server')) {
       const server = await startProcess(
-        '../src/main.ts',
+        process.env.BENCH_SERVER_ENTRY || '../src/main.ts',
         {
           DATABASE_URL: database.url,
           PORT: '0',
@@ -263,8 +305,12 @@ async function measureTarget(label: string, adminUrl: string): Promise<TargetRes
       );
       const client = graphqlClient(server.graphqlUrl, token);
       try {
+        const waits = await sampleWaits(database.url);
         line('(a) chat-outbox, 16 sessions in 16 projects', (result.spread = await load(send(client, shapes.spread))));
+        waits.report();
         line('(b) chat-outbox, 16 sessions in one project', (result.oneProject = await load(send(client, shapes.oneProject))));
+        waits.report();
+        await waits.stop();
       } finally {
         client.close();
         await server.stop();
