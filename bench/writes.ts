@@ -16,9 +16,7 @@
 // BENCH_SERVER_ENTRY=/abs/path/src/main.ts measures another checkout's server (an older version, for
 // a before/after on the same machine; the schema must match).
 import { randomBytes } from 'node:crypto';
-import { spawn } from 'node:child_process';
 import http from 'node:http';
-import { fileURLToPath } from 'node:url';
 import { DummyDriver, Kysely, PostgresAdapter, PostgresIntrospector, PostgresQueryCompiler } from 'kysely';
 import pg from 'pg';
 import { createTokenService } from '../src/platform/auth/token.ts';
@@ -30,10 +28,10 @@ import { newEventRow } from '../src/outbox/outbox.writer.ts';
 import { loadConfig } from '../src/platform/config.ts';
 import type { Database } from '../src/platform/db/database.ts';
 import { newId } from '../src/platform/db/ids.ts';
-import { createOrm, forkEm, migrateToLatest } from '../src/platform/db/orm.ts';
+import { createOrm, forkEm } from '../src/platform/db/orm.ts';
 import { BARE_SCHEMA } from './peers/bare-server.ts';
 import { startBenchCluster } from './pg-cluster.ts';
-import { fmt, percentile, SERVER_URL } from './support.ts';
+import { API_SERVER_SCRIPT, BARE_SERVER_SCRIPT, createBenchDatabase, fmt, percentile, SERVER_URL, startServerProcess } from './support.ts';
 
 const CLIENTS = 16;
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
@@ -42,6 +40,7 @@ const USER = 'bench';
 /** The bench's own PostgreSQL cluster listens here (BENCH_CLUSTER_PORT). */
 const CLUSTER_PORT = Number(process.env.BENCH_CLUSTER_PORT ?? 55441);
 const only = process.env.BENCH_ONLY?.split(',');
+const profileArgs = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
 const wanted = (part: 'server' | 'bare' | 'sql') => !only || only.includes(part);
 
 interface Result {
@@ -129,50 +128,16 @@ function graphqlClient(url: string, token: string) {
 /** The same document to both servers (the bare one has no `sequence`). */
 const SEND_MESSAGE = `mutation Send($input: SendMessageInput!) { sendMessage(input: $input) { eventId message { id createdAt } } }`;
 
-/** `node <script>` with `env`; resolves once it prints its JSON "listening" line, then drains and drops its output. */
-async function startProcess(script: string, env: Record<string, string>, cpuProfDir?: string) {
-  const args = [...(cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : []), script.startsWith('/') ? script : fileURLToPath(new URL(script, import.meta.url))];
-  const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
-  let output = '';
-  let listening = false;
-  child.stdout.on('data', (chunk) => {
-    if (!listening) output += chunk;
-  });
-  const exited = new Promise((resolve) => child.on('exit', resolve));
-  const deadline = Date.now() + 30_000;
-  while (!/is listening/.test(output)) {
-    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`${script} did not start:\n${output}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  listening = true;
-  const started = output.split('\n').find((l) => l.includes('is listening'))!;
-  output = '';
-  return {
-    graphqlUrl: (JSON.parse(started) as { url: string }).url,
-    async stop() {
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
-}
-
-/** A migrated database of its own on the server at `adminUrl`, dropped by `drop`. */
+/** A migrated database of its own on the server at `adminUrl`, with an ORM to seed it; `drop` removes both. */
 async function createDatabase(adminUrl: string) {
-  const name = `chat_outbox_bench_writes_${Date.now().toString(36)}`;
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
-  await admin.query(`create database "${name}"`);
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  const orm = await createOrm({ kind: 'postgresql', url: url.toString() });
-  await migrateToLatest(orm);
+  const database = await createBenchDatabase('chat_outbox_bench_writes', adminUrl);
+  const orm = await createOrm({ kind: 'postgresql', url: database.url });
   return {
-    url: url.toString(),
+    url: database.url,
     orm,
     async drop() {
       await orm.close(true);
-      await admin.query(`drop database if exists "${name}" with (force)`);
-      await admin.end();
+      await database.drop();
     },
   };
 }
@@ -289,8 +254,7 @@ async function measureTarget(label: string, adminUrl: string): Promise<TargetRes
     const token = await createTokenService({ secret: jwtSecret, issuer: loadConfig({ JWT_SECRET: jwtSecret }).auth.issuer }).sign(USER);
 
     if (wanted('server')) {
-      const server = await startProcess(
-        process.env.BENCH_SERVER_ENTRY || '../src/main.ts',
+      const server = await startServerProcess(
         {
           DATABASE_URL: database.url,
           PORT: '0',
@@ -301,7 +265,8 @@ async function measureTarget(label: string, adminUrl: string): Promise<TargetRes
           AGENT_RUNTIME_ENABLED: 'false',
           RATE_LIMIT_MUTATIONS_PER_MINUTE: '1000000',
         },
-        process.env.BENCH_CPU_PROF,
+        process.env.BENCH_SERVER_ENTRY || API_SERVER_SCRIPT,
+        profileArgs,
       );
       const client = graphqlClient(server.graphqlUrl, token);
       try {
@@ -325,7 +290,7 @@ async function measureTarget(label: string, adminUrl: string): Promise<TargetRes
       const bareSessions = shapes.spread.map(() => newId());
       for (const id of bareSessions) await admin.query('insert into bare_session (id, project_id) values ($1, $2)', [id, newId()]);
       await admin.end();
-      const bare = await startProcess('./peers/bare-server.ts', { DATABASE_URL: database.url, PORT: '0', HOST: '127.0.0.1' }, process.env.BENCH_CPU_PROF);
+      const bare = await startServerProcess({ DATABASE_URL: database.url, PORT: '0', HOST: '127.0.0.1' }, BARE_SERVER_SCRIPT, profileArgs);
       const client = graphqlClient(bare.graphqlUrl, token);
       try {
         line('(1) bare graphql-yoga + pg server, 16 projects', (result.bare = await load(send(client, bareSessions))));
