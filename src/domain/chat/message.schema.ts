@@ -5,7 +5,7 @@ import { ProjectMemberRef } from '../projects/project.schema.ts';
 import { ChatSessionRef } from './chat-session.schema.ts';
 import { findVisibleMessages, listMessages, MAX_MESSAGE_BODY_LENGTH, sendMessage, type SendMessageResult } from './chat.service.ts';
 import { NodeRef, nodeType } from '../../platform/graphql/node.ts';
-import { messageView, type MessageView } from './message.view.ts';
+import type { MessageView } from './message.view.ts';
 
 export const MessageRoleEnum = builder.enumType('MessageRole', {
   values: {
