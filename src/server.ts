@@ -8,6 +8,7 @@ import { bearerToken, type TokenService } from './platform/auth/token.ts';
 import type { CorsConfig, OperationLimits } from './platform/config.ts';
 import type { Orm } from './platform/db/orm.ts';
 import type { EventStreams } from './subscriptions/event-subscription.service.ts';
+import { createSubscriptionGroups } from './subscriptions/subscription-groups.ts';
 import { createContextFactory, type GraphQLContext } from './platform/graphql/context.ts';
 import { verifyAgentCredential } from './domain/agents/agent-credential.service.ts';
 import type { AgentActivity } from './events/agent-activity.ts';
@@ -114,6 +115,11 @@ export function buildServer(deps: ServerDeps) {
     verifyAgentCredential,
     publishActivity: deps.publishActivity ?? (() => {}),
   });
+  const subscriptionGroups = createSubscriptionGroups({
+    onExecuted: (groupSize) => metrics.subscriptions.recordGroupExecution(groupSize),
+    onFrame: () => metrics.subscriptions.framesSent.inc(),
+    onGroupCount: (groups) => metrics.subscriptions.groups.set(groups),
+  });
   const health = deps.health ?? createHealthChecks({ orm: deps.orm, timeoutMs: 2_000, logger: deps.logger });
   const userLimits = deps.userLimits ?? NO_LIMITS;
   const wsLimits = createWsLimits(userLimits.options);
@@ -152,6 +158,8 @@ export function buildServer(deps: ServerDeps) {
       useRequestErrorCodes(),
       useOperationTracing(),
       useOperationObservability({ metrics, logger: deps.logger }),
+      // Before useUserLimits, which wraps whatever subscribe function it finds.
+      subscriptionGroups.plugin(),
       // After observability, so that operations it refuses are still counted and logged.
       useUserLimits({ rates: userLimits.rates, subscriptionsPerUser: userLimits.options.subscriptionsPerUser }),
     ],
@@ -245,6 +253,7 @@ export function buildServer(deps: ServerDeps) {
   return {
     yoga,
     httpServer,
+    subscriptionGroups,
     metrics,
     health,
     async start(port: number, host: string): Promise<RunningServer> {
