@@ -247,7 +247,7 @@ async function main() {
       let after: string | null = null;
       for (let i = 0; i < 10; i++) {
         const page = await listProjectEvents(em(), 'user-00', { projectId, filter: deepFilterArgs, first: 100, after });
-        if (!page.hasNextPage) break;
+        if (!(await page.hasNextPage())) break;
         after = page.cursorOf(page.items.at(-1)!);
       }
       return after;

@@ -10,8 +10,6 @@
 // Network deadlines follow the settings, as in production (on, at their defaults). BENCH_DEADLINES=off
 // turns them all off (every deadline setting 0), to measure what they cost: run once each way.
 import { randomBytes } from 'node:crypto';
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
 import pg from 'pg';
 import { createTokenService } from '../src/platform/auth/token.ts';
@@ -27,7 +25,7 @@ import { createMemoryBus } from '../src/bus/event-bus.ts';
 import { createCommitNotifier } from '../src/outbox/outbox.wakeups.ts';
 import { PROJECT_EVENTS, subscribe } from '../test/support/subscriber.ts';
 import { insertEvents, seedMessage, type SeedEvent } from '../test/support/outbox-seed.ts';
-import { createBenchDatabase, fmt, percentile, timed } from './support.ts';
+import { createBenchDatabase, fmt, percentile, startServerProcess, timed } from './support.ts';
 
 const silent = createLogger({ level: 'silent', pretty: false });
 const BACKLOG = Number(process.env.BENCH_BACKLOG ?? 100_000);
@@ -136,31 +134,6 @@ async function drainBenchmark(url: string) {
 }
 
 const PROJECTS = 10;
-
-/** `node src/main.ts` with `env`; resolves once it listens. */
-async function startServerProcess(env: Record<string, string>) {
-  const child = spawn(process.execPath, [fileURLToPath(new URL('../src/main.ts', import.meta.url))], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  let output = '';
-  child.stdout.on('data', (chunk) => (output += chunk));
-  const exited = new Promise((resolve) => child.on('exit', resolve));
-  const deadline = Date.now() + 30_000;
-  while (!/is listening/.test(output)) {
-    if (Date.now() > deadline) throw new Error(`server did not start:\n${output}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  const line = output.split('\n').find((l) => l.includes('is listening'))!;
-  const graphqlUrl = (JSON.parse(line) as { url: string }).url;
-  return {
-    graphqlUrl,
-    async stop() {
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
-}
 
 /**
  * Commits one message_created event the way the write path does (both sequence numbers under

@@ -1,17 +1,20 @@
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { createOrm, migrateToLatest, type Orm } from '../src/platform/db/orm.ts';
 
 /** Benchmarks run against the local PostgreSQL, each on a database of its own that is dropped at the end. */
 export const SERVER_URL = process.env.BENCH_DATABASE_URL || process.env.TEST_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
 
-export function databaseUrl(name: string) {
-  const url = new URL(SERVER_URL);
+export function databaseUrl(name: string, serverUrl = SERVER_URL) {
+  const url = new URL(serverUrl);
   url.pathname = `/${name}`;
   return url.toString();
 }
 
-export async function withAdmin<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: SERVER_URL });
+export async function withAdmin<T>(work: (client: pg.Client) => Promise<T>, serverUrl = SERVER_URL): Promise<T> {
+  const client = new pg.Client({ connectionString: serverUrl });
   await client.connect();
   try {
     return await work(client);
@@ -20,18 +23,60 @@ export async function withAdmin<T>(work: (client: pg.Client) => Promise<T>): Pro
   }
 }
 
-export async function createBenchDatabase(prefix: string) {
+/** A database of its own on `serverUrl` (default: the machine's server), migrated unless `migrate: false`. */
+export async function createBenchDatabase(prefix: string, serverUrl = SERVER_URL, { migrate = true } = {}) {
   const name = `${prefix}_${Date.now().toString(36)}`;
-  await withAdmin((c) => c.query(`create database "${name}"`));
-  const url = databaseUrl(name);
-  const orm = await createOrm({ kind: 'postgresql', url });
-  await migrateToLatest(orm);
-  await orm.close();
+  await withAdmin((c) => c.query(`create database "${name}"`), serverUrl);
+  const url = databaseUrl(name, serverUrl);
+  if (migrate) {
+    const orm = await createOrm({ kind: 'postgresql', url });
+    await migrateToLatest(orm);
+    await orm.close();
+  }
   return {
     name,
     url,
-    drop: () => withAdmin(async (c) => void (await c.query(`drop database if exists "${name}" with (force)`))),
+    drop: () => withAdmin(async (c) => void (await c.query(`drop database if exists "${name}" with (force)`)), serverUrl),
   };
+}
+
+export const API_SERVER_SCRIPT = fileURLToPath(new URL('../src/main.ts', import.meta.url));
+export const BARE_SERVER_SCRIPT = fileURLToPath(new URL('./peers/bare-server.ts', import.meta.url));
+
+/**
+ * Runs a server script (default: this project's `src/main.ts`) in its own process with `env`, as
+ * in production, so the bench's clients do not share its event loop. Resolves once it logs
+ * "is listening" with its GraphQL URL.
+ */
+export async function startServerProcess(env: Record<string, string>, script = API_SERVER_SCRIPT, nodeArgs: string[] = []) {
+  const child = spawn(process.execPath, [...nodeArgs, script], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let output = '';
+  child.stdout.on('data', (chunk) => (output += chunk));
+  const exited = new Promise((resolve) => child.on('exit', resolve));
+  const deadline = Date.now() + 30_000;
+  while (!/is listening/.test(output)) {
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`server did not start:\n${output}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const line = output.split('\n').find((l) => l.includes('is listening'))!;
+  const graphqlUrl = (JSON.parse(line) as { url: string }).url;
+  return {
+    graphqlUrl,
+    pid: child.pid!,
+    async stop() {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+/** Resident set size of a process in bytes (Linux). */
+export function rssOf(pid: number): number {
+  const statm = readFileSync(`/proc/${pid}/statm`, 'utf8').split(' ');
+  return Number(statm[1]) * 4096;
 }
 
 export function percentile(values: number[], p: number): number {

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MessageSchema } from '../src/domain/chat/message.entity.ts';
-import { keysetOrder, keysetWhere } from '../src/platform/db/pagination.ts';
+import { cursorCodec, cursorKeys, findPage, keysetOrder, keysetWhere } from '../src/platform/db/pagination.ts';
 import { errorCode, startTestAppWithClient, type TestApp } from './support/app.ts';
 import { eventually } from './support/analytics.ts';
 import { createProjectFixture, SEND_MESSAGE } from './support/fixtures.ts';
@@ -197,5 +197,44 @@ describe('reading event histories backward', () => {
     const oldest = await history('projectEventHistory', { last: 3 });
     expect(oldest.nodes.map((node) => node.sequence)).toEqual([3, 2, 1]);
     expect(await walkBackward('projectEventHistory', 4)).toEqual(forward);
+  });
+});
+
+describe('findPage', () => {
+  // The far side of a cursor costs a query; a client paging forward rarely asks for it.
+  it('reads the far side of the cursor only when hasPreviousPage (or hasNextPage backward) is asked', async () => {
+    const rows = Array.from({ length: 10 }, (_, i) => ({ n: i + 1 }));
+    const reads: { backward: boolean; limit: number }[] = [];
+    const source = {
+      cursor: cursorCodec([cursorKeys.position]),
+      keyOf: (row: { n: number }): [number] => [row.n],
+      fetch: async ({ from, backward, limit }: { from: [number] | null; backward: boolean; limit: number }) => {
+        reads.push({ backward, limit });
+        const beyond = rows.filter((row) => from === null || (backward ? row.n < from[0] : row.n > from[0]));
+        return (backward ? beyond.reverse() : beyond).slice(0, limit);
+      },
+    };
+    const after = source.cursor.encode([4]);
+
+    const forward = await findPage({ first: 3, after }, source);
+    expect(forward.items.map((row) => row.n)).toEqual([5, 6, 7]);
+    expect(await forward.hasNextPage()).toBe(true);
+    expect(reads).toEqual([{ backward: false, limit: 4 }]);
+    expect(await forward.hasPreviousPage()).toBe(true);
+    expect(await forward.hasPreviousPage()).toBe(true);
+    expect(reads).toEqual([{ backward: false, limit: 4 }, { backward: true, limit: 1 }]);
+
+    reads.length = 0;
+    const backward = await findPage({ last: 3, before: source.cursor.encode([2]) }, source);
+    expect(backward.items.map((row) => row.n)).toEqual([1]);
+    expect(await backward.hasPreviousPage()).toBe(false);
+    expect(reads).toHaveLength(1);
+    expect(await backward.hasNextPage()).toBe(true);
+    expect(reads).toHaveLength(2);
+
+    reads.length = 0;
+    const first = await findPage({ first: 20 }, source);
+    expect([await first.hasNextPage(), await first.hasPreviousPage()]).toEqual([false, false]);
+    expect(reads).toHaveLength(1);
   });
 });

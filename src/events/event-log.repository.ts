@@ -12,10 +12,14 @@ import { EVENT_ROW_COLUMNS, eventFromRow, eventTypeOf, type DomainEvent, type Ev
 /** The channel that tells publishers in other processes "events are due". Payload-less: a hint only. */
 export const OUTBOX_CHANNEL = 'chat_outbox_pending';
 
-/** The columns `eventFromRow` reads, from `alias` (the table itself when absent). */
-export const eventColumns = (alias?: string) => {
+/**
+ * The columns `eventFromRow` reads, from `alias` (the table itself when absent). `withTrace: false`
+ * leaves out the writer's trace context: a history page continues no trace, so it need not read
+ * and parse one more jsonb per row.
+ */
+export const eventColumns = (alias?: string, { withTrace = true } = {}) => {
   const column = (name: string) => (alias ? sql.ref(`${alias}.${name}`) : sql.ref(name));
-  return sql.join(EVENT_ROW_COLUMNS.map(column));
+  return sql.join(EVENT_ROW_COLUMNS.filter((name) => withTrace || name !== 'trace_context').map(column));
 };
 
 /**

@@ -45,7 +45,7 @@ export interface EventPageQuery extends EventListFilter {
 const CURRENT_HORIZON = sql`pg_snapshot_xmin(pg_current_snapshot())`;
 
 /** An event's columns, and its exact time as text for cursors. */
-const EVENT_COLUMNS = sql`${eventColumns('e')}, to_char(e.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as created_at_key`;
+const EVENT_COLUMNS = sql`${eventColumns('e', { withTrace: false })}, to_char(e.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as created_at_key`;
 
 /** The event's columns, with a microsecond key for cursors. */
 interface EventKeyRow extends EventRow {

@@ -20,11 +20,15 @@ export interface PageRequest {
   before?: string | null | undefined;
 }
 
-/** A page, always in the list's order whichever way it was read. */
+/**
+ * A page, always in the list's order whichever way it was read. Whether items lie on the far side
+ * of its cursor costs a query of its own, so both flags are asked for (and that query made) only
+ * when a client selects them.
+ */
 export interface Page<T> {
   items: T[];
-  hasNextPage: boolean;
-  hasPreviousPage: boolean;
+  hasNextPage(): Promise<boolean>;
+  hasPreviousPage(): Promise<boolean>;
   cursorOf: (item: T) => string;
 }
 
@@ -197,7 +201,8 @@ const rowsOf = <Row>(fetched: Row[] | { rows: Row[]; pinned: string | null }) =>
 /**
  * The one way a connection reads a page: validate the arguments, fetch one row more than asked
  * (to tell whether more follow in the reading direction), write the cursors. Whether rows lie on
- * the other side of the cursor is one more single-row keyset read, made only when a cursor is given.
+ * the other side of the cursor is one more single-row keyset read, made only when a cursor is
+ * given and the flag is asked for (a client paging forward usually selects only `hasNextPage`).
  */
 export async function findPage<Row, Key extends unknown[], Item = Row>(
   request: PageRequest,
@@ -207,8 +212,12 @@ export async function findPage<Row, Key extends unknown[], Item = Row>(
   const { backward, limit, cursor } = pageDirection(request);
   const from = cursor ? source.cursor.decode(cursor, backward ? 'before' : 'after') : null;
   const { rows, pinned } = rowsOf(await source.fetch({ from: from?.position ?? null, backward, pinned: from?.pinned ?? null, limit: limit + 1 }));
-  const moreAhead = rows.length > limit;
-  const behind = from ? rowsOf(await source.fetch({ from: from.position, backward: !backward, pinned: from.pinned, limit: 1 })).rows.length > 0 : false;
+  const ahead = Promise.resolve(rows.length > limit);
+  let behind: Promise<boolean> | null = null;
+  const isBehind = () =>
+    (behind ??= from
+      ? Promise.resolve(source.fetch({ from: from.position, backward: !backward, pinned: from.pinned, limit: 1 })).then((fetched) => rowsOf(fetched).rows.length > 0)
+      : Promise.resolve(false));
   const pageRows = rows.slice(0, limit);
   if (backward) pageRows.reverse();
   const cursors = new Map<Item, string>();
@@ -219,8 +228,8 @@ export async function findPage<Row, Key extends unknown[], Item = Row>(
   });
   return {
     items,
-    hasNextPage: backward ? behind : moreAhead,
-    hasPreviousPage: backward ? moreAhead : behind,
+    hasNextPage: backward ? isBehind : () => ahead,
+    hasPreviousPage: backward ? () => ahead : isBehind,
     cursorOf: (item) => cursors.get(item)!,
   };
 }

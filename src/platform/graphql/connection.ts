@@ -11,8 +11,8 @@ import type { GraphQLContext } from './context.ts';
  */
 const PageInfoRef = builder.objectRef<Page<unknown>>('PageInfo').implement({
   fields: (t) => ({
-    hasNextPage: t.exposeBoolean('hasNextPage', { description: 'Whether items follow the last of this page.' }),
-    hasPreviousPage: t.exposeBoolean('hasPreviousPage', { description: 'Whether items precede the first of this page.' }),
+    hasNextPage: t.boolean({ description: 'Whether items follow the last of this page.', resolve: (page) => page.hasNextPage() }),
+    hasPreviousPage: t.boolean({ description: 'Whether items precede the first of this page.', resolve: (page) => page.hasPreviousPage() }),
     startCursor: t.string({
       nullable: true,
       description: 'The cursor of the first item (null on an empty page): pass it as `before` to read the page before.',
