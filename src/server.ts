@@ -137,9 +137,12 @@ export function buildServer(deps: ServerDeps) {
   const yoga = createYoga<Record<string, unknown>, GraphQLContext>({
     schema: deps.schema,
     graphqlEndpoint: GRAPHQL_PATH,
-    context: async ({ request, socketAuthorization, req }: { request?: Request; socketAuthorization?: string | null; req?: IncomingMessage }) => {
+    context: async (initial: { request?: Request; socketAuthorization?: string | null; req?: IncomingMessage }) => {
+      const { request, socketAuthorization, req } = initial;
       const log = req ? requestRecordFor(req, deps.logger).log : deps.logger;
-      return createContext(socketAuthorization !== undefined ? socketAuthorization : request?.headers.get('authorization'), log);
+      // Built on yoga's context object itself (context.ts says why); nothing is left to merge.
+      await createContext(socketAuthorization !== undefined ? socketAuthorization : request?.headers.get('authorization'), log, initial);
+      return {} as GraphQLContext;
     },
     maskedErrors: { maskError },
     // Checked against Content-Length before reading, and counted while a body without one streams in.
