@@ -13,6 +13,7 @@
 // BENCH_FANOUT_SIZES (default 1000,5000,10000), BENCH_FANOUT_EXTRAS=off skips the chat-outbox-only
 // runs, BENCH_FANOUT_EXTRA_SIZE (default 10000) sizes them, BENCH_FANOUT_CPU_PROF=<dir> runs the
 // servers with --cpu-prof and prints each profile's top functions by self time,
+// BENCH_FANOUT_HEAP_SNAPSHOT=<dir> writes a heap snapshot of each server once everyone is subscribed,
 // BENCH_FANOUT_API_SCRIPT=<path to another checkout's src/main.ts> measures that one instead,
 // BENCH_CLUSTER=off uses the machine's PostgreSQL instead of a cluster of the bench's own.
 import { fork, type ChildProcess } from 'node:child_process';
@@ -91,7 +92,11 @@ async function gql(url: string, token: string, query: string, variables: Record<
   return body.data;
 }
 
-const profArgs = (name: string) => (CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${join(CPU_PROF, name)}`] : []);
+const HEAP_SNAPSHOTS = process.env.BENCH_FANOUT_HEAP_SNAPSHOT ?? '';
+const profArgs = (name: string) => [
+  ...(CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${join(CPU_PROF, name)}`] : []),
+  ...(HEAP_SNAPSHOTS ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${join(HEAP_SNAPSHOTS, name)}`] : []),
+];
 
 async function startOurs(serverUrl: string, options: { instances: number; sessions: number; members: number }): Promise<Target> {
   const database = await createBenchDatabase('chat_outbox_bench_fanout', serverUrl);
@@ -183,6 +188,20 @@ interface RunResult {
 
 let runCounter = 0;
 
+/** chat-outbox's V8 heap from its /metrics (summed over instances); null for the bare server. */
+async function heapOf(target: Target) {
+  if (!target.name.startsWith('chat-outbox')) return null;
+  const sum = { used: 0, total: 0, external: 0 };
+  for (const url of target.urls) {
+    const text = await (await fetch(url.replace(/\/graphql$/, '/metrics'))).text();
+    const value = (name: string) => Number(new RegExp(`^${name} (\\S+)`, 'm').exec(text)?.[1] ?? 0);
+    sum.used += value('nodejs_heap_size_used_bytes');
+    sum.total += value('nodejs_heap_size_total_bytes');
+    sum.external += value('nodejs_external_memory_bytes');
+  }
+  return sum;
+}
+
 async function measure(
   clients: ReturnType<typeof startClients>,
   target: Target,
@@ -192,6 +211,7 @@ async function measure(
   const run = (runCounter++).toString(36) + randomBytes(2).toString('hex');
   const rss = () => target.pids.reduce((sum, pid) => sum + rssOf(pid), 0);
   const idle = rss();
+  const idleHeap = await heapOf(target);
   const specs: ClientSpec[] = [];
   for (let i = 0; i < options.subscribers; i++) {
     specs.push({
@@ -230,6 +250,12 @@ async function measure(
   }
   await sleep(500);
   const subscribed = rss();
+  const subscribedHeap = await heapOf(target);
+  if (HEAP_SNAPSHOTS) {
+    // A heap snapshot of each server with everyone subscribed (it collects garbage first).
+    for (const pid of target.pids) process.kill(pid, 'SIGUSR2');
+    await sleep(15_000);
+  }
   await clients.reset();
 
   const sent: { tag: string; at: number; expected: number }[] = [];
@@ -265,7 +291,7 @@ async function measure(
     idleRssMb: mb(idle),
     subscribedRssMb: mb(subscribed),
     rssPerSubscriberKb: (subscribed - idle) / 1024 / options.subscribers,
-    note: `${report.ended ? `${report.ended} subscriptions ended with an error, e.g. ${report.endedSample}` : ''}${stalledNote}`,
+    note: `${subscribedHeap && idleHeap ? `V8 heap used +${fmt((subscribedHeap.used - idleHeap.used) / 1024 / options.subscribers, 1)} KB/subscriber, heap total +${fmt((subscribedHeap.total - idleHeap.total) / 1024 / options.subscribers, 1)} KB, external +${fmt((subscribedHeap.external - idleHeap.external) / 1024 / options.subscribers, 1)} KB (from /metrics). ` : ''}${report.ended ? `${report.ended} subscriptions ended with an error, e.g. ${report.endedSample}` : ''}${stalledNote}`,
   };
 }
 
@@ -309,6 +335,7 @@ const cluster = await startBenchCluster('fanout', CLUSTER_PORT).catch((error) =>
 });
 const serverUrl = cluster?.url ?? SERVER_URL;
 if (CPU_PROF) mkdirSync(CPU_PROF, { recursive: true });
+if (HEAP_SNAPSHOTS) for (const name of ['chat-outbox-0', 'chat-outbox-1', 'bare']) mkdirSync(join(HEAP_SNAPSHOTS, name), { recursive: true });
 console.log(`bench:fanout — ${MESSAGES} messages at ${1000 / INTERVAL_MS}/s over HTTP; latency = mutation sent → subscriber has the event.`);
 console.log(`PostgreSQL: ${cluster?.label ?? SERVER_URL}; clients in one process of their own; servers one after the other.`);
 console.log('RSS per subscriber = (server RSS with N subscribed − server RSS idle) / N, from /proc after a warm-up message reached everyone.\n');
