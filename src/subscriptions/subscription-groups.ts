@@ -56,6 +56,47 @@ function selectsEventOnly(schema: GraphQLSchema, document: DocumentNode): boolea
   return eventOnly;
 }
 
+/** Arguments that say where a stream starts, never how an event renders. */
+const RESUME_ARGUMENTS = new Set(['after', 'afterSequence']);
+
+/**
+ * The document as the group key sees it: the subscription field's resume point (`after`,
+ * `afterSequence`) taken out, with the variables used only there, so that clients that resume
+ * from different events (every reconnecting client does) still share one execution per event.
+ */
+function withoutResumePoints(document: DocumentNode): { text: string; resumeVariables: Set<string> } {
+  const inResume = new Set<string>();
+  const elsewhere = new Set<string>();
+  let depth = 0;
+  // Only the operation's own root field: a fragment's top-level field may be nested anywhere.
+  let inFragment = false;
+  const stripped = visit(document, {
+    FragmentDefinition: {
+      enter() {
+        inFragment = true;
+      },
+      leave() {
+        inFragment = false;
+      },
+    },
+    Field: {
+      enter() {
+        depth += 1;
+      },
+      leave() {
+        depth -= 1;
+      },
+    },
+    Argument(node) {
+      const resume = !inFragment && depth === 1 && RESUME_ARGUMENTS.has(node.name.value);
+      visit(node.value, { Variable: (variable) => void (resume ? inResume : elsewhere).add(variable.name.value) });
+      return resume ? null : undefined;
+    },
+  });
+  // Variable definitions stay in the text: they do not change how an event renders either way.
+  return { text: print(stripped), resumeVariables: new Set([...inResume].filter((name) => !elsewhere.has(name))) };
+}
+
 export interface SubscriptionGroupsDeps {
   /** Called with the group's size each time an event is executed for a group. */
   onExecuted?(groupSize: number): void;
@@ -95,21 +136,22 @@ const isCommittedEvent = (item: unknown): item is DomainEvent =>
  */
 export function createSubscriptionGroups(deps: SubscriptionGroupsDeps = {}) {
   const groups = new Map<string, Group>();
-  const printed = new WeakMap<DocumentNode, { text: string; eventOnly: boolean }>();
+  const printed = new WeakMap<DocumentNode, { text: string; resumeVariables: Set<string>; eventOnly: boolean }>();
 
   function documentOf(schema: GraphQLSchema, document: DocumentNode) {
     let known = printed.get(document);
     if (!known) {
-      known = { text: print(document), eventOnly: selectsEventOnly(schema, document) };
+      known = { ...withoutResumePoints(document), eventOnly: selectsEventOnly(schema, document) };
       printed.set(document, known);
     }
     return known;
   }
 
   function groupKey(args: ExecutionArgs): string {
-    const { text, eventOnly } = documentOf(args.schema, args.document);
+    const { text, resumeVariables, eventOnly } = documentOf(args.schema, args.document);
+    const variables = Object.entries(args.variableValues ?? {}).filter(([name]) => !resumeVariables.has(name));
     const scope = eventOnly ? '*' : `principal:${principalIdOf(args.contextValue as GraphQLContext) ?? ''}`;
-    return JSON.stringify([text, args.operationName ?? null, args.variableValues ?? {}, scope]);
+    return JSON.stringify([text, args.operationName ?? null, variables, scope]);
   }
 
   function join(key: string): Group {
