@@ -28,7 +28,7 @@ import { BARE_SCHEMA } from './peers/bare-server.ts';
 import { startBenchCluster } from './pg-cluster.ts';
 import { API_SERVER_SCRIPT, BARE_SERVER_SCRIPT, createBenchDatabase, fmt, percentile, rssOf, SERVER_URL, startServerProcess } from './support.ts';
 
-const SIZES = (process.env.BENCH_FANOUT_SIZES ?? '1000,5000,10000').split(',').map(Number);
+const SIZES = (process.env.BENCH_FANOUT_SIZES ?? '1000,5000,10000').split(',').filter(Boolean).map(Number);
 const EXTRA_SIZE = Number(process.env.BENCH_FANOUT_EXTRA_SIZE ?? 10_000);
 const EXTRAS = process.env.BENCH_FANOUT_EXTRAS !== 'off';
 /** BENCH_FANOUT_PEER=off: chat-outbox only (while developing; the goals then say n/a). */

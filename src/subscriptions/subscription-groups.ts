@@ -98,7 +98,7 @@ function withoutResumePoints(document: DocumentNode): { text: string; resumeVari
 }
 
 export interface SubscriptionGroupsDeps {
-  /** Called with the group's size each time an event is executed for a group. */
+  /** Called with the number of subscribers an execution serves: the group's size, or 1 for a stream's own item. */
   onExecuted?(groupSize: number): void;
   /** Called for every result handed to a subscriber (a frame on its connection). */
   onFrame?(): void;
@@ -174,14 +174,15 @@ export function createSubscriptionGroups(deps: SubscriptionGroupsDeps = {}) {
   }
 
   function render(group: Group, validated: ValidatedSubscriptionArgs, item: unknown): ExecutionResult | Promise<ExecutionResult> {
-    const execute = () => {
-      deps.onExecuted?.(group.subscribers);
+    const execute = (sharedBy: number) => {
+      deps.onExecuted?.(sharedBy);
       return executeSubscriptionEvent({ ...validated, rootValue: item });
     };
-    if (!isCommittedEvent(item)) return execute();
+    // A stream's end or transient activity is this subscriber's own.
+    if (!isCommittedEvent(item)) return execute(1);
     let result = group.results.get(item.eventId);
     if (!result) {
-      result = execute();
+      result = execute(group.subscribers);
       group.results.set(item.eventId, result);
       if (group.results.size > RESULTS_PER_GROUP) group.results.delete(group.results.keys().next().value!);
       // A failed execution is not shared: the next subscriber executes again.
