@@ -81,6 +81,17 @@ describe('subscription groups', () => {
     for (const s of [alice, bob, aliceBodies, bobFromStart, aliceSession, bobSession, carol]) expect(s.errors).toEqual([]);
   });
 
+  it('renders each event from fresh rows, not from what the subscription read for an earlier one', async () => {
+    const { projectId, sessionId } = await createProjectFixture(t, 'alice');
+    const alice = await listen(WITH_SESSION, { projectId }, 'alice');
+    await send(sessionId, 'one');
+    await alice.waitForCount(1);
+    await db.query('update chat_session set title = $2 where id = $1', [sessionId, 'Renamed']);
+    await send(sessionId, 'two');
+    await alice.waitForCount(2);
+    expect(alice.events.map((e: any) => [e.message.body, e.message.session.title])).toEqual([['one', 'General'], ['two', 'Renamed']]);
+  });
+
   it('ends the subscription of a removed member while the others of its group go on receiving', async () => {
     const { projectId, sessionId } = await createProjectFixture(t, 'alice', ['bob', 'dave']);
     const alice = await listen(PROJECT_EVENTS, { projectId }, 'alice');
