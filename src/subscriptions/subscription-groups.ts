@@ -106,8 +106,12 @@ export interface SubscriptionGroupsDeps {
   onGroupCount?(groups: number): void;
 }
 
-/** Results kept per group: enough for every subscriber that is within its buffer to find its event. */
-const RESULTS_PER_GROUP = 256;
+/**
+ * Results kept per group (the oldest goes first). The members of a group render a live event within
+ * moments of each other, so a few suffice; a member replaying history or far behind executes its
+ * own (the same result, at its own cost). Kept small because memory is groups × this × result size.
+ */
+const RESULTS_PER_GROUP = 8;
 
 interface Group {
   key: string;
@@ -180,6 +184,8 @@ export function createSubscriptionGroups(deps: SubscriptionGroupsDeps = {}) {
     };
     // A stream's end or transient activity is this subscriber's own.
     if (!isCommittedEvent(item)) return execute(1);
+    // Alone in its group: nobody to share with, nothing to keep.
+    if (group.subscribers === 1) return execute(1);
     let result = group.results.get(item.eventId);
     if (!result) {
       result = execute(group.subscribers);
