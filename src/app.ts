@@ -75,17 +75,19 @@ export async function startApp(config: AppConfig, logger: Logger, overrides: App
       connectTimeoutMs: network.redisConnectTimeoutMs,
       keepAliveMs: network.tcpKeepAliveMs,
     };
+    const onFanOut = (listeners: number) => metrics.subscriptions.eventFanout.observe(listeners);
     const bus =
       overrides.bus ??
       (config.redisUrl
         ? createRedisBus(config.redisUrl, {
             deadlines: { ...redisDeadlines, pingIntervalMs: network.redisPingIntervalMs },
+            onFanOut,
             onConnectionReplaced: (connection) => {
               metrics.outbox.recordConnectionReplaced(connection === 'publish' ? 'redis_publish' : 'redis_subscribe');
               logger.warn({ connection: `redis:${connection}`, timeoutMs: network.redisCommandTimeoutMs }, 'Redis connection replaced: a command got no answer within its deadline');
             },
           })
-        : createMemoryBus());
+        : createMemoryBus({ onFanOut }));
     closers.push(() => bus.close());
 
     // The outbox relay owns the publisher, its wake-ups and its pool.

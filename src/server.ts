@@ -8,6 +8,7 @@ import { bearerToken, type TokenService } from './platform/auth/token.ts';
 import type { CorsConfig, OperationLimits } from './platform/config.ts';
 import type { Orm } from './platform/db/orm.ts';
 import type { EventStreams } from './subscriptions/event-subscription.service.ts';
+import { createSubscriptionGroups } from './subscriptions/subscription-groups.ts';
 import { createContextFactory, type GraphQLContext } from './platform/graphql/context.ts';
 import { verifyAgentCredential } from './domain/agents/agent-credential.service.ts';
 import type { AgentActivity } from './events/agent-activity.ts';
@@ -114,6 +115,11 @@ export function buildServer(deps: ServerDeps) {
     verifyAgentCredential,
     publishActivity: deps.publishActivity ?? (() => {}),
   });
+  const subscriptionGroups = createSubscriptionGroups({
+    onExecuted: (groupSize) => metrics.subscriptions.recordGroupExecution(groupSize),
+    onFrame: () => metrics.subscriptions.framesSent.inc(),
+    onGroupCount: (groups) => metrics.subscriptions.groups.set(groups),
+  });
   const health = deps.health ?? createHealthChecks({ orm: deps.orm, timeoutMs: 2_000, logger: deps.logger });
   const userLimits = deps.userLimits ?? NO_LIMITS;
   const wsLimits = createWsLimits(userLimits.options);
@@ -131,9 +137,12 @@ export function buildServer(deps: ServerDeps) {
   const yoga = createYoga<Record<string, unknown>, GraphQLContext>({
     schema: deps.schema,
     graphqlEndpoint: GRAPHQL_PATH,
-    context: async ({ request, socketAuthorization, req }: { request?: Request; socketAuthorization?: string | null; req?: IncomingMessage }) => {
+    context: async (initial: { request?: Request; socketAuthorization?: string | null; req?: IncomingMessage }) => {
+      const { request, socketAuthorization, req } = initial;
       const log = req ? requestRecordFor(req, deps.logger).log : deps.logger;
-      return createContext(socketAuthorization !== undefined ? socketAuthorization : request?.headers.get('authorization'), log);
+      // Built on yoga's context object itself (context.ts says why); nothing is left to merge.
+      await createContext(socketAuthorization !== undefined ? socketAuthorization : request?.headers.get('authorization'), log, initial);
+      return {} as GraphQLContext;
     },
     maskedErrors: { maskError },
     // Checked against Content-Length before reading, and counted while a body without one streams in.
@@ -152,6 +161,8 @@ export function buildServer(deps: ServerDeps) {
       useRequestErrorCodes(),
       useOperationTracing(),
       useOperationObservability({ metrics, logger: deps.logger }),
+      // Before useUserLimits, which wraps whatever subscribe function it finds.
+      subscriptionGroups.plugin(),
       // After observability, so that operations it refuses are still counted and logged.
       useUserLimits({ rates: userLimits.rates, subscriptionsPerUser: userLimits.options.subscriptionsPerUser }),
     ],
@@ -245,6 +256,7 @@ export function buildServer(deps: ServerDeps) {
   return {
     yoga,
     httpServer,
+    subscriptionGroups,
     metrics,
     health,
     async start(port: number, host: string): Promise<RunningServer> {

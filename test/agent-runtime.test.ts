@@ -35,6 +35,19 @@ async function messagesOf(sessionId: string) {
 }
 const answersTo = async (sessionId: string, messageId: string) => (await messagesOf(sessionId)).filter((m) => m.reply_to_id === messageId);
 
+/** An adapter whose every reply fails with `message` (`transient`: worth retrying), counting its calls. */
+function failingAdapter(message: string, transient: boolean): AgentAdapter & { calls: number } {
+  const adapter = {
+    calls: 0,
+    // eslint-disable-next-line require-yield
+    async *reply() {
+      adapter.calls += 1;
+      throw new AgentAdapterError(message, transient);
+    },
+  };
+  return adapter;
+}
+
 describe('agent runtime', () => {
   it('answers a committed user message once, as the active agent, with its message_created event; the reply triggers nothing', async () => {
     const f = await agentFixture(dbh.orm);
@@ -159,21 +172,14 @@ describe('agent runtime', () => {
 
   it('retries transient adapter errors with backoff, then posts a system notice and counts it', async () => {
     const f = await agentFixture(dbh.orm, 'alice', 'Flaky');
-    let calls = 0;
-    const failing: AgentAdapter = {
-      // eslint-disable-next-line require-yield
-      async *reply() {
-        calls += 1;
-        throw new AgentAdapterError('model server answered 503', true);
-      },
-    };
+    const failing = failingAdapter('model server answered 503', true);
     const registry = new Registry();
     start(testRuntime(dbh.orm, { adapters: { echo: failing }, registry }));
     const sent = await say(dbh.orm, f.owner, f.sessionId, 'please fail');
     await until(async () => (await answersTo(f.sessionId, sent.message.id)).length === 1);
     const [notice] = await answersTo(f.sessionId, sent.message.id);
     expect(notice).toMatchObject({ role: 'system', body: 'Flaky could not answer this message. Send it again to retry.' });
-    expect(calls).toBe(FAST_RUNTIME.maxAttempts);
+    expect(failing.calls).toBe(FAST_RUNTIME.maxAttempts);
     const job = await dbh.client.query('select status, attempts, last_error from agent_reply_job where reply_to_message_id = $1', [sent.message.id]);
     expect(job.rows[0]).toEqual({ status: 'failed', attempts: 3, last_error: 'model server answered 503' });
     const event = await dbh.client.query(`select payload from event_outbox where session_id = $1 and payload->>'role' = 'system'`, [f.sessionId]);
@@ -184,18 +190,11 @@ describe('agent runtime', () => {
 
   it('a permanent adapter error is not retried', async () => {
     const f = await agentFixture(dbh.orm, 'alice', 'Broken');
-    let calls = 0;
-    const broken: AgentAdapter = {
-      // eslint-disable-next-line require-yield
-      async *reply() {
-        calls += 1;
-        throw new AgentAdapterError('unknown model', false);
-      },
-    };
+    const broken = failingAdapter('unknown model', false);
     start(testRuntime(dbh.orm, { adapters: { echo: broken } }));
     const sent = await say(dbh.orm, f.owner, f.sessionId, 'x');
     await until(async () => (await answersTo(f.sessionId, sent.message.id)).length === 1);
-    expect(calls).toBe(1);
+    expect(broken.calls).toBe(1);
   });
 
   it("a slow agent in one session does not delay another session's reply", async () => {

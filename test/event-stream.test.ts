@@ -48,14 +48,20 @@ async function take(stream: AsyncIterator<DomainEvent | StreamEnd>, count: numbe
   return out;
 }
 
+/** A stream over a fake source holding `history` events, once it has subscribed (its first read is pending). */
+async function subscribed(history: number, options: Parameters<typeof orderedEventStream>[1]) {
+  const f = fakeSource(history);
+  const stream = orderedEventStream(f.source, options);
+  const first = stream.next();
+  await new Promise((r) => setTimeout(r, 0));
+  return { f, stream, first };
+}
+
 const seqs = (items: (DomainEvent | StreamEnd)[]) => items.map((i) => (i instanceof StreamEnd ? i.error.code : i.sequence));
 
 describe('orderedEventStream', () => {
   it('replays after a position, then joins live with no gap and no duplicate', async () => {
-    const f = fakeSource(5);
-    const stream = orderedEventStream(f.source, { startAfter: 2, bufferSize: 100, pageSize: 2 });
-    const first = stream.next(); // subscribes
-    await new Promise((r) => setTimeout(r, 0));
+    const { f, stream, first } = await subscribed(5, { startAfter: 2, bufferSize: 100, pageSize: 2 });
     f.commit(6); // published while the replay is still reading history
     expect(seqs([(await first).value!, ...(await take(stream, 3))])).toEqual([3, 4, 5, 6]);
     f.commit(7);
@@ -64,10 +70,7 @@ describe('orderedEventStream', () => {
   });
 
   it('drops redeliveries and fills a gap the bus left (a lost or late message) from the log', async () => {
-    const f = fakeSource(0);
-    const stream = orderedEventStream(f.source, { startAfter: null, bufferSize: 100 });
-    const first = stream.next();
-    await new Promise((r) => setTimeout(r, 0));
+    const { f, stream, first } = await subscribed(0, { startAfter: null, bufferSize: 100 });
     f.commit(1);
     f.commit(2, { live: false }); // committed, never published (yet)
     f.commit(3);
@@ -80,10 +83,7 @@ describe('orderedEventStream', () => {
   });
 
   it('ends with SLOW_CONSUMER, naming the last delivered event, when the client falls behind', async () => {
-    const f = fakeSource(0);
-    const stream = orderedEventStream(f.source, { startAfter: null, bufferSize: 3 });
-    const first = stream.next();
-    await new Promise((r) => setTimeout(r, 0));
+    const { f, stream, first } = await subscribed(0, { startAfter: null, bufferSize: 3 });
     f.commit(1);
     expect(seqs([(await first).value!])).toEqual([1]);
     for (let n = 2; n <= 10; n++) f.commit(n); // the client reads nothing meanwhile
@@ -96,10 +96,7 @@ describe('orderedEventStream', () => {
   });
 
   it('ends with UNAVAILABLE, naming the last delivered event, when a database read fails (a query past its deadline)', async () => {
-    const f = fakeSource(0);
-    const stream = orderedEventStream(f.source, { startAfter: null, bufferSize: 100 });
-    const first = stream.next();
-    await new Promise((r) => setTimeout(r, 0));
+    const { f, stream, first } = await subscribed(0, { startAfter: null, bufferSize: 100 });
     f.commit(1);
     expect(seqs([(await first).value!])).toEqual([1]);
     f.source.loadAfter = async () => {
@@ -114,10 +111,7 @@ describe('orderedEventStream', () => {
   });
 
   it('releases its bus listener when the client goes away', async () => {
-    const f = fakeSource(0);
-    const stream = orderedEventStream(f.source, { startAfter: null, bufferSize: 3 });
-    const pending = stream.next();
-    await new Promise((r) => setTimeout(r, 0));
+    const { f, stream, first: pending } = await subscribed(0, { startAfter: null, bufferSize: 3 });
     expect(f.listeners.size).toBe(1);
     await stream.return!();
     expect(await pending).toEqual({ done: true, value: undefined });

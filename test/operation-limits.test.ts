@@ -68,25 +68,15 @@ describe('the attacks of a request that asks too much', () => {
     expect(result.errors?.[0]?.extensions).toMatchObject({ limit: 'aliases' });
   });
 
-  it('a cost that multiplies page sizes is refused, the same shape with small pages runs', async () => {
-    const query = (first: number) =>
-      `query($id: ID!) { project(id: $id) { sessions(first: ${first}) { nodes { messages(first: ${first}) { nodes { id body role createdAt } } } } } }`;
+  // A backward page (`last`) costs what the forward page of the same size does.
+  it.each(['first', 'last'])('a cost that multiplies page sizes (%s) is refused, the same shape with small pages runs', async (size) => {
+    const query = (n: number) =>
+      `query($id: ID!) { project(id: $id) { sessions(${size}: ${n}) { nodes { messages(${size}: ${n}) { nodes { id body role createdAt } } } } } }`;
     const expensive = await post({ query: query(100), variables: { id: fixture.projectId } });
     await expectRejected(expensive, 'QUERY_TOO_COMPLEX');
     expect(expensive.errors?.[0]?.extensions).toMatchObject({ limit: 'cost', max: 10_000 });
     expect(expensive.errors?.[0]?.extensions?.cost).toBeGreaterThan(10_000);
 
-    const cheap = await post({ query: query(10), variables: { id: fixture.projectId } });
-    expect(cheap.errors).toBeUndefined();
-    expect(cheap.data.project.sessions.nodes).toHaveLength(1);
-  });
-
-  it('a backward page (`last`) costs what the forward page of the same size does', async () => {
-    const query = (size: number) =>
-      `query($id: ID!) { project(id: $id) { sessions(last: ${size}) { nodes { messages(last: ${size}) { nodes { id body role createdAt } } } } } }`;
-    const expensive = await post({ query: query(100), variables: { id: fixture.projectId } });
-    await expectRejected(expensive, 'QUERY_TOO_COMPLEX');
-    expect(expensive.errors?.[0]?.extensions).toMatchObject({ limit: 'cost', max: 10_000 });
     const cheap = await post({ query: query(10), variables: { id: fixture.projectId } });
     expect(cheap.errors).toBeUndefined();
     expect(cheap.data.project.sessions.nodes).toHaveLength(1);

@@ -3,7 +3,7 @@ import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/platform/config.ts';
 import { rootFieldCount } from '../src/platform/graphql/root-fields.ts';
-import { errorCode, startTestApp, type TestApp, useTestApp } from './support/app.ts';
+import { errorCode, startTestApp, type TestApp, useTestApp, useTwoInstances } from './support/app.ts';
 import { connect } from './support/database.ts';
 import { createProjectFixture, SEND_MESSAGE } from './support/fixtures.ts';
 import { RawSocket } from './support/raw-socket.ts';
@@ -25,27 +25,6 @@ async function post(t: TestApp, userId: string, query: string, variables: Record
     body: JSON.stringify({ query, variables }),
   });
   return { status: response.status, retryAfter: response.headers.get('retry-after'), body: (await response.json()) as any };
-}
-
-/** Two instances on one database (the second without a publisher), started before the block's tests. */
-function twoInstances(env: Record<string, string>) {
-  const apps: { a?: TestApp; b?: TestApp } = {};
-  beforeAll(async () => {
-    apps.a = await startTestApp(env);
-    apps.b = await startTestApp({ ...env, OUTBOX_PUBLISHER_ENABLED: 'false' }, { db: apps.a.db });
-  });
-  afterAll(async () => {
-    await apps.b?.stop();
-    await apps.a?.stop();
-  });
-  return {
-    get a() {
-      return apps.a!;
-    },
-    get b() {
-      return apps.b!;
-    },
-  };
 }
 
 /** The rate limit counts root fields: these tests send more in one request than the default request limit allows. */
@@ -152,15 +131,15 @@ describe('two instances sharing Redis', () => {
   // Unique per run, so parallel test files and earlier runs never share these counters.
   const RATE_LIMIT_KEY_PREFIX = `test-rate-limit-${crypto.randomUUID()}`;
   const env = { ...MANY_FIELDS, REDIS_URL, RATE_LIMIT_KEY_PREFIX, RATE_LIMIT_MUTATIONS_PER_MINUTE: '10' };
-  const two = twoInstances(env);
+  const two = useTwoInstances(env);
 
   it('draw on one budget per user: what is spent on A is gone on B', async () => {
-    const { sessionId } = await createProjectFixture(two.a, 'olga', ['alice']);
-    expect((await post(two.a, 'alice', sendMany('on a', 6), { sessionId })).status).toBe(200);
-    expect((await post(two.b, 'alice', sendMany('on b', 4), { sessionId })).status).toBe(200);
+    const { sessionId } = await createProjectFixture(two.first, 'olga', ['alice']);
+    expect((await post(two.first, 'alice', sendMany('on a', 6), { sessionId })).status).toBe(200);
+    expect((await post(two.second, 'alice', sendMany('on b', 4), { sessionId })).status).toBe(200);
 
-    const onB = await post(two.b, 'alice', SEND_MESSAGE, { sessionId, body: 'one more on b' });
-    const onA = await post(two.a, 'alice', SEND_MESSAGE, { sessionId, body: 'one more on a' });
+    const onB = await post(two.second, 'alice', SEND_MESSAGE, { sessionId, body: 'one more on b' });
+    const onA = await post(two.first, 'alice', SEND_MESSAGE, { sessionId, body: 'one more on a' });
     for (const refused of [onA, onB]) {
       expect(refused.status).toBe(429);
       expect(refused.body.errors[0].extensions.code).toBe('RATE_LIMITED');
@@ -190,13 +169,13 @@ describe('an instance whose Redis is unreachable', () => {
 
 describe('two instances without Redis', () => {
   const env = { ...MANY_FIELDS, RATE_LIMIT_MUTATIONS_PER_MINUTE: '10' };
-  const two = twoInstances(env);
+  const two = useTwoInstances(env);
 
   it('each count on their own', async () => {
-    const { sessionId } = await createProjectFixture(two.a, 'olga', ['alice']);
-    expect((await post(two.a, 'alice', sendMany('on a', 10), { sessionId })).status).toBe(200);
-    expect((await post(two.a, 'alice', SEND_MESSAGE, { sessionId, body: 'one more on a' })).status).toBe(429);
-    expect((await post(two.b, 'alice', sendMany('on b', 10), { sessionId })).status).toBe(200);
+    const { sessionId } = await createProjectFixture(two.first, 'olga', ['alice']);
+    expect((await post(two.first, 'alice', sendMany('on a', 10), { sessionId })).status).toBe(200);
+    expect((await post(two.first, 'alice', SEND_MESSAGE, { sessionId, body: 'one more on a' })).status).toBe(429);
+    expect((await post(two.second, 'alice', sendMany('on b', 10), { sessionId })).status).toBe(200);
   });
 });
 

@@ -1,8 +1,8 @@
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createRedisBus } from '../src/bus/event-bus.ts';
 import type { DomainEvent } from '../src/events/domain-event.ts';
-import { startTestApp, type TestApp } from './support/app.ts';
+import { useTwoInstances } from './support/app.ts';
 import { connect } from './support/database.ts';
 import { createProjectFixture, SEND_MESSAGE } from './support/fixtures.ts';
 import { SESSION_EVENTS, subscribe } from './support/subscriber.ts';
@@ -11,18 +11,8 @@ import { until } from './support/until.ts';
 const REDIS_URL = process.env.TEST_REDIS_URL || 'redis://127.0.0.1:6379';
 
 describe('two API instances sharing a database and Redis', () => {
-  let a: TestApp;
-  let b: TestApp;
-
-  beforeAll(async () => {
-    a = await startTestApp({ REDIS_URL });
-    // B publishes nothing itself: whatever its subscribers get came through Redis from A.
-    b = await startTestApp({ REDIS_URL, OUTBOX_PUBLISHER_ENABLED: 'false' }, { db: a.db });
-  });
-  afterAll(async () => {
-    await b?.stop();
-    await a?.stop();
-  });
+  // B publishes nothing itself: whatever its subscribers get came through Redis from A.
+  const { first: a, second: b } = useTwoInstances({ REDIS_URL });
 
   it('delivers an event written and published through A to a subscriber connected to B', async () => {
     const { sessionId } = await createProjectFixture(a, 'alice');
@@ -38,23 +28,12 @@ describe('two API instances sharing a database and Redis', () => {
 });
 
 describe('an instance whose Redis subscriber connection drops', () => {
-  let a: TestApp;
-  let b: TestApp;
   const name = `test-b-${crypto.randomUUID().slice(0, 8)}`;
-
-  beforeAll(async () => {
-    a = await startTestApp({ REDIS_URL });
-    // B reconnects to Redis one second after losing its connection: events published in that
-    // second never reach it through Redis.
-    b = await startTestApp(
-      { REDIS_URL, OUTBOX_PUBLISHER_ENABLED: 'false' },
-      { db: a.db, bus: createRedisBus(REDIS_URL, { connectionName: name, reconnectDelayMs: 1_000 }) },
-    );
-  });
-  afterAll(async () => {
-    await b?.stop();
-    await a?.stop();
-  });
+  // B reconnects to Redis one second after losing its connection: events published in that
+  // second never reach it through Redis.
+  const { first: a, second: b } = useTwoInstances({ REDIS_URL }, { REDIS_URL, OUTBOX_PUBLISHER_ENABLED: 'false' }, () => ({
+    bus: createRedisBus(REDIS_URL, { connectionName: name, reconnectDelayMs: 1_000 }),
+  }));
 
   it('reads what was published meanwhile as soon as it is back, without waiting for the next event', async () => {
     const { sessionId } = await createProjectFixture(a, 'alice');
@@ -88,18 +67,8 @@ describe('an instance whose Redis subscriber connection drops', () => {
 });
 
 describe('an API-only instance and a publishing instance', () => {
-  let api: TestApp;
-  let relay: TestApp;
-
-  beforeAll(async () => {
-    api = await startTestApp({ REDIS_URL, OUTBOX_PUBLISHER_ENABLED: 'false' });
-    // The relay polls every ten minutes: only the API instance's NOTIFY after commit can wake it.
-    relay = await startTestApp({ REDIS_URL, OUTBOX_POLL_INTERVAL_MS: '600000' }, { db: api.db });
-  });
-  afterAll(async () => {
-    await relay?.stop();
-    await api?.stop();
-  });
+  // The relay polls every ten minutes: only the API instance's NOTIFY after commit can wake it.
+  const { first: api, second: relay } = useTwoInstances({ REDIS_URL, OUTBOX_PUBLISHER_ENABLED: 'false' }, { REDIS_URL, OUTBOX_POLL_INTERVAL_MS: '600000' });
 
   it('wakes the other instance\'s publisher with a NOTIFY after commit, and the subscriber gets the event', async () => {
     const { sessionId } = await createProjectFixture(api, 'alice');

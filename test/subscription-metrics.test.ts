@@ -1,8 +1,11 @@
 import { createClient, type Client } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { parseScrape, captureLogs, eventually } from './support/observability.ts';
+import { parseScrape, captureLogs, eventually, scrape } from './support/observability.ts';
 import { startSchemaServer, type SchemaServer } from './support/schema-server.ts';
+import { startTestApp, type TestApp } from './support/app.ts';
+import { createProjectFixture, SEND_MESSAGE } from './support/fixtures.ts';
+import { PROJECT_EVENTS } from './support/subscriber.ts';
 
 let s: SchemaServer;
 const logs = captureLogs();
@@ -108,5 +111,64 @@ describe('server-sent events', () => {
       return found!;
     });
     expect(line).toMatchObject({ operationName: 'Ticks', outcome: 'success', path: '/graphql' });
+  });
+});
+
+describe('subscription groups (one execution per event per group)', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp();
+  });
+  afterAll(async () => {
+    await t?.stop();
+  });
+  const send = (sessionId: string, body: string) => t.gql(SEND_MESSAGE, { sessionId, body }, { as: 'alice' });
+
+  it('sends every subscriber of a group the same frame, from one execution per event', async () => {
+    const { projectId, sessionId } = await createProjectFixture(t, 'alice', ['bob', 'dave']);
+    const frames = new Map<string, string[]>();
+    const sockets: WebSocket[] = [];
+    try {
+      for (const user of ['alice', 'bob', 'dave']) {
+        const socket = new WebSocket(t.app.graphqlUrl.replace(/^http/, 'ws'), 'graphql-transport-ws');
+        sockets.push(socket);
+        frames.set(user, []);
+        await new Promise<void>((resolve, reject) => {
+          socket.once('error', reject);
+          socket.on('message', (data) => {
+            const text = String(data);
+            if (text.includes('connection_ack')) return resolve();
+            frames.get(user)!.push(text);
+          });
+          socket.once('open', async () => socket.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${await t.token(user)}` } })));
+        });
+        socket.send(JSON.stringify({ id: `sub-${user}`, type: 'subscribe', payload: { query: PROJECT_EVENTS, variables: { projectId } } }));
+      }
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const before = await scrape(t.app.url);
+      await send(sessionId, 'one frame');
+      await send(sessionId, 'another');
+      const deadline = Date.now() + 10_000;
+      while ([...frames.values()].some((list) => list.length < 2) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+      const after = await scrape(t.app.url);
+
+      // Byte for byte the same, but for the subscription id each client chose.
+      const normalized = [...frames.entries()].map(([user, list]) => list.map((frame) => frame.replace(`"sub-${user}"`, '"ID"')));
+      expect(normalized[0]).toHaveLength(2);
+      expect(normalized[1]).toEqual(normalized[0]);
+      expect(normalized[2]).toEqual(normalized[0]);
+      expect(JSON.parse(normalized[0]![0]!).payload.data.projectEvents.message.body).toBe('one frame');
+
+      const delta = (name: string) => (after.value(name) ?? 0) - (before.value(name) ?? 0);
+      // Two events, each executed once for the group of three, and six frames sent.
+      expect(delta('subscription_group_subscribers_count')).toBe(2);
+      expect(delta('subscription_group_subscribers_sum')).toBe(6);
+      expect(delta('subscription_frames_sent_total')).toBe(6);
+      // Each bus event was handed to the three streams of the project on this instance.
+      expect(delta('subscription_event_fanout_count')).toBe(2);
+      expect(delta('subscription_event_fanout_sum')).toBe(6);
+    } finally {
+      for (const socket of sockets) socket.terminate();
+    }
   });
 });

@@ -5,7 +5,7 @@ import { InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@o
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/platform/config.ts';
 import { startTracing, type Tracing } from '../src/platform/observability/tracing.ts';
-import { errorCode, startTestApp, type TestApp } from './support/app.ts';
+import { errorCode, startTestApp, type TestApp, useTwoInstances } from './support/app.ts';
 import { connect } from './support/database.ts';
 import { createProjectFixture, SEND_MESSAGE } from './support/fixtures.ts';
 import { SESSION_EVENTS, subscribe } from './support/subscriber.ts';
@@ -60,20 +60,15 @@ describe('tracing settings (the standard OTEL_* variables)', () => {
 describe('one trace from mutation to delivery, across two instances over Redis', () => {
   const exporter = new InMemorySpanExporter();
   let tracing: Tracing;
-  let writer: TestApp;
-  let reader: TestApp;
 
-  beforeAll(async () => {
+  beforeAll(() => {
     tracing = startTracing({ ...tracingOf({}), sampler: 'always_on' }, { spanProcessor: new SimpleSpanProcessor({ exporter }) });
-    // The writer publishes; the reader only serves subscriptions: the event reaches it over Redis.
-    writer = await startTestApp({ ...FAST, REDIS_URL });
-    reader = await startTestApp({ REDIS_URL, OUTBOX_PUBLISHER_ENABLED: 'false' }, { db: writer.db });
   });
   afterAll(async () => {
-    await reader?.stop();
-    await writer?.stop();
     await tracing?.shutdown();
   });
+  // The writer publishes; the reader only serves subscriptions: the event reaches it over Redis.
+  const { first: writer, second: reader } = useTwoInstances({ ...FAST, REDIS_URL }, { REDIS_URL, OUTBOX_PUBLISHER_ENABLED: 'false' });
 
   it('links the operation, its transaction, the claim, the publish and the delivery by the trace context stored with the event', async () => {
     const { sessionId } = await createProjectFixture(writer, 'alice');

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { sendMessage } from '../src/domain/chat/chat.service.ts';
+import { recordAgentMessage, sendMessage } from '../src/domain/chat/chat.service.ts';
 import { forkEm } from '../src/platform/db/orm.ts';
 import { errorCode, startTestAppWithClient, type TestApp } from './support/app.ts';
 import { failInsertsInto } from './support/database.ts';
@@ -173,5 +173,57 @@ describe('switchAgent', () => {
     expect(rows.map((r) => r.sequence)).toEqual(rows.map((_, i) => i + 1));
     for (let i = 1; i < rows.length; i++) expect(rows[i].payload.fromAgentId).toBe(rows[i - 1].payload.toAgentId);
     for (const row of rows) expect(row.payload.fromAgentId).not.toBe(row.payload.toAgentId);
+  });
+});
+
+describe('concurrent writers in one project', () => {
+  it('number every event gaplessly per session, per worker space and per project, in commit order, with no deadlock between messages, switches and agent replies', async () => {
+    const users = ['alice', 'bob', 'carol', 'dave'];
+    const { projectId, agentIds, sessionId } = await createProjectFixture(t, 'alice', users.slice(1));
+    const second = (await t.gql('mutation($p: ID!) { createChatSession(input: { projectId: $p, title: "Second" }) { id } }', { p: projectId }, { as: 'bob' })).data
+      .createChatSession.id as string;
+    const sessions = [sessionId, second];
+    const seed = await t.gql(SEND_MESSAGE, { sessionId, body: 'answer me' }, { as: 'alice' });
+
+    // What a resuming client reads while the writes go on: whatever has committed must be
+    // 1..n with no hole, or a cursor at n would skip an event that commits later.
+    let writing = true;
+    let snapshots = 0;
+    const holes: string[] = [];
+    const reader = (async () => {
+      while (writing) {
+        const { rows } = await db.query('select project_sequence from event_outbox where project_id = $1 order by project_sequence', [projectId]);
+        const seen = rows.map((row) => row.project_sequence as number);
+        if (seen.some((n, i) => n !== i + 1)) holes.push(seen.join(','));
+        snapshots++;
+      }
+    })();
+
+    const writes: Promise<unknown>[] = [];
+    for (let i = 0; i < 120; i++) {
+      const as = users[i % users.length]!;
+      if (i % 5 === 4) writes.push(t.gql(SWITCH_AGENT, { projectId, agentId: agentIds[i % 2] }, { as }));
+      else writes.push(t.gql(SEND_MESSAGE, { sessionId: sessions[i % 2], body: `m${i}` }, { as }));
+    }
+    // An agent's reply goes through the runtime's entry point, in the same project at the same time.
+    writes.push(recordAgentMessage(forkEm(t.app.orm), { sessionId, agentId: agentIds[0], body: 'a reply', replyToMessageId: seed.data.sendMessage.message.id }));
+    const results = await Promise.all(writes);
+    writing = false;
+    await reader;
+
+    for (const result of results) expect((result as { errors?: unknown }).errors).toBeUndefined();
+    expect(holes).toEqual([]);
+    expect(snapshots).toBeGreaterThan(1);
+    const { rows } = await db.query('select aggregate_id, sequence, project_sequence from event_outbox where project_id = $1 order by project_sequence', [projectId]);
+    // 1 fixture message + 96 messages + 24 switches (some may be no-ops) + 1 reply.
+    expect(rows.length).toBeGreaterThanOrEqual(98);
+    expect(rows.map((row) => row.project_sequence)).toEqual(rows.map((_, i) => i + 1));
+    const byAggregate = new Map<string, number[]>();
+    for (const row of rows) byAggregate.set(row.aggregate_id, [...(byAggregate.get(row.aggregate_id) ?? []), row.sequence]);
+    // Numbered in commit order: within each aggregate, sequence rises with projectSequence, gaplessly.
+    for (const sequences of byAggregate.values()) expect(sequences).toEqual(sequences.map((_, i) => i + 1));
+    expect(await count('message', 'project_id = $1', [projectId])).toBe(1 + 96 + 1);
+    const numbered = await db.query('select id, event_sequence from project where id = $1', [projectId]);
+    expect(numbered.rows[0].event_sequence).toBe(rows.length);
   });
 });

@@ -251,9 +251,9 @@ export class AgentRuntime {
   /** The reply and its event, and the job marked done, in one transaction. */
   async #commit(job: ReplyJobRow, agentId: string, body: string): Promise<void> {
     await forkEm(this.#deps.orm).transactional(async (tx) => {
-      await recordAgentMessage(tx, { sessionId: job.session_id, agentId, body, replyToMessageId: job.reply_to_message_id });
-      await tx.flush();
+      // The job first: the reply's event locks the project's row and must be the last write.
       await markJobFinished(dbOf(tx), job.reply_to_message_id, 'done');
+      await recordAgentMessage(tx, { sessionId: job.session_id, agentId, body, replyToMessageId: job.reply_to_message_id });
     });
     this.#deps.metrics?.record('answered');
   }
@@ -262,9 +262,8 @@ export class AgentRuntime {
   async #fail(job: ReplyJobRow, agentName: string, reason: string): Promise<void> {
     try {
       await forkEm(this.#deps.orm).transactional(async (tx) => {
-        await recordSystemNotice(tx, { sessionId: job.session_id, body: AGENT_FAILED_NOTICE(agentName), replyToMessageId: job.reply_to_message_id });
-        await tx.flush();
         await markJobFinished(dbOf(tx), job.reply_to_message_id, 'failed', reason);
+        await recordSystemNotice(tx, { sessionId: job.session_id, body: AGENT_FAILED_NOTICE(agentName), replyToMessageId: job.reply_to_message_id });
       });
       this.#deps.metrics?.record('failed');
     } catch (error) {

@@ -59,19 +59,95 @@ function subscribeVia<T>(pubSub: ReturnType<typeof createPubSub<Record<string, [
   return () => void iterator.return?.();
 }
 
-export function createMemoryBus(): EventBus {
+/**
+ * One bus subscription per channel per instance, however many streams listen: each event is
+ * handed to the channel's listeners in turn, synchronously, so a project with ten thousand
+ * subscribers costs one bus listener and one loop per event (and yoga's EventTarget never sees
+ * more than one listener per channel). A listener that throws is skipped, never the others.
+ */
+export function createChannelListeners<T>(open: (topic: string, dispatch: (item: T) => void) => Promise<() => void>, onDispatch?: (listeners: number) => void) {
+  interface Channel {
+    listeners: Set<(item: T) => void>;
+    /** Resolves once the bus subscription is live; rejects when it could not be made. */
+    live: Promise<() => void>;
+  }
+  const channels = new Map<string, Channel>();
+  return {
+    async subscribe(topic: string, listener: (item: T) => void): Promise<() => void> {
+      let channel = channels.get(topic);
+      if (!channel) {
+        const listeners = new Set<(item: T) => void>();
+        const dispatch = (item: T) => {
+          onDispatch?.(listeners.size);
+          for (const each of listeners) {
+            try {
+              each(item);
+            } catch {
+              // one stream's failure is its own
+            }
+          }
+        };
+        const created: Channel = { listeners, live: open(topic, dispatch) };
+        channel = created;
+        channels.set(topic, created);
+        // A failed subscription is forgotten, so the next subscriber tries again.
+        created.live.catch(() => {
+          if (channels.get(topic) === created) channels.delete(topic);
+        });
+      }
+      const joined = channel;
+      joined.listeners.add(listener);
+      try {
+        await joined.live;
+      } catch (error) {
+        joined.listeners.delete(listener);
+        throw error;
+      }
+      let released = false;
+      return () => {
+        if (released) return;
+        released = true;
+        joined.listeners.delete(listener);
+        if (joined.listeners.size === 0 && channels.get(topic) === joined) {
+          channels.delete(topic);
+          void joined.live.then((close) => close(), () => {});
+        }
+      };
+    },
+    /** Listeners on a channel now (for metrics and tests). */
+    listenerCount(topic: string): number {
+      return channels.get(topic)?.listeners.size ?? 0;
+    },
+    /** The channels with at least one listener. */
+    topics(): string[] {
+      return [...channels.keys()];
+    },
+  };
+}
+
+export interface MemoryBusOptions {
+  /** Called for every event with the number of listeners on its channel (the frames it becomes). */
+  onFanOut?: (listeners: number) => void;
+}
+
+export function createMemoryBus(options: MemoryBusOptions = {}): EventBus {
   const pubSub = createPubSub<Topics>();
   const activity = createPubSub<Record<string, [AgentActivity]>>();
+  const openVia = <T>(source: ReturnType<typeof createPubSub<Record<string, [T]>>>) => async (topic: string, dispatch: (item: T) => void) => {
+    const unsubscribe = subscribeVia(source, topic, dispatch);
+    // The repeater registers its listener when first pulled; let that happen before resolving.
+    await new Promise((resolve) => setImmediate(resolve));
+    return unsubscribe;
+  };
+  const projectChannels = createChannelListeners<DomainEvent>(openVia(pubSub), options.onFanOut);
+  const activityChannels = createChannelListeners<AgentActivity>(openVia(activity));
   return {
     async publish(events) {
       for (const event of events) pubSub.publish(projectTopic(event.projectId), event);
       return events.map(() => null);
     },
-    async subscribeProject(projectId, listener) {
-      const unsubscribe = subscribeVia(pubSub, projectTopic(projectId), listener);
-      // The repeater registers its listener when first pulled; let that happen before resolving.
-      await new Promise((resolve) => setImmediate(resolve));
-      return unsubscribe;
+    subscribeProject(projectId, listener) {
+      return projectChannels.subscribe(projectTopic(projectId), listener);
     },
     onResubscribed() {
       return () => {};
@@ -79,10 +155,8 @@ export function createMemoryBus(): EventBus {
     publishActivity(item) {
       activity.publish(activityTopic(item.projectId), item);
     },
-    async subscribeActivity(projectId, listener) {
-      const unsubscribe = subscribeVia(activity, activityTopic(projectId), listener);
-      await new Promise((resolve) => setImmediate(resolve));
-      return unsubscribe;
+    subscribeActivity(projectId, listener) {
+      return activityChannels.subscribe(activityTopic(projectId), listener);
     },
     async close() {},
   };
@@ -97,6 +171,8 @@ export interface RedisBusOptions {
   deadlines?: Omit<RedisDeadlines, 'onReplaced'>;
   /** Called when a connection is destroyed for missing a deadline: `publish` or `subscribe`. */
   onConnectionReplaced?: (connection: 'publish' | 'subscribe') => void;
+  /** Called for every event with the number of listeners on its channel on this instance. */
+  onFanOut?: (listeners: number) => void;
 }
 
 export function createRedisBus(url: string, options: RedisBusOptions = {}): EventBus {
@@ -127,8 +203,21 @@ export function createRedisBus(url: string, options: RedisBusOptions = {}): Even
   const pubSub = createPubSub<Topics>({ eventTarget: createRedisEventTarget({ publishClient, subscribeClient }) });
   const activity = createPubSub<Record<string, [AgentActivity]>>({ eventTarget: createRedisEventTarget({ publishClient, subscribeClient }) });
 
-  /** Channels this instance listens on, with how many subscriptions use each. */
-  const channels = new Map<string, number>();
+  /** Opens this instance's one subscription to a channel (createChannelListeners shares it). */
+  const openVia = <T>(source: ReturnType<typeof createPubSub<Record<string, [T]>>>) => async (topic: string, dispatch: (item: T) => void) => {
+    const unsubscribe = subscribeVia(source, topic, dispatch);
+    try {
+      await new Promise((resolve) => setImmediate(resolve));
+      // SUBSCRIBE is idempotent; awaiting it is how we know the channel is live.
+      await subscribeClient.subscribe(topic);
+    } catch (error) {
+      unsubscribe();
+      throw error;
+    }
+    return unsubscribe;
+  };
+  const projectChannels = createChannelListeners<DomainEvent>(openVia(pubSub), options.onFanOut);
+  const activityChannels = createChannelListeners<AgentActivity>(openVia(activity));
   const resubscribed = new Set<() => void>();
   let connectedBefore = false;
   subscribeClient.on('ready', () => {
@@ -139,7 +228,7 @@ export function createRedisBus(url: string, options: RedisBusOptions = {}): Even
     // ioredis re-sends SUBSCRIBE for its channels on its own; subscribing again (idempotent) and
     // awaiting the reply is how we know they are live before streams read the database, so that
     // nothing published from here on can fall between that read and the live channel.
-    const topics = [...channels.keys()];
+    const topics = projectChannels.topics();
     void (topics.length ? subscribeClient.subscribe(...topics) : Promise.resolve()).then(
       () => {
         for (const listener of resubscribed) listener();
@@ -166,28 +255,8 @@ export function createRedisBus(url: string, options: RedisBusOptions = {}): Even
         return events.map(() => failure);
       }
     },
-    async subscribeProject(projectId, listener) {
-      const topic = projectTopic(projectId);
-      const unsubscribe = subscribeVia(pubSub, topic, listener);
-      channels.set(topic, (channels.get(topic) ?? 0) + 1);
-      let released = false;
-      const release = () => {
-        if (released) return;
-        released = true;
-        unsubscribe();
-        const left = (channels.get(topic) ?? 1) - 1;
-        if (left > 0) channels.set(topic, left);
-        else channels.delete(topic);
-      };
-      try {
-        await new Promise((resolve) => setImmediate(resolve));
-        // SUBSCRIBE is idempotent; awaiting it is how we know the channel is live.
-        await subscribeClient.subscribe(topic);
-      } catch (error) {
-        release();
-        throw error;
-      }
-      return release;
+    subscribeProject(projectId, listener) {
+      return projectChannels.subscribe(projectTopic(projectId), listener);
     },
     onResubscribed(listener) {
       resubscribed.add(listener);
@@ -198,17 +267,8 @@ export function createRedisBus(url: string, options: RedisBusOptions = {}): Even
       if (publishClient.status !== 'ready') return;
       publishClient.publish(activityTopic(item.projectId), JSON.stringify(item)).catch(() => {});
     },
-    async subscribeActivity(projectId, listener) {
-      const topic = activityTopic(projectId);
-      const unsubscribe = subscribeVia(activity, topic, listener);
-      try {
-        await new Promise((resolve) => setImmediate(resolve));
-        await subscribeClient.subscribe(topic);
-      } catch (error) {
-        unsubscribe();
-        throw error;
-      }
-      return unsubscribe;
+    subscribeActivity(projectId, listener) {
+      return activityChannels.subscribe(activityTopic(projectId), listener);
     },
     async close() {
       publishClient.disconnect();

@@ -65,15 +65,25 @@ export type NewDomainEvent = {
   };
 }[EventType];
 
-export function messageCreated(projectId: string, payload: MessageCreatedPayload): Extract<NewDomainEvent, { type: 'message_created' }> {
+/**
+ * An event about to be recorded whose project is read from its aggregate's row by the statement
+ * that records it (a message sent to a session whose project the request does not know).
+ */
+export type UnplacedEvent = { [K in EventType]: Omit<Extract<NewDomainEvent, { type: K }>, 'projectId'> }[EventType];
+
+/** `message_created` in the session's project, whichever that is. */
+export function messageCreatedInSession(payload: MessageCreatedPayload): Extract<UnplacedEvent, { type: 'message_created' }> {
   return {
     type: 'message_created',
     aggregate: { type: 'chat_session', id: payload.sessionId },
-    projectId,
     userId: payload.authorUserId,
     sessionId: payload.sessionId,
     payload,
   };
+}
+
+export function messageCreated(projectId: string, payload: MessageCreatedPayload): Extract<NewDomainEvent, { type: 'message_created' }> {
+  return { ...messageCreatedInSession(payload), projectId };
 }
 
 export function agentSwitched(projectId: string, userId: string, payload: AgentSwitchedPayload): Extract<NewDomainEvent, { type: 'agent_switched' }> {

@@ -1,4 +1,4 @@
-import type { EventSubscriber, FlushEventArgs, TransactionEventArgs } from '@mikro-orm/core';
+import type { EventSubscriber, TransactionEventArgs } from '@mikro-orm/core';
 import pg from 'pg';
 import { systemClock, type Clock } from '../platform/clock.ts';
 import { dbOf } from '../platform/db/database.ts';
@@ -6,39 +6,43 @@ import { forkEm, severConnection, type Em, type Orm } from '../platform/db/orm.t
 import { notifyPublishers, OUTBOX_CHANNEL } from '../events/event-log.repository.ts';
 import { backoffMs } from './backoff.ts';
 import type { Logger } from '../platform/logger.ts';
-import { OutboxEventSchema } from './outbox-event.entity.ts';
 
 /** Transactions that made outbox events due; a publisher in this process wakes when one commits. */
 const transactionsWithEvents = new WeakSet<object>();
 
 /**
- * For writes that make events due without inserting them through the unit of work (reprocessing
- * with raw SQL): wake this process's publisher when `em`'s transaction commits.
+ * What to wake in this process when events commit, per event manager. Every fork of an ORM shares
+ * its root's event manager, so a write through any request's EntityManager finds them.
+ */
+const localWakers = new WeakMap<object, (() => void)[]>();
+
+/**
+ * Wakes this process's publisher (and whatever else `wakeOnLocalCommit` registered) once `em`'s
+ * write that made events due has committed: when its transaction commits, or at once when there is
+ * no transaction, because the write was a statement of its own and has committed already (the
+ * write path's one-statement `sendMessage`). A rolled-back transaction wakes nobody.
  */
 export function wakePublisherAfterCommit(em: Em): void {
   const transaction = em.getTransactionContext();
   if (transaction) transactionsWithEvents.add(transaction);
+  else for (const wake of localWakers.get(em.getEventManager()) ?? []) wake();
 }
 
 /**
- * Calls `wake` right after a transaction that recorded an event commits. It watches flushes for
- * new outbox rows and fires on that transaction's commit, so a rolled-back write wakes nobody and
- * the request path does no extra work.
+ * Calls `wake` right after a write that recorded an event commits. The outbox writer reports
+ * every recorded event (`wakePublisherAfterCommit`); this fires on that transaction's commit, so
+ * a rolled-back write wakes nobody and the request path does no extra work.
  */
 export function wakeOnLocalCommit(orm: Orm, wake: () => void): void {
+  const events = orm.em.getEventManager();
+  const wakers = localWakers.get(events) ?? [];
+  localWakers.set(events, [...wakers, wake]);
   const subscriber: EventSubscriber = {
-    afterFlush(args: FlushEventArgs) {
-      const recorded = args.uow.getChangeSets().some((changeSet) => changeSet.meta.className === OutboxEventSchema.meta.className);
-      if (!recorded) return;
-      const transaction = args.em.getTransactionContext();
-      if (transaction) transactionsWithEvents.add(transaction);
-      else wake();
-    },
     afterTransactionCommit(args: TransactionEventArgs) {
       if (args.transaction && transactionsWithEvents.has(args.transaction)) wake();
     },
   };
-  orm.em.getEventManager().registerSubscriber(subscriber);
+  events.registerSubscriber(subscriber);
 }
 
 /**

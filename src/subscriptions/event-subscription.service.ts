@@ -11,6 +11,7 @@ import { requireId } from '../platform/validation.ts';
 import type { DomainEvent } from '../events/domain-event.ts';
 import { eventsAfter, expiredHorizon, newestPosition, positionOfEvent, type EventStreamScope } from '../events/event-log.repository.ts';
 import { withAgentActivity } from './agent-activity-stream.ts';
+import { createMembershipChecks, type Moment } from './membership-checks.ts';
 import { orderedEventStream, StreamEnd, type OrderedStreamSource } from './event-stream.ts';
 import type { AgentPrincipal } from '../platform/auth/agent-principal.ts';
 import { requireActiveCredential } from '../domain/agents/agent-credential.service.ts';
@@ -49,16 +50,21 @@ export function createEventStreams(deps: EventStreamsDeps) {
   const db = () => dbOf(forkEm(deps.orm));
   const clock = deps.clock ?? systemClock;
 
-  /** Membership is re-checked on an event at most every `authRecheckMs` (docs/design-notes.md#authorisation-only-at-subscribe-time). */
-  function authorizer(viewer: Viewer, projectId: string) {
-    let checkedAt = clock.now();
-    return async (_event: DomainEvent | null) => {
+  const memberships = createMembershipChecks({ orm: deps.orm, clock, recheckMs: deps.options.authRecheckMs });
+
+  /**
+   * Membership is re-checked for an event when the last check is `authRecheckMs` older than the
+   * event's arrival (docs/design-notes.md#authorisation-only-at-subscribe-time), from a member list
+   * shared by every subscriber of the project (membership-checks.ts). The token's expiry is
+   * checked on every event.
+   */
+  function authorizer(viewer: Viewer, projectId: string, checkedAt: Moment) {
+    let passed = checkedAt;
+    return async (event: DomainEvent | null) => {
       if (viewer.tokenExpiresAt && viewer.tokenExpiresAt.getTime() <= clock.now()) {
         throw new DomainError('UNAUTHENTICATED', 'The token has expired; subscribe again with a fresh token');
       }
-      if (clock.now() - checkedAt < deps.options.authRecheckMs) return;
-      await requireMembership(forkEm(deps.orm), viewer.userId, projectId);
-      checkedAt = clock.now();
+      passed = await memberships.require(projectId, viewer.userId, event, passed);
     };
   }
 
@@ -94,8 +100,8 @@ export function createEventStreams(deps: EventStreamsDeps) {
     return null;
   }
 
-  function open(viewer: Viewer, stream: StreamShape, resume: ResumePoint): Promise<AsyncIterableIterator<DomainEvent | StreamEnd>> {
-    return openStream(stream, resume, authorizer(viewer, stream.projectId), viewer.tokenExpiresAt);
+  function open(viewer: Viewer, stream: StreamShape, resume: ResumePoint, checkedAt: Moment): Promise<AsyncIterableIterator<DomainEvent | StreamEnd>> {
+    return openStream(stream, resume, authorizer(viewer, stream.projectId, checkedAt), viewer.tokenExpiresAt);
   }
 
   async function openStream(
@@ -109,7 +115,10 @@ export function createEventStreams(deps: EventStreamsDeps) {
       async subscribeLive(listener, missedSome) {
         const stopMissed = deps.bus.onResubscribed(missedSome);
         try {
-          const unsubscribe = await deps.bus.subscribeProject(stream.projectId, listener);
+          const unsubscribe = await deps.bus.subscribeProject(stream.projectId, (event) => {
+            memberships.arrived(event);
+            listener(event);
+          });
           return () => {
             stopMissed();
             unsubscribe();
@@ -176,6 +185,7 @@ export function createEventStreams(deps: EventStreamsDeps) {
      */
     async session(viewer: Viewer, sessionIdInput: string, resume: ResumePoint & { agentActivity?: boolean | null }) {
       const sessionId = requireId('sessionId', sessionIdInput);
+      const checkedAt = memberships.now();
       const session = await requireSession(forkEm(deps.orm), viewer.userId, sessionId);
       const projectId = session.project.id;
       const ordered = await open(viewer, {
@@ -186,9 +196,9 @@ export function createEventStreams(deps: EventStreamsDeps) {
         counterTable: 'chat_session',
         accepts: (event) => event.aggregateId === sessionId,
         positionOf: (event) => event.sequence,
-      }, resume);
+      }, resume, checkedAt);
       if (!resume.agentActivity) return ordered;
-      const authorize = authorizer(viewer, projectId);
+      const authorize = authorizer(viewer, projectId, checkedAt);
       return withAgentActivity(ordered, {
         subscribe: (listener) => deps.bus.subscribeActivity(projectId, listener),
         accepts: (activity) => activity.sessionId === sessionId,
@@ -200,6 +210,7 @@ export function createEventStreams(deps: EventStreamsDeps) {
     /** Every event of a project (all sessions, agent switches), in `projectSequence` order. */
     async project(viewer: Viewer, projectIdInput: string, resume: ResumePoint) {
       const projectId = requireId('projectId', projectIdInput);
+      const checkedAt = memberships.now();
       await requireMembership(forkEm(deps.orm), viewer.userId, projectId);
       return open(viewer, {
         id: projectId,
@@ -209,7 +220,7 @@ export function createEventStreams(deps: EventStreamsDeps) {
         counterTable: 'project',
         accepts: () => true,
         positionOf: (event) => event.projectSequence,
-      }, resume);
+      }, resume, checkedAt);
     },
   };
 }

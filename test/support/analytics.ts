@@ -67,22 +67,7 @@ export async function walk(
   }
 }
 
-/**
- * Retries `check` until it stops throwing. Analytics show an event once every transaction that
- * started before it has finished, cluster-wide, and other test files write in parallel: a test
- * waits for that instead of asserting it happened by a deadline.
- */
-export async function eventually<T>(check: () => Promise<T>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await check();
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 25));
-    }
-  }
-}
+export { eventually } from './until.ts';
 
 export interface StoredEvent {
   id: string;

@@ -39,12 +39,40 @@ export function useTestApp(...args: Parameters<typeof startTestApp>): TestApp {
   afterAll(async () => {
     await started?.stop();
   });
+  return standIn(() => started, 'useTestApp()');
+}
+
+/** An object that stands for the app `current()` returns, read once the block's `beforeAll` has run. */
+function standIn(current: () => TestApp | undefined, madeBy: string): TestApp {
   return new Proxy({} as TestApp, {
     get: (_target, key) => {
-      if (!started) throw new Error('useTestApp(): the app is only there once beforeAll has run');
-      return started[key as keyof TestApp];
+      const app = current();
+      if (!app) throw new Error(`${madeBy}: the app is only there once beforeAll has run`);
+      return app[key as keyof TestApp];
     },
   });
+}
+
+/**
+ * Two instances on one database, started before the enclosing block's tests (the first, then the
+ * second on its database) and stopped after them. The second runs without a publisher unless
+ * `secondEnv` says otherwise; `secondOverrides` (e.g. its own bus) is built when it starts.
+ */
+export function useTwoInstances(
+  firstEnv: Record<string, string>,
+  secondEnv: Record<string, string> = { ...firstEnv, OUTBOX_PUBLISHER_ENABLED: 'false' },
+  secondOverrides: () => AppOverrides = () => ({}),
+): { first: TestApp; second: TestApp } {
+  const apps: { first?: TestApp; second?: TestApp } = {};
+  beforeAll(async () => {
+    apps.first = await startTestApp(firstEnv);
+    apps.second = await startTestApp(secondEnv, { ...secondOverrides(), db: apps.first.db });
+  });
+  afterAll(async () => {
+    await apps.second?.stop();
+    await apps.first?.stop();
+  });
+  return { first: standIn(() => apps.first, 'useTwoInstances()'), second: standIn(() => apps.second, 'useTwoInstances()') };
 }
 
 /**

@@ -46,18 +46,4 @@ export async function scrape(baseUrl: string): Promise<Scrape> {
   return parseScrape(await response.text());
 }
 
-/**
- * Retries `check` until it stops throwing. For states another task reaches (a socket closing, a
- * stream ending): the deadline only bounds a failure, it is not a speed assertion.
- */
-export async function eventually<T>(check: () => Promise<T> | T, deadlineMs = 10_000): Promise<T> {
-  const until = Date.now() + deadlineMs;
-  for (;;) {
-    try {
-      return await check();
-    } catch (error) {
-      if (Date.now() > until) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 25));
-    }
-  }
-}
+export { eventually } from './until.ts';

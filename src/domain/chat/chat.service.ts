@@ -2,12 +2,14 @@ import { AgentSchema } from '../agents/agent.entity.ts';
 import type { Em } from '../../platform/db/orm.ts';
 import { createdAtCursor, createdAtKey, findPage, keysetOrder, keysetWhere, type Page, type PageRequest } from '../../platform/db/pagination.ts';
 import { notFound } from '../../platform/errors.ts';
-import { messageCreated, type MessageRole } from '../../events/domain-event.ts';
-import { recordEvent } from '../../outbox/outbox.writer.ts';
+import { messageCreatedInSession, type MessageRole } from '../../events/domain-event.ts';
+import { newId } from '../../platform/db/ids.ts';
+import { recordEventWith } from '../../outbox/outbox.writer.ts';
 import { requireMembership } from '../projects/project.service.ts';
 import { requireId, requireText } from '../../platform/validation.ts';
 import { ChatSessionSchema, type IChatSession } from './chat-session.entity.ts';
-import { MessageSchema, type IMessage } from './message.entity.ts';
+import { MessageSchema } from './message.entity.ts';
+import { insertMessageWithEvent, type NewMessage } from './message.repository.ts';
 import { messageView, type MessageView } from './message.view.ts';
 
 /** Characters (code points) in one message body. Long enough for pasted code, short of abuse. */
@@ -70,13 +72,18 @@ export async function createChatSession(
 }
 
 export interface SendMessageResult {
-  message: IMessage;
+  message: MessageView;
   event: { id: string; sequence: number };
 }
 
 /**
  * Stores the message and its `message_created` event in one transaction: both commit or neither
  * does. The event payload carries the whole message so delivery never reads the database.
+ *
+ * The hot write path: one statement that checks membership, numbers the session, inserts the
+ * message, numbers the project and inserts the event, committed as it ends. No unit of work and
+ * no BEGIN/COMMIT round trips, so the project row, which every write to the project waits for, is
+ * held for that statement only (docs/design-notes.md#the-write-path).
  */
 export async function sendMessage(
   em: Em,
@@ -85,10 +92,10 @@ export async function sendMessage(
 ): Promise<SendMessageResult> {
   const sessionId = requireId('sessionId', input.sessionId);
   const body = requireText('body', input.body, MAX_MESSAGE_BODY_LENGTH);
-  return em.transactional(async (tx) => {
-    const session = await requireSession(tx, userId, sessionId);
-    return storeMessage(tx, session, { authorUserId: userId, role: 'user', agentId: null }, body);
-  });
+  const stored = await storeMessage(em, { sessionId, memberUserId: userId, author: { authorUserId: userId, role: 'user', agentId: null }, body });
+  // One answer for "no such session" and "not a member of its project", as requireSession gives.
+  if (!stored) throw notFound('ChatSession', sessionId);
+  return stored;
 }
 
 /**
@@ -120,7 +127,9 @@ export async function recordAgentMessage(
     // Only an agent of the session's own project may speak in it.
     const agent = await tx.findOne(AgentSchema, { id: agentId, project: session.project.id });
     if (!agent) throw notFound('Agent', agentId);
-    return storeMessage(tx, session, { authorUserId: agentAuthorId(agent.id), role: 'agent', agentId: agent.id }, body, replyToId);
+    const stored = await storeMessage(tx, { sessionId, memberUserId: null, author: { authorUserId: agentAuthorId(agent.id), role: 'agent', agentId: agent.id }, body, replyToId });
+    if (!stored) throw notFound('ChatSession', sessionId);
+    return stored;
     // Joins the caller's transaction when there is one (the runtime marks its job done in it): a
     // savepoint would hide the commit from the publisher's wake-up hook, delaying delivery to its poll.
   }, { propagation: 'required' });
@@ -138,37 +147,45 @@ export async function recordSystemNotice(em: Em, input: { sessionId: string; bod
   return em.transactional(async (tx) => {
     const session = await tx.findOne(ChatSessionSchema, { id: input.sessionId });
     if (!session) throw notFound('ChatSession', input.sessionId);
-    return storeMessage(tx, session, { authorUserId: SYSTEM_AUTHOR_ID, role: 'system', agentId: null }, body, input.replyToMessageId);
+    const stored = await storeMessage(tx, { sessionId: session.id, memberUserId: null, author: { authorUserId: SYSTEM_AUTHOR_ID, role: 'system', agentId: null }, body, replyToId: input.replyToMessageId });
+    if (!stored) throw notFound('ChatSession', input.sessionId);
+    return stored;
   }, { propagation: 'required' });
 }
 
+/**
+ * The message and its event in one statement (in `em`'s transaction when it has one; then it must
+ * be the transaction's last write, see the outbox writer). Undefined: no such session, or
+ * `memberUserId` is not a member of its project.
+ */
 async function storeMessage(
-  tx: Em,
-  session: IChatSession,
-  author: { authorUserId: string; role: MessageRole; agentId: string | null },
-  body: string,
-  replyToId: string | null = null,
-): Promise<SendMessageResult> {
-  const message = tx.create(MessageSchema, {
-    replyToId,
-    session,
-    project: session.project,
+  em: Em,
+  input: {
+    sessionId: string;
+    /** Write only if this user is a member of the session's project; null: the caller checked. */
+    memberUserId: string | null;
+    author: { authorUserId: string; role: MessageRole; agentId: string | null };
+    body: string;
+    replyToId?: string | null;
+  },
+): Promise<SendMessageResult | undefined> {
+  const { sessionId, author, body } = input;
+  const replyToId = input.replyToId ?? null;
+  const message: NewMessage = { id: newId(), sessionId, authorUserId: author.authorUserId, role: author.role, body, replyToId, createdAt: new Date() };
+  const event = messageCreatedInSession({
+    messageId: message.id,
+    sessionId,
     authorUserId: author.authorUserId,
     role: author.role,
+    ...(author.agentId ? { agentId: author.agentId } : {}),
+    ...(replyToId ? { replyToMessageId: replyToId } : {}),
     body,
+    createdAt: message.createdAt.toISOString(),
   });
-  const event = await recordEvent(
-    tx,
-    messageCreated(session.project.id, {
-      messageId: message.id,
-      sessionId: session.id,
-      authorUserId: author.authorUserId,
-      role: message.role,
-      ...(author.agentId ? { agentId: author.agentId } : {}),
-      ...(replyToId ? { replyToMessageId: replyToId } : {}),
-      body: message.body,
-      createdAt: message.createdAt.toISOString(),
-    }),
-  );
-  return { message, event: { id: event.id, sequence: event.sequence } };
+  const recorded = await recordEventWith(em, event, (db, row) => insertMessageWithEvent(db, message, input.memberUserId, row));
+  if (!recorded) return undefined;
+  return {
+    message: { ...message, projectId: recorded.projectId },
+    event: { id: recorded.id, sequence: recorded.sequence },
+  };
 }

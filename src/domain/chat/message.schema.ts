@@ -5,7 +5,7 @@ import { ProjectMemberRef } from '../projects/project.schema.ts';
 import { ChatSessionRef } from './chat-session.schema.ts';
 import { findVisibleMessages, listMessages, MAX_MESSAGE_BODY_LENGTH, sendMessage, type SendMessageResult } from './chat.service.ts';
 import { NodeRef, nodeType } from '../../platform/graphql/node.ts';
-import { messageView, type MessageView } from './message.view.ts';
+import type { MessageView } from './message.view.ts';
 
 export const MessageRoleEnum = builder.enumType('MessageRole', {
   values: {
@@ -58,7 +58,7 @@ const SendMessageInput = builder.inputType('SendMessageInput', {
 
 const SendMessagePayload = builder.objectRef<SendMessageResult>('SendMessagePayload').implement({
   fields: (t) => ({
-    message: t.field({ type: MessageRef, resolve: (result) => messageView(result.message) }),
+    message: t.field({ type: MessageRef, resolve: (result) => result.message }),
     eventId: t.id({
       description: 'Id of the `message_created` event: the same `eventId` subscribers receive.',
       resolve: (result) => result.event.id,

@@ -10,3 +10,9 @@ export async function findMemberRole(db: Db, projectId: string, userId: string):
   const row = await db.selectFrom('project_member').select('role').where('project_id', '=', projectId).where('user_id', '=', userId).executeTakeFirst();
   return row?.role ?? null;
 }
+
+/** The user ids of a project's members: one indexed read that answers for every subscriber of the project. */
+export async function memberUserIds(db: Db, projectId: string): Promise<Set<string>> {
+  const rows = await db.selectFrom('project_member').select('user_id').where('project_id', '=', projectId).execute();
+  return new Set(rows.map((row) => row.user_id));
+}

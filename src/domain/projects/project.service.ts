@@ -7,7 +7,7 @@ import { conflict, forbidden, notFound } from '../../platform/errors.ts';
 import { MAX_USER_ID_LENGTH, requireId, requireText, requireUserId } from '../../platform/validation.ts';
 import { ProjectMemberSchema, type IProjectMember, type ProjectRole } from './project-member.entity.ts';
 import { ProjectSchema, type IProject } from './project.entity.ts';
-import { findMemberRole } from './project.repository.ts';
+import { findMemberRole, memberUserIds } from './project.repository.ts';
 
 export const MAX_PROJECT_NAME_LENGTH = 200;
 
@@ -19,6 +19,11 @@ export async function requireMembership(em: Em, userId: string, projectId: strin
   const role = await findMemberRole(dbOf(em), projectId, userId);
   if (!role) throw notFound('Project', projectId);
   return { role };
+}
+
+/** Who is a member of a project now (the subscription servers' shared membership check). */
+export function projectMemberIds(em: Em, projectId: string): Promise<Set<string>> {
+  return memberUserIds(dbOf(em), projectId);
 }
 
 export async function requireOwner(em: Em, userId: string, projectId: string): Promise<{ role: ProjectRole }> {

@@ -60,6 +60,8 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
   };
   const jwks = options.jwks ? createKeySet(options.jwks, options.logger) : null;
 
+  const verifiedHs256 = new VerifiedTokens();
+
   async function verifyPayload(token: string): Promise<JWTPayload> {
     let alg: unknown;
     try {
@@ -70,7 +72,11 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
     // The header's alg chooses the key, and each key is then held to its own algorithms: an HS256
     // token never meets a provider's public key (the RS/HS confusion), and `none` meets nothing.
     if (alg === 'HS256' && secretKey) {
-      return (await jwtVerify(token, secretKey, { ...claims, algorithms: ['HS256'] })).payload;
+      const known = verifiedHs256.get(token, claims.clockTolerance as number);
+      if (known) return known;
+      const { payload } = await jwtVerify(token, secretKey, { ...claims, algorithms: ['HS256'] });
+      verifiedHs256.add(token, payload);
+      return payload;
     }
     if (jwks && typeof alg === 'string' && jwks.algorithms.includes(alg)) {
       return (await jwtVerify(token, jwks.getKey, { ...claims, algorithms: [...jwks.algorithms] })).payload;
@@ -108,6 +114,35 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
       }
     },
   };
+}
+
+/**
+ * HS256 tokens that passed verification, so a client sending the same token on every request
+ * (all of them do) pays for the signature check once: WebCrypto's HMAC runs as a thread-pool job,
+ * about a twentieth of the server's CPU under a `sendMessage` load (docs/design-notes.md#the-write-path).
+ * Safe for HS256 only: its outcome depends on nothing but the token, the secret (fixed for the
+ * process) and the time, and the time is checked again on every hit. A key set's tokens are not
+ * kept: a key the provider withdraws must stop verifying at once. Bounded; the oldest go first.
+ */
+class VerifiedTokens {
+  static readonly MAX = 10_000;
+  readonly #tokens = new Map<string, JWTPayload>();
+
+  get(token: string, clockToleranceS: number): JWTPayload | null {
+    const payload = this.#tokens.get(token);
+    if (!payload) return null;
+    // Expired since: verify again, which refuses it with the reason.
+    if (payload.exp !== undefined && !(Date.now() / 1000 < payload.exp + clockToleranceS)) {
+      this.#tokens.delete(token);
+      return null;
+    }
+    return payload;
+  }
+
+  add(token: string, payload: JWTPayload): void {
+    if (this.#tokens.size >= VerifiedTokens.MAX) this.#tokens.delete(this.#tokens.keys().next().value!);
+    this.#tokens.set(token, payload);
+  }
 }
 
 /**

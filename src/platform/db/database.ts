@@ -37,6 +37,17 @@ export interface ChatSessionTable {
   created_at: GeneratedTimestamp;
 }
 
+export interface MessageTable {
+  id: string;
+  session_id: string;
+  project_id: string;
+  author_user_id: string;
+  role: 'user' | 'agent' | 'system';
+  body: string;
+  reply_to_id: string | null;
+  created_at: GeneratedTimestamp;
+}
+
 export interface WorkerSpaceTable {
   id: string;
   project_id: string;
@@ -144,6 +155,7 @@ export interface Database {
   project: ProjectTable;
   project_member: ProjectMemberTable;
   chat_session: ChatSessionTable;
+  message: MessageTable;
   worker_space: WorkerSpaceTable;
   event_outbox: EventOutboxTable;
   outbox_delivery: OutboxDeliveryTable;

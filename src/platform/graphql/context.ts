@@ -67,23 +67,48 @@ export interface ContextDeps {
  * itself; it becomes UNAUTHENTICATED when a resolver asks for the viewer.
  */
 export function createContextFactory(deps: ContextDeps) {
-  return async (authorization: string | null | undefined, log: Logger): Promise<GraphQLContext> => {
+  /** `target`: the object to make the context (yoga passes its own; default a new one). */
+  return async (authorization: string | null | undefined, log: Logger, target: object = {}): Promise<GraphQLContext> => {
     let viewer: Viewer | null = null;
     let agent: AgentPrincipal | null = null;
     let authError: DomainError | null = null;
-    const em = forkEm(deps.orm);
+    // Forked on first use: a subscription whose events render from their payload never needs
+    // one, and ten thousand idle forks would be most of what a subscriber costs in memory.
+    let em: Em | null = null;
+    let loaders: Loaders | null = null;
     try {
       const token = bearerToken(authorization);
       // Told apart by prefix, so a JWT is never tried as a credential nor the other way round.
-      if (token && isAgentCredential(token)) agent = await deps.verifyAgentCredential(em, token);
+      if (token && isAgentCredential(token)) agent = await deps.verifyAgentCredential((em = forkEm(deps.orm)), token);
       else if (token) viewer = await deps.tokens.verify(token);
     } catch (error) {
       if (!(error instanceof DomainError)) throw error;
       authError = error;
     }
-    const context: GraphQLContext = {
-      em,
-      loaders: createLoaders(em),
+    // Defined on `target` (yoga's own context object) rather than returned for yoga to copy:
+    // copying would read `em` and `loaders` once, fork at once, and leave `renew` replacing
+    // copies that no resolver reads.
+    const context = target as GraphQLContext;
+    Object.defineProperties(context, {
+      em: {
+        configurable: true,
+        enumerable: true,
+        get: () => (em ??= forkEm(deps.orm)),
+        set: (value: Em) => {
+          em = value;
+          loaders = null;
+        },
+      },
+      loaders: {
+        configurable: true,
+        enumerable: true,
+        get: () => (loaders ??= createLoaders(context.em)),
+        set: (value: Loaders) => {
+          loaders = value;
+        },
+      },
+    });
+    Object.assign(context, {
       events: deps.events,
       metrics: deps.metrics,
       log,
@@ -99,10 +124,10 @@ export function createContextFactory(deps: ContextDeps) {
       },
       publishActivity: deps.publishActivity,
       renew() {
-        context.em = forkEm(deps.orm);
-        context.loaders = createLoaders(context.em);
+        em = null;
+        loaders = null;
       },
-    };
+    } satisfies Omit<GraphQLContext, 'em' | 'loaders'>);
     return context;
   };
 }

@@ -178,15 +178,17 @@ export function useOperationLimits(limits: OperationLimits): Plugin {
       // yoga's executor takes `signal` (the request's own, which ends when the client goes away).
       setExecuteFn((executeArgs: Parameters<typeof executeFn>[0] & { signal?: AbortSignal }) => {
         const deadline = AbortSignal.timeout(limits.operationTimeoutMs);
-        const timeout = requestRefusal('TIMEOUT', `The operation did not finish within ${limits.operationTimeoutMs} ms and was cancelled.`, { status: 503 }, {
-          timeoutMs: limits.operationTimeoutMs,
-        });
+        // Built only when it happens: a GraphQLError captures a stack, on every request otherwise.
+        const timeout = () =>
+          requestRefusal('TIMEOUT', `The operation did not finish within ${limits.operationTimeoutMs} ms and was cancelled.`, { status: 503 }, {
+            timeoutMs: limits.operationTimeoutMs,
+          });
         const signal = executeArgs.signal ? AbortSignal.any([executeArgs.signal, deadline]) : deadline;
         return new Promise((resolve, reject) => {
-          const onTimeout = () => resolve({ errors: [timeout] });
+          const onTimeout = () => resolve({ errors: [timeout()] });
           deadline.addEventListener('abort', onTimeout, { once: true });
           Promise.resolve(executeFn({ ...executeArgs, signal } as Parameters<typeof executeFn>[0]))
-            .then(resolve, (error) => (deadline.aborted ? resolve({ errors: [timeout] }) : reject(error)))
+            .then(resolve, (error) => (deadline.aborted ? resolve({ errors: [timeout()] }) : reject(error)))
             .finally(() => deadline.removeEventListener('abort', onTimeout));
         });
       });

@@ -108,6 +108,15 @@ export interface SubscriptionMetrics {
   readonly endedSlowConsumer: Counter;
   /** `subscriber_connections_cut_total{transport}`: connections cut by the write deadline (their peer stopped reading). */
   readonly connectionsCut: Counter<'transport'>;
+  /** `subscription_groups`: groups of subscriptions that share one execution per event (same document, variables, scope). */
+  readonly groups: Gauge;
+  /** `subscription_group_subscribers`: subscribers in the group, observed each time an event is executed for a group. */
+  readonly groupSubscribers: Histogram;
+  /** `subscription_frames_sent_total`: results handed to subscriber connections (one per subscriber per event). */
+  readonly framesSent: Counter;
+  /** `subscription_event_fanout`: streams on this instance a bus event was handed to (frames per event). */
+  readonly eventFanout: Histogram;
+  recordGroupExecution(groupSize: number): void;
   recordDelivered(eventType: EventType, count?: number): void;
   recordEndedSlowConsumer(): void;
   recordConnectionCut(transport: SubscriptionTransport): void;
@@ -334,6 +343,29 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     labelNames: ['transport'] as const,
     registers,
   });
+  const fanoutBuckets = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000];
+  const groups = new Gauge({
+    name: 'subscription_groups',
+    help: 'Groups of subscriptions that share one execution per event (same document, operation, variables and authorisation scope).',
+    registers,
+  });
+  const groupSubscribers = new Histogram({
+    name: 'subscription_group_subscribers',
+    help: 'Subscribers in a group, observed each time an event is executed for the group: one execution serves them all.',
+    buckets: fanoutBuckets,
+    registers,
+  });
+  const framesSent = new Counter({
+    name: 'subscription_frames_sent_total',
+    help: 'Subscription results handed to subscriber connections (one per subscriber per event).',
+    registers,
+  });
+  const eventFanout = new Histogram({
+    name: 'subscription_event_fanout',
+    help: 'Listeners on this instance (subscription streams, mostly) a bus event was handed to: the frames one event becomes.',
+    buckets: fanoutBuckets,
+    registers,
+  });
   for (const transport of SUBSCRIPTION_TRANSPORTS) connectionsCut.inc({ transport }, 0);
   for (const transport of SUBSCRIPTION_TRANSPORTS) activeSubscriptions.set({ transport }, 0);
   for (const eventType of EVENT_TYPES) eventsDelivered.inc({ event_type: eventType }, 0);
@@ -389,6 +421,13 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       eventsDelivered,
       endedSlowConsumer,
       connectionsCut,
+      groups,
+      groupSubscribers,
+      framesSent,
+      eventFanout,
+      recordGroupExecution(groupSize) {
+        groupSubscribers.observe(groupSize);
+      },
       recordConnectionCut(transport) {
         connectionsCut.inc({ transport });
       },

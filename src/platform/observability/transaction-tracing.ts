@@ -42,3 +42,25 @@ export function transactionTracing(): EventSubscriber {
     afterTransactionRollback: (args) => finish(args, true),
   };
 }
+
+/**
+ * The `db transaction` span of a write that is one statement and so its own transaction (no
+ * BEGIN, no COMMIT: PostgreSQL commits it as it ends), like the spans of the ORM's transactions.
+ * The span is not made active: what `work` computes beforehand (the trace context stored with an
+ * event) stays the operation's.
+ */
+export async function traceStatementTransaction<T>(operation: string, work: () => Promise<T>): Promise<T> {
+  const span = tracer().startSpan('db transaction', {
+    kind: SpanKind.CLIENT,
+    attributes: { [ATTR_DB_SYSTEM_NAME]: DB_SYSTEM_NAME_VALUE_POSTGRESQL, [ATTR_DB_OPERATION_NAME]: operation },
+  });
+  if (!span.isRecording()) return work();
+  try {
+    return await work();
+  } catch (error) {
+    span.setStatus({ code: SpanStatusCode.ERROR, message: 'rolled back' });
+    throw error;
+  } finally {
+    span.end();
+  }
+}
