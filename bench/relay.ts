@@ -441,6 +441,8 @@ async function startServers() {
   }
   throw new Error('no own cluster could start; BENCH_CLUSTER=off measures the machine server only');
 }
+// An interrupted run (Ctrl-C, a timeout) still drops its own cluster: the exit handler does that.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
 const servers = await startServers();
 try {
   for (const server of servers.servers) {
