@@ -101,7 +101,7 @@ async function seed(client: pg.Client, projectId: string) {
           createdAt: createdAt.toISOString(),
         });
         const sequence = 2 * Math.floor(k / SESSIONS) + n;
-        events.push({ event, sequence, projectSequence: 2 * k + n, status: 'published', attempts: 1, createdAt, publishedAt: new Date(at + 40) });
+        events.push({ event, sequence, projectSequence: 2 * k + n, status: 'published', attempts: 1, createdAt });
       }
     }
     for (let j = switches[0]!; j < switches[1]!; j++) {
@@ -116,7 +116,7 @@ async function seed(client: pg.Client, projectId: string) {
         toAgentId: agentIds[to]!,
         toAgentName: `Agent ${to}`,
       });
-      events.push({ event, sequence: round + 1, projectSequence: 2 * MESSAGE_PAIRS + j + 1, status: 'published', attempts: 1, createdAt: new Date(at), publishedAt: new Date(at + 40) });
+      events.push({ event, sequence: round + 1, projectSequence: 2 * MESSAGE_PAIRS + j + 1, status: 'published', attempts: 1, createdAt: new Date(at) });
     }
     await client.query('begin');
     await insertEvents(client, events);
@@ -413,7 +413,7 @@ async function main() {
         : [];
       const [drainMs] = await timed(async () => {
         app!.publisher!.nudge();
-        while (Number((await client.query(`select count(*) from event_outbox where project_id = $1 and status = 'pending'`, [backlogProject])).rows[0].count) > 0) {
+        while (Number((await client.query(`select count(*) from outbox_event_status where project_id = $1 and status = 'pending'`, [backlogProject])).rows[0].count) > 0) {
           await new Promise((resolve) => setTimeout(resolve, 20));
         }
       });

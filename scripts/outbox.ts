@@ -8,8 +8,8 @@ import { dbOf } from '../src/platform/db/database.ts';
 import { createOrm, forkEm } from '../src/platform/db/orm.ts';
 import { isUuid } from '../src/platform/db/ids.ts';
 import { createLogger } from '../src/platform/logger.ts';
-import { deliveryCounts, reprocessFailed } from '../src/events/event-log.repository.ts';
-import { logReprocessed } from '../src/outbox/outbox.log.ts';
+import { deliveryCounts } from '../src/outbox/outbox-delivery.repository.ts';
+import { reprocessFailedEvents } from '../src/outbox/outbox-reprocessing.ts';
 
 const usage = 'usage: npm run outbox -- status [--project <id>] | reprocess (--event <id> ... | --project <id> | --all)';
 const { positionals, values } = parseArgs({
@@ -37,8 +37,8 @@ if (command === 'reprocess' && !values.project && !values.event?.length && !valu
 const config = loadConfigOrExit(process.env, { requireAuth: false });
 const orm = await createOrm(config.database);
 try {
-  const db = dbOf(forkEm(orm));
   if (command === 'status') {
+    const db = dbOf(forkEm(orm));
     // The same query as the outboxStatus GraphQL query, over every project unless --project.
     const counts = await deliveryCounts(db, values.project ?? null);
     if (counts.pending === 0 && counts.failed === 0) console.log('no pending or failed events');
@@ -49,12 +49,13 @@ try {
       if (count > 0) console.log(`${status}: ${count} (oldest ${oldest?.toISOString() ?? '-'})`);
     }
   } else {
-    const rows = await reprocessFailed(db, {
+    const logger = createLogger({ level: config.logLevel, pretty: false, destination: process.stderr });
+    // The same service as the reprocessFailedEvents mutation: publishers are woken after commit.
+    const rows = await reprocessFailedEvents(forkEm(orm), logger, {
       ...(values.project ? { projectId: values.project } : {}),
       ...(values.event?.length ? { eventIds: values.event } : {}),
+      by: 'cli',
     });
-    const logger = createLogger({ level: config.logLevel, pretty: false, destination: process.stderr });
-    for (const row of rows) logReprocessed(logger, row, { by: 'cli' });
     const ids = rows.map((row) => row.id);
     console.log(`requeued ${ids.length} failed event(s)${ids.length ? `:\n${ids.join('\n')}` : ''}`);
   }

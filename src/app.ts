@@ -14,9 +14,8 @@ import { createPersistedDocuments } from './platform/graphql/persisted-documents
 import type { Logger } from './platform/logger.ts';
 import { createMetrics } from './platform/observability/metrics.ts';
 import { createOutboxBacklogReader } from './outbox/outbox-backlog.ts';
-import { createPublisherObserver } from './outbox/outbox.observer.ts';
-import { OutboxPublisher } from './outbox/outbox.publisher.ts';
-import { createCommitNotifier, listenForCommits, wakeOnLocalCommit } from './outbox/outbox.wakeups.ts';
+import { startOutboxRelay } from './outbox/outbox-relay.ts';
+import { createEventRetentionWorker } from './outbox/event-retention.worker.ts';
 import { createMemoryBus, createRedisBus, type EventBus } from './bus/event-bus.ts';
 import { buildServer, type RunningServer } from './server.ts';
 import { startAgentRuntime } from './agents-runtime/start-agent-runtime.ts';
@@ -91,63 +90,10 @@ export async function startApp(config: AppConfig, logger: Logger, overrides: App
         : createMemoryBus({ onFanOut }));
     closers.push(() => bus.close());
 
-    let publisher: OutboxPublisher | null = null;
-    let listener: ReturnType<typeof listenForCommits> | null = null;
-    const outboxLogger = logger.child({ component: 'outbox' });
-    if (config.outbox.enabled) {
-      // On PostgreSQL the publisher gets a small pool of its own, so a burst of requests waiting
-      // for connections cannot delay delivery. PGlite has one connection for everything.
-      let publisherOrm = orm;
-      if (config.database.kind === 'postgresql') {
-        // Its commits do not wait for the WAL flush: a claim or a "published" mark lost in a
-        // database crash only means those events are published again (with the same eventId),
-        // which at-least-once delivery allows; the events themselves were committed durably by
-        // their writers. On a busy disk the flush was the tail of commit -> client latency.
-        // The cycle deadline (OUTBOX_CYCLE_TIMEOUT_MS, below the query deadline) is the one that
-        // normally fires on this pool: it abandons the cycle and destroys its connections.
-        const own = await createOrm(config.database, { pool: { min: 1, max: 2 }, settings: { synchronous_commit: 'off' }, network: dbDeadlines });
-        closers.push(() => own.close());
-        publisherOrm = own;
-      }
-      // API-only processes NOTIFY after their commits; LISTEN is how this publisher hears them.
-      // PGlite is one in-process backend: the local commit hook sees every commit there.
-      const listen = config.outbox.wake === 'all' && config.database.kind === 'postgresql';
-      const started = new OutboxPublisher({
-        orm: publisherOrm,
-        bus,
-        logger: outboxLogger,
-        options: config.outbox,
-        listenEnabled: listen,
-        observer: createPublisherObserver({ metrics, logger: outboxLogger }),
-        clock: overrides.clock,
-      });
-      publisher = started;
-      if (config.outbox.wake !== 'poll') wakeOnLocalCommit(orm, () => started.nudge());
-      if (listen && config.database.kind === 'postgresql') {
-        listener = listenForCommits({
-          url: config.database.url,
-          logger: outboxLogger,
-          wake: () => started.nudge(),
-          onStateChange: (listening) => started.setListening(listening),
-          clock: overrides.clock,
-          pingIntervalMs: config.outbox.listenPingMs,
-          connectTimeoutMs: network.dbConnectTimeoutMs,
-          keepAliveMs: network.tcpKeepAliveMs,
-          onReplaced: () => metrics.outbox.recordConnectionReplaced('listen'),
-        });
-      }
-      started.start();
-      metrics.setPublisherStatusSource(started);
-      health.setPublisherStatusSource(started);
-      closers.push(async () => {
-        await listener?.stop();
-        await started.stop();
-      });
-    } else if (config.outbox.wake === 'all' && config.database.kind === 'postgresql') {
-      // No publisher here: tell the ones in other processes, after commit, that events are due.
-      const notifier = createCommitNotifier(orm, outboxLogger);
-      wakeOnLocalCommit(orm, () => notifier.signal());
-    }
+    // The outbox relay owns the publisher, its wake-ups and its pool.
+    const relay = await startOutboxRelay({ config, orm, bus, logger, metrics, health, dbDeadlines, ...(overrides.clock ? { clock: overrides.clock } : {}) });
+    closers.push(() => relay.stop());
+    const { publisher, listener } = relay;
 
     // Folds committed events into the analytics running totals; analytics are exact without it,
     // it keeps their queries fast (docs/analytics.md).
@@ -162,6 +108,16 @@ export async function startApp(config: AppConfig, logger: Logger, overrides: App
       metrics.setAnalyticsRollupStatusSource(analyticsRollup);
       closers.push(() => analyticsRollup.stop());
     }
+
+    // Keeps the event log within EVENT_RETENTION_HOURS (0, the default: keeps everything).
+    const retention = createEventRetentionWorker({
+      orm,
+      logger: logger.child({ component: 'retention' }),
+      options: { retentionHours: config.eventRetentionHours, batchSize: config.eventRetentionBatchSize, intervalMs: config.eventRetentionIntervalMs },
+      ...(overrides.clock ? { clock: overrides.clock } : {}),
+    });
+    retention.start();
+    closers.push(() => retention.stop());
 
     // Active agents answer committed user messages (docs/agents.md).
     const agentRuntime = config.agents.enabled
@@ -220,6 +176,7 @@ export async function startApp(config: AppConfig, logger: Logger, overrides: App
       publisher,
       listener,
       analyticsRollup,
+      retention,
       agentRuntime,
       metrics,
       health,

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { deliverAll } from './support/outbox-seed.ts';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { switchAgent } from '../src/domain/agents/worker-space.service.ts';
 import { createAnalyticsRollupWorker } from '../src/domain/analytics/analytics-rollup.worker.ts';
@@ -277,13 +278,15 @@ describe('projectAnalytics', () => {
     await t.app.analyticsRollup.catchUp();
     const before = [];
     for (const { from, to, bucket } of ranges) before.push(await expectAnalyticsToMatch(p.projectId, from, to, bucket));
-    // What the publisher does to rows: publish, republish after a crash, retry, fail, reprocess.
-    // It never inserts or deletes them, and every delivery carries the same id.
-    await db.query(`update event_outbox set status = 'published', published_at = now(), attempts = attempts + 1`);
-    await db.query(`update event_outbox set status = 'pending', published_at = null, attempts = attempts + 1 where sequence % 3 = 0`);
-    await db.query(`update event_outbox set status = 'published', published_at = now(), attempts = attempts + 1 where status = 'pending'`);
-    await db.query(`update event_outbox set status = 'failed', published_at = null, last_error = 'bus down', attempts = 10 where sequence % 5 = 0`);
-    await db.query(`update event_outbox set status = 'pending', attempts = 0, last_error = null, next_retry_at = now() where status = 'failed'`);
+    // What the publisher does: publish, republish after a crash, retry, fail, reprocess. It only
+    // moves delivery positions; the log's rows are never changed, and every delivery carries the same id.
+    const log = async () => (await db.query(`select md5(string_agg(e::text, ',' order by id)) as digest from event_outbox e`)).rows[0].digest;
+    const logBefore = await log();
+    await deliverAll(db);
+    await db.query(`update outbox_delivery set delivered_through = delivered_through - 1, attempts = attempts + 1 where delivered_through % 3 = 0`);
+    await db.query(`update outbox_delivery set failed_at = now(), last_error = 'bus down', attempts = 10 where delivered_through % 5 = 0`);
+    await db.query(`update outbox_delivery set failed_at = null, attempts = 0, last_error = null, next_retry_at = now() where failed_at is not null`);
+    expect(await log()).toBe(logBefore);
     expect(await t.app.analyticsRollup.catchUp()).toBe(0);
     const after = [];
     for (const { from, to, bucket } of ranges) after.push(await expectAnalyticsToMatch(p.projectId, from, to, bucket));

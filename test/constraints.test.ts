@@ -27,8 +27,6 @@ const valid = {
   user_id: 'alice',
   session_id: '01900000-0000-7000-8000-0000000000aa',
   payload: '{"messageId":"m"}',
-  status: 'pending',
-  attempts: 0,
 };
 
 let nextProjectSequence = 1;
@@ -48,15 +46,11 @@ describe('event_outbox constraints', () => {
   });
 
   it.each([
-    ['an unknown status', { status: 'sent' }, /event_outbox_status_check/],
-    ['negative attempts', { attempts: -1 }, /event_outbox_attempts_check/],
     ['a missing payload', { payload: null }, /null value in column "payload"/],
     ['a payload that is not an object', { payload: '[1,2]' }, /event_outbox_payload_check/],
     ['an unknown event type', { event_type: 'message_deleted' }, /event_outbox_event_type_check/],
     ['sequence 0', { sequence: 0 }, /event_outbox_sequence_check/],
     ['project sequence 0', { project_sequence: 0 }, /event_outbox_project_sequence_check/],
-    ['a claim token without a lease', { claim_token: '01900000-0000-7000-8000-0000000000cc' }, /event_outbox_claim_check/],
-    ['published without published_at', { status: 'published' }, /event_outbox_published_at_check/],
     ['a chat event without a session', { session_id: null }, /event_outbox_session_check/],
   ])('rejects %s', async (_name, overrides, error) => {
     await expect(insert({ aggregate_id: crypto.randomUUID(), ...overrides })).rejects.toThrow(error);
@@ -79,5 +73,26 @@ describe('domain constraints', () => {
     await expect(
       client.query(`insert into message (id, session_id, project_id, author_user_id, role, body) values ($1, $2, $3, 'u', 'user', '')`, [crypto.randomUUID(), session, project]),
     ).rejects.toThrow(/body_check/);
+  });
+});
+
+describe('outbox_delivery constraints', () => {
+  async function insertPosition(overrides: Record<string, unknown>) {
+    const row: Record<string, unknown> = { aggregate_id: crypto.randomUUID(), aggregate_type: 'chat_session', project_id: valid.project_id, written_through: 3, delivered_through: 1, ...overrides };
+    const columns = Object.keys(row);
+    await client.query(`insert into outbox_delivery (${columns.join(', ')}) values (${columns.map((_, i) => `$${i + 1}`).join(', ')})`, Object.values(row));
+  }
+
+  it('accepts a valid position', async () => {
+    await expect(insertPosition({})).resolves.toBeUndefined();
+  });
+
+  it.each([
+    ['negative attempts', { attempts: -1 }, /outbox_delivery_attempts_check/],
+    ['a position past what was written', { delivered_through: 4 }, /outbox_delivery_position_check/],
+    ['a claim token without a lease', { claim_token: '01900000-0000-7000-8000-0000000000cc' }, /outbox_delivery_claim_check/],
+    ['an unknown aggregate type', { aggregate_type: 'project' }, /outbox_delivery_aggregate_type_check/],
+  ])('rejects %s', async (_name, overrides, error) => {
+    await expect(insertPosition(overrides)).rejects.toThrow(error);
   });
 });

@@ -34,7 +34,7 @@ async function listen(query: string, variables: Record<string, unknown>, user = 
 }
 
 const send = (sessionId: string, body: string, as = 'alice') => t.gql(SEND_MESSAGE, { sessionId, body }, { as });
-const statusOf = async (eventId: string) => (await db.query('select status, attempts, last_error from event_outbox where id = $1', [eventId])).rows[0];
+const statusOf = async (eventId: string) => (await db.query('select status, attempts, last_error from outbox_event_status where id = $1', [eventId])).rows[0];
 
 describe('delivery of committed events', () => {
   it('delivers a committed message with eventId = outbox id, and never one whose transaction rolled back', async () => {
@@ -98,7 +98,10 @@ describe('delivery of committed events', () => {
     expect(await statusOf(behind)).toMatchObject({ status: 'pending' });
     expect(flaky.accepted.filter((e) => e.sessionId === sessionId)).toEqual([]);
 
-    const status = await t.gql('query($p: ID!) { outboxStatus(projectId: $p) { pending failed oldestPendingAt failedEvents { eventId type attempts lastError createdAt } } }', { p: projectId }, { as: 'alice' });
+    // The delivered event's record lands with the publisher's next statement (at most 25 ms later).
+    const readStatus = () => t.gql('query($p: ID!) { outboxStatus(projectId: $p) { pending failed oldestPendingAt failedEvents { eventId type attempts lastError createdAt } } }', { p: projectId }, { as: 'alice' });
+    await until(async () => (await readStatus()).data?.outboxStatus?.pending === 1);
+    const status = await readStatus();
     expect(status.errors).toBeUndefined();
     expect(status.data.outboxStatus).toMatchObject({ failed: 1, pending: 1, oldestPendingAt: expect.any(String), failedEvents: [{ eventId: poison, type: 'MESSAGE_CREATED', attempts: 3, lastError: 'bus unavailable (injected)' }] });
 
@@ -330,10 +333,10 @@ describe('graceful shutdown', () => {
       const sub = await subscribe(app.app.graphqlUrl, await app.token('alice'), SESSION_EVENTS, { sessionId });
       bus.delayMs = 300; // a slow bus, so a batch is in flight when stop is called
       await Promise.all(Array.from({ length: 20 }, (_, i) => app.gql(SEND_MESSAGE, { sessionId, body: `m${i}` }, { as: 'alice' })));
-      await until(async () => Number((await client.query('select count(*) from event_outbox where claim_token is not null')).rows[0].count) > 0);
+      await until(async () => Number((await client.query('select count(*) from outbox_event_status where claim_token is not null')).rows[0].count) > 0);
       await app.app.stop();
       await sub.waitFor((s) => s.completed);
-      const rows = (await client.query('select status, claim_token from event_outbox')).rows;
+      const rows = (await client.query('select status, claim_token from outbox_event_status')).rows;
       expect(rows.filter((r) => r.claim_token !== null)).toEqual([]);
       expect(rows.every((r) => r.status === 'published' || r.status === 'pending')).toBe(true);
       expect(app.app.publisher!.status().running).toBe(false);

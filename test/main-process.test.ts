@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, TEST_JWT_SECRET, type TestDatabase } from './support/app.ts';
 import { connect } from './support/database.ts';
 import { SESSION_EVENTS, subscribe } from './support/subscriber.ts';
-import { seedPendingEvents } from './support/outbox-seed.ts';
+import { seedPendingEvents, setDeliveryState } from './support/outbox-seed.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 let db: TestDatabase;
@@ -63,16 +63,17 @@ describe('npm run outbox', () => {
   it('requeues failed events with their ids and reports counts', async () => {
     const client = await connect(db.url);
     try {
-      const { projectId } = await seedPendingEvents(client, { sessions: 1, perSession: 2 });
-      await client.query(`update event_outbox set status = 'failed', attempts = 10, last_error = 'x' where project_id = $1`, [projectId]);
-      const ids = (await client.query('select id from event_outbox where project_id = $1 order by sequence', [projectId])).rows.map((r) => r.id);
+      // Two sessions whose first events the publisher gave up on.
+      const { projectId, sessionIds } = await seedPendingEvents(client, { sessions: 2, perSession: 1 });
+      for (const sessionId of sessionIds) await setDeliveryState(client, sessionId, { deliveredThrough: 0, attempts: 10, lastError: 'x', failed: true });
+      const ids = (await client.query('select id from event_outbox where project_id = $1 order by project_sequence', [projectId])).rows.map((r) => r.id);
       const run = (...args: string[]) =>
         promisify(execFile)(process.execPath, ['scripts/outbox.ts', ...args], { cwd: root, env: { ...process.env, DATABASE_URL: db.url } });
 
       expect((await run('status', '--project', projectId)).stdout).toMatch(/failed: 2/);
       const out = (await run('reprocess', '--event', ids[0])).stdout;
       expect(out).toContain(`requeued 1 failed event(s):\n${ids[0]}`);
-      const rows = (await client.query('select id, status, attempts from event_outbox where project_id = $1 order by sequence', [projectId])).rows;
+      const rows = (await client.query('select id, status, attempts from outbox_event_status where project_id = $1 order by project_sequence', [projectId])).rows;
       expect(rows).toEqual([{ id: ids[0], status: 'pending', attempts: 0 }, { id: ids[1], status: 'failed', attempts: 10 }]);
       await expect(run('reprocess', '--event', 'nope')).rejects.toMatchObject({ code: 2 });
       await expect(run('reprocess')).rejects.toMatchObject({ code: 2 });

@@ -1,7 +1,5 @@
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dbOf } from '../src/platform/db/database.ts';
-import { forkEm } from '../src/platform/db/orm.ts';
 import { createMetrics } from '../src/platform/observability/metrics.ts';
 import { outboxBacklogQuery } from '../src/outbox/outbox-backlog.ts';
 import { createOperationNameLabels } from '../src/platform/observability/operation-name-label.ts';
@@ -9,7 +7,7 @@ import { startTestApp, startTestAppWithClient, type TestApp } from './support/ap
 import { failInsertsInto } from './support/database.ts';
 import { createProjectFixture, SEND_MESSAGE } from './support/fixtures.ts';
 import { eventually, parseScrape, scrape } from './support/observability.ts';
-import { insertEvents, seedMessage } from './support/outbox-seed.ts';
+import { deliverAll, insertEvents, seedMessage, setDeliveryState } from './support/outbox-seed.ts';
 
 let t: TestApp;
 let db: pg.Client;
@@ -45,8 +43,7 @@ describe('outbox backlog gauges (read from the database at scrape time)', () => 
     expect(metrics.value('outbox_oldest_pending_age_seconds')).toBeLessThan(3600);
 
     // No publisher exists yet: do to the rows what it will do (publish one, give up on another).
-    await db.query(`update event_outbox set status = 'published', published_at = now() where aggregate_id = $1 and sequence = 1`, [sessionId]);
-    await db.query(`update event_outbox set status = 'failed', attempts = 10, last_error = 'bus down' where aggregate_id = $1 and sequence = 2`, [sessionId]);
+    await setDeliveryState(db, sessionId, { deliveredThrough: 1, attempts: 10, lastError: 'bus down', failed: true });
 
     metrics = await scrape(t.app.url);
     expect(metrics.value('outbox_pending_events')).toBe(1);
@@ -54,7 +51,7 @@ describe('outbox backlog gauges (read from the database at scrape time)', () => 
     // The 90-second-old event is published; the oldest pending one is seconds old.
     expect(metrics.value('outbox_oldest_pending_age_seconds')).toBeLessThan(90);
 
-    await db.query(`update event_outbox set status = 'published', published_at = now() where status = 'pending'`);
+    await deliverAll(db);
     metrics = await scrape(t.app.url);
     expect(metrics.value('outbox_pending_events')).toBe(0);
     expect(metrics.value('outbox_oldest_pending_age_seconds')).toBe(0);
@@ -78,7 +75,7 @@ describe('outbox backlog gauges (read from the database at scrape time)', () => 
     expect((await scrape(t.app.url)).value('outbox_pending_events')).toBeTypeOf('number');
   });
 
-  it('read only the partial indexes, however many published rows the table holds', async () => {
+  it('read only the undelivered aggregates and the log past the relay watermark, however many published rows the table holds', async () => {
     const published = Array.from({ length: 20_000 }, () => ({
       event: seedMessage(crypto.randomUUID(), crypto.randomUUID(), { authorUserId: 'u' }),
       sequence: 1,
@@ -86,12 +83,15 @@ describe('outbox backlog gauges (read from the database at scrape time)', () => 
       status: 'published' as const,
     }));
     await insertEvents(db, published);
+    // As the relay leaves them: registered, and its watermark past them.
+    await db.query(`update outbox_relay_state set transaction_id = pg_snapshot_xmin(pg_current_snapshot())`);
     await db.query('analyze event_outbox');
-    const compiled = outboxBacklogQuery().compile(dbOf(forkEm(t.app.orm)));
+    await db.query('analyze outbox_delivery');
+    const compiled = outboxBacklogQuery();
     const plan = (await db.query(`explain ${compiled.sql}`, [...compiled.parameters])).rows.map((row) => row['QUERY PLAN']).join('\n');
-    expect(plan).toContain('event_outbox_pending_idx');
-    expect(plan).toContain('event_outbox_failed_idx');
-    expect(plan).not.toMatch(/Seq Scan/);
+    expect(plan).toContain('outbox_delivery_undelivered_idx');
+    expect(plan).toContain('event_outbox_transaction_id_idx');
+    expect(plan).not.toMatch(/Seq Scan on event_outbox/);
   });
 });
 

@@ -69,7 +69,7 @@ describe('network faults between the publishing instance and PostgreSQL / Redis'
   }
   /** What the subscriber got, each event once (delivery is at-least-once; duplicates share an eventId). */
   const delivered = () => [...new Set(sub.events.map((event) => event.eventId))];
-  const pending = async () => Number((await db.query(`select count(*) from event_outbox where status <> 'published'`)).rows[0].count);
+  const pending = async () => Number((await db.query(`select count(*) from outbox_event_status where status <> 'published'`)).rows[0].count);
   const ready = async () => (await fetch(`${publisher.app.url}/health/ready`)).status === 200;
 
   /**

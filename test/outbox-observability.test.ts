@@ -43,7 +43,7 @@ describe('metrics and logs of the outbox lifecycle', () => {
       // The bus goes down: the attempt is retried, then the event fails (max attempts 2).
       flaky.down = true;
       const doomed = (await t.gql(SEND_MESSAGE, { sessionId, body: 'secret body text' }, { as: 'alice' })).data.sendMessage.eventId;
-      await until(async () => (await db.query('select status from event_outbox where id = $1', [doomed])).rows[0].status === 'failed');
+      await until(async () => (await db.query('select status from outbox_event_status where id = $1', [doomed])).rows[0].status === 'failed');
       expect(await attempts('retry')).toBe(1);
       expect(await attempts('failed')).toBe(1);
       await until(async () => (await scrape(t.app.url)).value('outbox_failed_events') === 1);

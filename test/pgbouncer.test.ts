@@ -78,7 +78,7 @@ describe.skipIf(!pgbouncerFound)(`behind PgBouncer in transaction mode${skip}`, 
     } finally {
       await sub.stop();
     }
-    await until(async () => (await direct.query(`select status from event_outbox where id = $1`, [sub.events[0]!.eventId])).rows[0]?.status === 'published');
+    await until(async () => (await direct.query(`select status from outbox_event_status where id = $1`, [sub.events[0]!.eventId])).rows[0]?.status === 'published');
 
     // It all went through PgBouncer, and the publisher's cycles keep going through it.
     const served = await bouncer.transactions(db.name);

@@ -14,7 +14,7 @@ import { forkEm } from '../src/platform/db/orm.ts';
 import { createTestDatabase, type TestDatabase } from './support/app.ts';
 import { connect } from './support/database.ts';
 import { createFlakyBus } from './support/flaky-bus.ts';
-import { seedPendingEvents } from './support/outbox-seed.ts';
+import { seedPendingEvents, setDeliveryState } from './support/outbox-seed.ts';
 import { until } from './support/until.ts';
 
 const silent = createLogger({ level: 'silent', pretty: false });
@@ -41,7 +41,7 @@ async function newOrm() {
 }
 
 const countWhere = async (where: string, params: unknown[] = []) =>
-  Number((await client.query(`select count(*) from event_outbox where ${where}`, params)).rows[0].count);
+  Number((await client.query(`select count(*) from outbox_event_status where ${where}`, params)).rows[0].count);
 
 /** Per aggregate, the sequence numbers in the order the bus accepted them. */
 function sequencesByAggregate(events: DomainEvent[]) {
@@ -95,19 +95,25 @@ describe('OutboxPublisher', () => {
     });
     const exited = new Promise((resolve) => child.on('exit', resolve));
     await until(async () => (await countWhere('project_id = $1 and claim_token is not null', [projectId])) > 0);
-    const claimedByChild = (await client.query('select id from event_outbox where project_id = $1 and claim_token is not null', [projectId])).rows.map((r) => r.id);
+    const claimedByChild = (await client.query('select id from outbox_event_status where project_id = $1 and claim_token is not null', [projectId])).rows.map((r) => r.id);
     child.kill('SIGKILL');
     await exited;
 
+    // The child's attempt counts: it is recorded on the events it held.
+    const held = await client.query('select id, attempts from outbox_event_status where id = any($1)', [claimedByChild]);
+    for (const row of held.rows) expect(row.attempts).toBe(1);
+
     const bus = createFlakyBus();
-    const survivor = new OutboxPublisher({ orm: await newOrm(), bus: bus.bus, logger: silent, options: baseOptions });
+    // The attempt each event was published with, as the survivor claimed it.
+    const claimedAttempts = new Map<string, number>();
+    const observer = { batchClaimed: (rows: readonly { id: string; attempts: number }[]) => rows.forEach((row) => claimedAttempts.set(row.id, row.attempts)) };
+    const survivor = new OutboxPublisher({ orm: await newOrm(), bus: bus.bus, logger: silent, options: baseOptions, observer });
     survivor.start();
     await until(async () => (await countWhere('project_id = $1 and status = $2', [projectId, 'published'])) === 50);
     await survivor.stop();
 
     expect(bus.accepted.filter((e) => e.projectId === projectId).map((e) => e.eventId).sort()).toEqual(ids);
-    const attempts = await client.query('select id, attempts from event_outbox where id = any($1)', [claimedByChild]);
-    for (const row of attempts.rows) expect(row.attempts).toBe(2);
+    for (const id of claimedByChild) expect(claimedAttempts.get(id)).toBe(2);
   });
 
   it('fails an event whose stored payload breaks the event contract, holds back its session only, and delivers the rest', async () => {
@@ -118,7 +124,7 @@ describe('OutboxPublisher', () => {
     const bus = createFlakyBus();
     const publisher = new OutboxPublisher({ orm: await newOrm(), bus: bus.bus, logger: silent, options: baseOptions });
     await publisher.runOnce();
-    const rows = (await client.query('select sequence, status, last_error, claim_token from event_outbox where aggregate_id = $1 order by sequence', [broken])).rows;
+    const rows = (await client.query('select sequence, status, last_error, claim_token from outbox_event_status where aggregate_id = $1 order by sequence', [broken])).rows;
     expect(rows[0]).toMatchObject({ status: 'failed', claim_token: null, last_error: expect.stringMatching(/not a valid domain event: the message_created payload has no valid body/) });
     expect(rows[1]).toMatchObject({ status: 'pending', claim_token: null });
     expect(bus.accepted.filter((e) => e.projectId === projectId).map((e) => [e.aggregateId, e.sequence])).toEqual([
@@ -147,11 +153,12 @@ describe('OutboxPublisher', () => {
   it('fails an event whose attempts all died with their publisher instead of trying it forever', async () => {
     const { projectId } = await seedPendingEvents(client, { sessions: 1, perSession: 2 });
     // As if publishers had claimed the first event five times and crashed each time.
-    await client.query(`update event_outbox set attempts = 5 where project_id = $1 and sequence = 1`, [projectId]);
+    const [sessionId] = (await client.query('select distinct aggregate_id from event_outbox where project_id = $1', [projectId])).rows.map((r) => r.aggregate_id);
+    await setDeliveryState(client, sessionId, { deliveredThrough: 0, attempts: 5 });
     const bus = createFlakyBus();
     const publisher = new OutboxPublisher({ orm: await newOrm(), bus: bus.bus, logger: silent, options: baseOptions });
     await publisher.runOnce();
-    const rows = (await client.query('select sequence, status, last_error, claim_token from event_outbox where project_id = $1 order by sequence', [projectId])).rows;
+    const rows = (await client.query('select sequence, status, last_error, claim_token from outbox_event_status where project_id = $1 order by sequence', [projectId])).rows;
     expect(rows[0]).toMatchObject({ status: 'failed', claim_token: null, last_error: expect.stringMatching(/abandoned/) });
     expect(rows[1]).toMatchObject({ status: 'pending', claim_token: null });
     expect(bus.accepted.filter((e) => e.projectId === projectId)).toEqual([]);

@@ -50,7 +50,7 @@ describe('an instance whose Redis subscriber connection drops', () => {
       await admin.client('KILL', 'ID', /\bid=(\d+)/.exec(subscriber!)![1]!);
       const missed = await a.gql(SEND_MESSAGE, { sessionId, body: 'while away' }, { as: 'alice' });
       const missedId = missed.data.sendMessage.eventId;
-      await until(async () => (await db.query('select status from event_outbox where id = $1', [missedId])).rows[0]?.status === 'published');
+      await until(async () => (await db.query('select status from outbox_event_status where id = $1', [missedId])).rows[0]?.status === 'published');
       // Published while B was away: it did not arrive live.
       expect(sub.events).toHaveLength(1);
 

@@ -25,7 +25,7 @@ async function newSession() {
   return createChatSession(forkEm(fixture.orm), 'alice', { projectId: project.id, title: 's' });
 }
 
-const statusOf = async (eventId: string) => (await fixture.client.query('select status from event_outbox where id = $1', [eventId])).rows[0]?.status;
+const statusOf = async (eventId: string) => (await fixture.client.query('select status from outbox_event_status where id = $1', [eventId])).rows[0]?.status;
 
 const options = { batchSize: 100, pollIntervalMs: 60_000, maxAttempts: 5, backoffBaseMs: 20, backoffMaxMs: 100, claimLeaseMs: 30_000 };
 
@@ -61,10 +61,10 @@ describe('the outbox publisher on a fake clock', () => {
   it('backs off after failed cycles from 100 ms, doubling up to the poll interval, and recovers', async () => {
     const clock = new FakeClock();
     const bus = createFlakyBus();
-    // Every statement that updates event_outbox fails, as a claim against a broken database would.
+    // Every statement that writes delivery positions fails, as a claim against a broken database would.
     await fixture.client.query(`create function fail_outbox_update() returns trigger language plpgsql as $$
-      begin raise exception 'injected failure on update of event_outbox'; end $$`);
-    await fixture.client.query('create trigger fail_outbox_update before update on event_outbox for each statement execute function fail_outbox_update()');
+      begin raise exception 'injected failure on update of outbox_delivery'; end $$`);
+    await fixture.client.query('create trigger fail_outbox_update before insert or update on outbox_delivery for each statement execute function fail_outbox_update()');
     const failures: unknown[] = [];
     const publisher = new OutboxPublisher({
       orm: fixture.orm,
@@ -85,7 +85,7 @@ describe('the outbox publisher on a fake clock', () => {
       expect(waits).toEqual([100, 200, 400, 800, 1_000, 1_000]);
       expect(failures.length).toBeGreaterThanOrEqual(6);
 
-      await fixture.client.query('drop trigger fail_outbox_update on event_outbox');
+      await fixture.client.query('drop trigger fail_outbox_update on outbox_delivery');
       const session = await newSession();
       const { event } = await sendMessage(forkEm(fixture.orm), 'alice', { sessionId: session.id, body: 'after the outage' });
       await clock.waitForTimers(1);
@@ -94,7 +94,7 @@ describe('the outbox publisher on a fake clock', () => {
       await clock.waitForTimers(1);
       expect(clock.pending()).toEqual([1_000]); // healthy again: back to the poll interval
     } finally {
-      await fixture.client.query('drop trigger if exists fail_outbox_update on event_outbox');
+      await fixture.client.query('drop trigger if exists fail_outbox_update on outbox_delivery');
       await fixture.client.query('drop function if exists fail_outbox_update()');
       await publisher.stop();
     }

@@ -29,7 +29,7 @@ async function sendWithTraceparent(t: TestApp, sessionId: string, body: string, 
 async function allPublished(t: TestApp) {
   const db = await connect(t.db.url);
   try {
-    await until(async () => (await db.query(`select count(*)::int as n from event_outbox where status <> 'published'`)).rows[0].n === 0);
+    await until(async () => (await db.query(`select count(*)::int as n from outbox_event_status where status <> 'published'`)).rows[0].n === 0);
   } finally {
     await db.end();
   }

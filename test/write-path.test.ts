@@ -29,7 +29,7 @@ describe('sendMessage', () => {
     expect(messages.rows).toHaveLength(1);
     expect(messages.rows[0]).toMatchObject({ id: sent.message.id, body: 'hello agents', author_user_id: 'alice', role: 'user' });
 
-    const events = await db.query('select * from event_outbox where aggregate_id = $1', [sessionId]);
+    const events = await db.query('select e.*, s.status, s.attempts, s.published_at from event_outbox e join outbox_event_status s using (id) where e.aggregate_id = $1', [sessionId]);
     expect(events.rows).toHaveLength(1);
     expect(events.rows[0]).toMatchObject({
       id: sent.eventId,
@@ -97,7 +97,7 @@ describe('event timestamps', () => {
     vi.setSystemTime(Date.now() + 3_600_000); // this host is an hour fast
     try {
       const sent = await sendMessage(forkEm(t.app.orm), 'alice', { sessionId, body: 'from the future' });
-      const { rows } = await db.query('select next_retry_at <= now() as due from event_outbox where id = $1', [sent.event.id]);
+      const { rows } = await db.query('select next_retry_at <= now() as due from outbox_event_status where id = $1', [sent.event.id]);
       expect(rows[0]).toEqual({ due: true });
     } finally {
       vi.useRealTimers();
@@ -115,7 +115,7 @@ describe('switchAgent', () => {
 
     const space = await db.query('select * from worker_space where project_id = $1 and user_id = $2', [projectId, 'alice']);
     expect(space.rows[0].active_agent_id).toBe(agentIds[1]);
-    const events = await db.query('select * from event_outbox where aggregate_id = $1 order by sequence', [space.rows[0].id]);
+    const events = await db.query('select e.*, s.status from event_outbox e join outbox_event_status s using (id) where e.aggregate_id = $1 order by e.sequence', [space.rows[0].id]);
     expect(events.rows.map((e) => [e.event_type, e.sequence, e.payload.fromAgentId, e.payload.toAgentId])).toEqual([
       ['agent_switched', 1, null, agentIds[0]],
       ['agent_switched', 2, agentIds[0], agentIds[1]],

@@ -1,11 +1,10 @@
 import { sql } from 'kysely';
-import type { Db, EventOutboxRow } from '../platform/db/database.ts';
-import { EVENT_ROW_COLUMNS, eventFromRow, eventTypeOf, type DomainEvent, type EventRow, type EventType } from './domain-event.ts';
+import type { Db } from '../platform/db/database.ts';
+import { EVENT_ROW_COLUMNS, eventFromRow, type DomainEvent, type EventRow } from './domain-event.ts';
 
 /**
- * The statements that read `event_outbox` as the event log, and the operator's statements on it:
- * subscription replay, delivery status (the `outboxStatus` query and `npm run outbox -- status`
- * share one), and reprocessing. The publisher's claim and marks are in src/outbox/outbox.sql.ts;
+ * The statements that read `event_outbox` as the event log: subscription replay and positions.
+ * Delivery state (status, reprocessing) and the publisher's statements are in src/outbox/sql/;
  * analytics' reads in src/domain/analytics/analytics.repository.ts.
  */
 
@@ -40,6 +39,19 @@ export async function newestPosition(db: Db, stream: EventStreamScope): Promise<
   return row?.event_sequence ?? null;
 }
 
+/** What retention removed from a stream (a project or an aggregate): its newest position and time, or null when nothing was. */
+export interface ExpiredHorizon {
+  expiredThrough: number;
+  expiredUntil: Date;
+}
+
+export async function expiredHorizon(db: Db, streamId: string): Promise<ExpiredHorizon | null> {
+  const { rows } = await sql<{ expired_through: number; expired_until: Date | string }>`
+    select expired_through, expired_until from event_log_horizon where stream_id = ${streamId}`.execute(db);
+  const row = rows[0];
+  return row ? { expiredThrough: row.expired_through, expiredUntil: new Date(row.expired_until) } : null;
+}
+
 /** The position of event `eventId` in the stream, or null when it is not one of its events. */
 export async function positionOfEvent(db: Db, stream: EventStreamScope, eventId: string): Promise<number | null> {
   const { rows } = await sql<{ position: number }>`
@@ -55,79 +67,6 @@ export async function eventsAfter(db: Db, stream: EventStreamScope, position: nu
     where ${sql.ref(stream.scope)} = ${stream.id} and ${sql.ref(stream.position)} > ${position}
     order by ${sql.ref(stream.position)} limit ${limit}`.execute(db);
   return rows.map(eventFromRow);
-}
-
-export interface DeliveryCounts {
-  pending: number;
-  failed: number;
-  oldestPendingAt: Date | null;
-  oldestFailedAt: Date | null;
-}
-
-/** Pending and failed counts, of one project or of all, read from the partial indexes only. */
-export async function deliveryCounts(db: Db, projectId: string | null): Promise<DeliveryCounts> {
-  const { rows } = await sql<{ pending: string; failed: string; oldest_pending: string | Date | null; oldest_failed: string | Date | null }>`
-    select count(*) filter (where status = 'pending') as pending,
-           count(*) filter (where status = 'failed') as failed,
-           min(created_at) filter (where status = 'pending') as oldest_pending,
-           min(created_at) filter (where status = 'failed') as oldest_failed
-    from event_outbox where status <> 'published' ${projectId ? sql`and project_id = ${projectId}` : sql``}`.execute(db);
-  const row = rows[0];
-  // Raw SQL may return timestamps as strings; callers want Dates.
-  const date = (value: string | Date | null | undefined) => (value ? new Date(value) : null);
-  return {
-    pending: Number(row?.pending ?? 0),
-    failed: Number(row?.failed ?? 0),
-    oldestPendingAt: date(row?.oldest_pending),
-    oldestFailedAt: date(row?.oldest_failed),
-  };
-}
-
-export interface FailedEventInfo {
-  eventId: string;
-  type: EventType;
-  sequence: number;
-  sessionId: string | null;
-  attempts: number;
-  lastError: string | null;
-  createdAt: Date;
-}
-
-/** The oldest failed events of a project, at most `limit`. */
-export async function failedEvents(db: Db, projectId: string, limit: number): Promise<FailedEventInfo[]> {
-  const rows = await db
-    .selectFrom('event_outbox')
-    .select(['id', 'event_type', 'sequence', 'session_id', 'attempts', 'last_error', 'created_at'])
-    .where('project_id', '=', projectId)
-    .where('status', '=', 'failed')
-    .orderBy('created_at')
-    .limit(limit)
-    .execute();
-  return rows.map((row) => ({
-    eventId: row.id,
-    type: eventTypeOf(row),
-    sequence: row.sequence,
-    sessionId: row.session_id,
-    attempts: row.attempts,
-    lastError: row.last_error,
-    createdAt: new Date(row.created_at),
-  }));
-}
-
-/** A reprocessed event, with the columns the outbox log records name. */
-export type ReprocessedRow = Pick<EventOutboxRow, 'id' | 'project_id' | 'attempts' | 'aggregate_type' | 'aggregate_id' | 'sequence'> & { event_type: EventType };
-
-/** Failed events back to pending, with their original id and a fresh set of attempts. */
-export async function reprocessFailed(db: Db, filter: { projectId?: string; eventIds?: string[] }): Promise<ReprocessedRow[]> {
-  const { rows } = await sql<ReprocessedRow>`
-    update event_outbox
-    set status = 'pending', attempts = 0, next_retry_at = now()
-    where status = 'failed'
-      ${filter.projectId ? sql`and project_id = ${filter.projectId}` : sql``}
-      ${filter.eventIds ? sql`and id = any(${filter.eventIds}::uuid[])` : sql``}
-    returning id, event_type, project_id, attempts, aggregate_type, aggregate_id, sequence`.execute(db);
-  if (rows.length > 0) await notifyPublishers(db);
-  return rows;
 }
 
 /** NOTIFY publishers in other processes that events are due (after commit, when run in a transaction). */

@@ -9,7 +9,9 @@ export type OutboxStatus = (typeof OUTBOX_STATUSES)[number];
 
 /**
  * A domain event, written in the same transaction as the change it describes and later published
- * by the OutboxPublisher. Its `id` is the `eventId` clients deduplicate by.
+ * by the OutboxPublisher. Its `id` is the `eventId` clients deduplicate by. The row is never
+ * updated: what the publisher has delivered is kept per aggregate in `outbox_delivery`, and the
+ * per-event status (published | failed | pending) is read from the `outbox_event_status` view.
  *
  * The table has no foreign keys on purpose: an event is a record of something that happened, and it
  * must stay readable (analytics, replay) after the session or project it names is gone. Indexes and
@@ -32,18 +34,7 @@ export const OutboxEventSchema = defineEntity({
     sessionId: p.uuid().nullable(),
     // Typed and validated by the event contract (events/domain-event.ts), not here.
     payload: p.json<unknown>(),
-    status: p.string().length(16).$type<OutboxStatus>().default('pending'),
-    attempts: p.integer().default(0),
-    // From the database clock, the clock the claim compares it with (`next_retry_at <= now()`): an
-    // API host whose clock runs ahead cannot delay its events. (`createdAt` is when the action
-    // happened, by the writing host's clock, like the message it announces.)
-    nextRetryAt: p.datetime().defaultRaw('now()'),
-    lastError: p.text().nullable(),
-    /** Set while a publisher holds the event; a dead publisher's claim lapses at this time. */
-    claimedUntil: p.datetime().nullable(),
-    claimToken: p.uuid().nullable(),
     createdAt: p.datetime().onCreate(() => new Date()),
-    publishedAt: p.datetime().nullable(),
     /** The W3C trace context of the request that wrote the event (null: tracing was off). */
     traceContext: p.json<TraceCarrier>().nullable(),
   },

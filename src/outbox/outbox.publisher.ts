@@ -1,8 +1,7 @@
 import { systemClock, type Clock } from '../platform/clock.ts';
 import type { OutboxPublisherOptions } from '../platform/config.ts';
 import { newId } from '../platform/db/ids.ts';
-import { dbOf } from '../platform/db/database.ts';
-import { forkEm, severCheckedOutConnections, type Orm } from '../platform/db/orm.ts';
+import { severCheckedOutConnections, type Orm } from '../platform/db/orm.ts';
 import { eventFromRow, InvalidEventError, type DomainEvent } from '../events/domain-event.ts';
 import type { Logger } from '../platform/logger.ts';
 import type { PublisherStatus } from '../platform/observability/metrics.ts';
@@ -10,16 +9,7 @@ import type { EventBus } from '../bus/event-bus.ts';
 import { backoffMs } from './backoff.ts';
 import { tracedClaim, tracedPublish } from './outbox.tracing.ts';
 import { logCycleAbandoned, logPublisherStarted, logPublisherStopped } from './outbox.log.ts';
-import {
-  claimBatch,
-  markFailedAttempts,
-  markPublished,
-  releaseUnattempted,
-  type ClaimOptions,
-  type ClaimResult,
-  type FailedPublish,
-  type OutboxRow,
-} from './outbox.sql.ts';
+import { claimBatch, discoverNewEvents, recordOutcomes, type ClaimResult, type DeliveredBatch, type OutboxRow, type RunOutcome } from './outbox.sql.ts';
 
 /** What the publisher reports as it works; metrics and logs hang off this. All optional. */
 export interface PublisherObserver {
@@ -41,10 +31,11 @@ export class CycleDeadlineError extends Error {
 }
 
 interface PublishOutcome {
+  /** Per claimed aggregate: its new position and the state of its new head. */
+  outcomes: RunOutcome[];
   published: OutboxRow[];
-  failures: FailedPublish[];
-  /** Claimed but not sent: they queue behind a refused event of the batch. */
-  unattempted: string[];
+  retries: { row: OutboxRow; delayMs: number; error: string }[];
+  failures: { row: OutboxRow; error: string }[];
   /** The bus took none of the events it was offered (it is down or does not answer). */
   busRefusedAll: boolean;
 }
@@ -71,8 +62,11 @@ export interface OutboxPublisherDeps {
 export const retryDelayMs = (attempt: number, options: { backoffBaseMs: number; backoffMaxMs: number }, random: () => number) =>
   backoffMs(attempt, { baseMs: options.backoffBaseMs, maxMs: options.backoffMaxMs }, random);
 
-/** From this many events, a batch is marked published alongside the next claim rather than by it. */
-const MARK_ALONGSIDE_FROM = 100;
+/** From this many events, a batch's record runs beside the next claim instead of before it. */
+const RECORD_ALONGSIDE_FROM = 100;
+
+/** How long a delivered small batch waits for the next cycle to record it before it is recorded alone. */
+const RECORD_DEFERRAL_MS = 25;
 
 const describeError = (error: unknown) => (error instanceof Error ? error.message : String(error)).slice(0, 1_000);
 
@@ -115,14 +109,10 @@ export class OutboxPublisher {
   #busRefusedSince: number | null = null;
   /** Bumped when a cycle is abandoned: the abandoned cycle, should it ever resume, changes nothing. */
   #generation = 0;
-  /** The last batch's events the bus accepted, counted as published by the next claim (see #cycle). */
-  #handedOver: { token: string; rows: OutboxRow[] } | null = null;
-  /** A large batch's "published" update, running beside the next claim. */
-  #marking: Promise<void> | null = null;
-  /** Where the next claim's walk over aggregates resumes (null: from the start). */
-  #walkAfter: string | null = null;
-  /** In a run of back-to-back claims that found nothing: where the walk began, and whether it has reached the end since. */
-  #emptyWalk: { from: string | null; wrapped: boolean } | null = null;
+  /** The last batch's record, running beside the next claim (it never touches the aggregates that claim can take). */
+  #recording: Promise<void> | null = null;
+  /** The last small batch, delivered in full: recorded by the next cycle's first statement (or by #settle). */
+  #deferred: DeliveredBatch | null = null;
 
   constructor(deps: OutboxPublisherDeps) {
     this.#deps = deps;
@@ -188,20 +178,23 @@ export class OutboxPublisher {
     return cycleTimeoutMs ? cycleTimeoutMs + pollIntervalMs : null;
   }
 
-  /** One claim-publish-record cycle; returns how many events it claimed. Exposed for tests and benchmarks. */
+  /** One discover-claim-publish-record cycle; returns how many events it claimed. Exposed for tests and benchmarks. */
   async runOnce(): Promise<number> {
     const { claimed } = await this.#cycle();
-    await this.#settle(true);
+    await this.#settle();
     return claimed;
   }
 
   /**
-   * Claims and publishes a batch. The events the bus accepted are "handed over": the next claim
-   * counts them as published already, so the next events of their sessions do not wait a cycle
-   * for the bookkeeping. A small batch is also marked published by that next claim, in the same
-   * statement (one statement per cycle under a steady trickle of events); a large one is marked
-   * on a second connection while the next claim runs, so draining a backlog overlaps the two.
-   * A batch the bus refused part of is recorded at once.
+   * Registers newly committed events, claims a batch of aggregates and their runs, publishes it,
+   * and records one new position per aggregate. A large batch's record runs on a second
+   * connection beside the next cycle's claim: the claim cannot take an aggregate that is still
+   * held, so the two never touch the same row, and draining a backlog overlaps them. A small one
+   * (a trickle) that the bus took in full is recorded by the statement the next cycle starts with,
+   * which also registers new events: under a trickle, a cycle is two statements (record and
+   * register, then claim). Until then its aggregates stay claimed, so nothing can overtake them;
+   * an idle publisher records it at its next poll, and stop records it before it resolves. A
+   * batch with a retry or a failure is recorded at once.
    *
    * Returns how many events it claimed, and whether another cycle may find more right away.
    */
@@ -210,93 +203,83 @@ export class OutboxPublisher {
     const current = () => {
       if (generation !== this.#generation) throw new CycleDeadlineError(this.#deps.options.cycleTimeoutMs ?? 0);
     };
+    const { orm, options } = this.#deps;
+    const prepared = options.preparedStatements ?? true;
+    const deferred = this.#deferred;
+    this.#deferred = null;
+    const { recorded } = await discoverNewEvents(orm, prepared, deferred).catch((error: unknown) => {
+      // Nothing was written: the batch is still to be recorded.
+      if (generation === this.#generation) this.#deferred ??= deferred;
+      throw error;
+    });
+    if (deferred) this.#reportLapsed(deferred.runs.length, recorded);
+    current();
     const token = newId();
-    const walkFrom = this.#walkAfter;
-    const handedOver = this.#handedOver;
-    const marking = this.#marking;
-    const result = await tracedClaim(() => this.#claim(token, handedOver && { ids: handedOver.rows.map((row) => row.id), token: handedOver.token, mark: !marking }));
+    const result = await tracedClaim(() => this.#claim(token));
     current();
-    this.#handedOver = null;
-    if (handedOver && !marking) this.#reportPublished(handedOver.rows, result.marked);
-    this.#walkAfter = result.walkAfter;
-    const claimed = result.rows;
-    if (claimed.length > 0) {
-      this.#emptyWalk = null;
-      const outcome = await this.#publish(claimed);
+    if (result.runs.length === 0) {
+      await this.#settle();
       current();
-      // Cycles with nothing due still complete while the bus is down; readiness looks at this too.
-      if (outcome.busRefusedAll) this.#busRefusedSince ??= Date.now();
-      else if (outcome.published.length > 0) this.#busRefusedSince = null;
-      await this.#settle(); // the previous large batch's update, if one is still running
-      current();
-      if (outcome.failures.length > 0 || outcome.unattempted.length > 0) {
-        await this.#record(claimed, outcome, token);
-        current();
-      } else {
-        this.#handedOver = { token, rows: outcome.published };
-        if (outcome.published.length >= MARK_ALONGSIDE_FROM) {
-          const marking = this.#markPublished(token, outcome.published);
-          marking.catch(() => {}); // surfaced by #settle; never an unhandled rejection meanwhile
-          this.#marking = marking;
-        }
-      }
       this.#lastCycleAt = new Date(this.#clock.now());
-      return { claimed: claimed.length, more: true };
+      return { claimed: 0, more: false };
     }
-    await this.#settle();
+    const outcome = await this.#publish(result);
     current();
-    this.#lastCycleAt = new Date(this.#clock.now());
-    return { claimed: 0, more: this.#walkGoesOn(walkFrom, this.#walkAfter) };
-  }
-
-  /**
-   * After a claim that found nothing: whether the walk over aggregates has parts left to look at
-   * (it started after some aggregate, or stopped at its limit) that it has not looked at since it
-   * last claimed something. Otherwise there is nothing due, and the loop can sleep.
-   */
-  #walkGoesOn(walkFrom: string | null, walkAfter: string | null): boolean {
-    const empty = (this.#emptyWalk ??= { from: walkFrom, wrapped: false });
-    let goesOn: boolean;
-    if (walkAfter === null) {
-      // Reached the end of the aggregates: round once more from the start, unless this empty run
-      // began there or has been there already.
-      goesOn = empty.from !== null && !empty.wrapped;
-      empty.wrapped = true;
+    // Cycles with nothing due still complete while the bus is down; readiness looks at this too.
+    if (outcome.busRefusedAll) this.#busRefusedSince ??= Date.now();
+    else if (outcome.published.length > 0) this.#busRefusedSince = null;
+    await this.#settle(); // the previous batch's record, if it is still running
+    current();
+    const inFull = outcome.retries.length === 0 && outcome.failures.length === 0 && outcome.published.length === result.rows.length;
+    if (inFull && result.rows.length < RECORD_ALONGSIDE_FROM && result.runs.every((run) => run.rows.length > 0)) {
+      this.#deps.observer?.published?.(outcome.published);
+      this.#deferred = { token, runs: outcome.outcomes.map((o) => ({ aggregateId: o.aggregateId, deliveredThrough: o.deliveredThrough })) };
+      this.#lastCycleAt = new Date(this.#clock.now());
+      // Less than a full batch: nothing else was claimable. A commit meanwhile nudges another cycle.
+      return { claimed: result.rows.length, more: result.rows.length >= options.batchSize };
+    }
+    const recording = this.#record(token, result, outcome);
+    if (inFull && result.rows.length >= RECORD_ALONGSIDE_FROM) {
+      recording.catch(() => {}); // surfaced by #settle; never an unhandled rejection meanwhile
+      this.#recording = recording;
     } else {
-      // Stopped at its limit: go on until it has come round past where the empty run began.
-      goesOn = !(empty.wrapped && empty.from !== null && walkAfter >= empty.from);
+      await recording;
+      current();
     }
-    if (!goesOn) this.#emptyWalk = null; // the next cycle (after a sleep) starts a new run
-    return goesOn;
+    this.#lastCycleAt = new Date(this.#clock.now());
+    return { claimed: result.rows.length, more: true };
   }
 
-  /**
-   * Waits for a large batch's update; with `all`, also marks a handed-over small batch now, when
-   * no claim follows to do it (stop, runOnce). Rethrows a failed update.
-   */
-  async #settle(all = false): Promise<void> {
-    const marking = this.#marking;
-    this.#marking = null;
-    if (marking) {
-      this.#handedOver = null;
-      await marking;
-    }
-    const handedOver = this.#handedOver;
-    if (all && handedOver) {
-      this.#handedOver = null;
-      await this.#markPublished(handedOver.token, handedOver.rows);
+  /** Waits for a batch's record running beside the claim, and records a deferred one; rethrows a failure. */
+  async #settle(): Promise<void> {
+    const recording = this.#recording;
+    this.#recording = null;
+    if (recording) await recording;
+    const deferred = this.#deferred;
+    this.#deferred = null;
+    if (deferred) {
+      const generation = this.#generation;
+      const { recorded } = await discoverNewEvents(this.#deps.orm, this.#deps.options.preparedStatements ?? true, deferred).catch((error: unknown) => {
+        if (generation === this.#generation) this.#deferred ??= deferred;
+        throw error;
+      });
+      this.#reportLapsed(deferred.runs.length, recorded);
     }
   }
 
-  async #markPublished(token: string, rows: OutboxRow[]): Promise<void> {
-    this.#reportPublished(rows, await markPublished(dbOf(forkEm(this.#deps.orm)), rows.map((row) => row.id), token));
+  #reportLapsed(claimed: number, recorded: number): void {
+    if (recorded < claimed) {
+      this.#deps.logger.warn({ claimed, recorded }, 'outbox claim lapsed before its outcome was recorded; events may be delivered twice');
+    }
   }
 
-  #reportPublished(rows: OutboxRow[], marked: number): void {
-    if (marked < rows.length) {
-      this.#deps.logger.warn({ claimed: rows.length, marked }, 'outbox claim lapsed before publish was recorded; events may be delivered twice');
-    }
-    this.#deps.observer?.published?.(rows);
+  async #record(token: string, claim: ClaimResult, outcome: PublishOutcome): Promise<void> {
+    const { observer, orm, options } = this.#deps;
+    const recorded = await recordOutcomes(orm, token, outcome.outcomes, options.preparedStatements ?? true);
+    this.#reportLapsed(claim.runs.length, recorded);
+    if (outcome.published.length > 0) observer?.published?.(outcome.published);
+    for (const retry of outcome.retries) observer?.retryScheduled?.(retry.row, retry.delayMs, retry.error);
+    for (const failure of outcome.failures) observer?.failed?.(failure.row, failure.error);
   }
 
   async #run(): Promise<void> {
@@ -319,10 +302,29 @@ export class OutboxPublisher {
       if (!this.#running) break;
       if (more && idleDelay === 0) continue;
       if (this.#nudged && idleDelay === 0) continue;
+      if (this.#deferred && idleDelay === 0) {
+        // Give the next commit a moment to carry the deferred record; otherwise record it alone,
+        // so what outboxStatus shows lags delivery by this much at most. Real time: it bounds staleness.
+        await this.#sleep(RECORD_DEFERRAL_MS, systemClock);
+        if (!this.#running) break;
+        if (this.#nudged) continue;
+        // Under the cycle deadline like any cycle: its statement can hang on a dead connection too.
+        try {
+          await this.#cycleWithinDeadline(async () => {
+            await this.#settle();
+            return { claimed: 0, more: false };
+          });
+        } catch (error) {
+          this.#deps.observer?.cycleFailed?.(error);
+          this.#deps.logger.error({ err: describeError(error) }, 'outbox publisher could not record its last batch');
+          idleDelay = backoffMs(++failedCycles, { baseMs: 100, maxMs: this.#deps.options.pollIntervalMs });
+        }
+        if (this.#nudged && idleDelay === 0) continue;
+      }
       await this.#sleep(idleDelay || this.#deps.options.pollIntervalMs);
     }
     // The last batch's bookkeeping lands before stop resolves: no event is left claimed.
-    await this.#settle(true).catch((error: unknown) => {
+    await this.#settle().catch((error: unknown) => {
       this.#deps.observer?.cycleFailed?.(error);
       this.#deps.logger.error({ err: describeError(error) }, 'outbox publisher could not record its last batch');
     });
@@ -335,10 +337,10 @@ export class OutboxPublisher {
    * it claimed stay claimed until their lease lapses, and the ones it handed over unmarked are
    * published again then (same eventId). Timed on the real clock: it measures the network.
    */
-  async #cycleWithinDeadline(): Promise<{ claimed: number; more: boolean }> {
+  async #cycleWithinDeadline(work: () => Promise<{ claimed: number; more: boolean }> = () => this.#cycle()): Promise<{ claimed: number; more: boolean }> {
     const timeoutMs = this.#deps.options.cycleTimeoutMs ?? 0;
-    if (!timeoutMs) return this.#cycle();
-    const attempt = this.#cycle();
+    if (!timeoutMs) return work();
+    const attempt = work();
     let cancel = () => {};
     const expired = new Promise<null>((resolve) => {
       cancel = systemClock.setTimeout(() => resolve(null), timeoutMs);
@@ -351,20 +353,18 @@ export class OutboxPublisher {
     }
     attempt.catch(() => {}); // its own failure, if it ever comes, is this deadline's
     this.#generation += 1;
-    this.#handedOver = null;
-    this.#marking?.catch(() => {});
-    this.#marking = null;
-    this.#walkAfter = null;
-    this.#emptyWalk = null;
+    this.#recording?.catch(() => {});
+    this.#recording = null;
+    this.#deferred = null; // its claim lapses; the events go out again with the same eventId
     const severed = await severCheckedOutConnections(this.#deps.orm).catch(() => 0);
     this.#deps.observer?.cycleAbandoned?.(timeoutMs, severed);
     logCycleAbandoned(this.#deps.logger, { timeoutMs, severedConnections: severed, claimLeaseMs: this.#deps.options.claimLeaseMs });
     throw new CycleDeadlineError(timeoutMs);
   }
 
-  #sleep(ms: number): Promise<void> {
+  #sleep(ms: number, clock: Clock = this.#clock): Promise<void> {
     return new Promise((resolve) => {
-      const cancel = this.#clock.setTimeout(done, ms);
+      const cancel = clock.setTimeout(done, ms);
       const self = this;
       function done() {
         cancel();
@@ -375,43 +375,30 @@ export class OutboxPublisher {
     });
   }
 
-  #claim(token: string, handedOver: ClaimOptions['handedOver']): Promise<ClaimResult> {
+  #claim(token: string): Promise<ClaimResult> {
     const { batchSize, claimLeaseMs, preparedStatements } = this.#deps.options;
-    return claimBatch(this.#deps.orm, {
-      limit: batchSize,
-      token,
-      leaseMs: claimLeaseMs,
-      handedOver,
-      walkAfter: this.#walkAfter,
-      prepared: preparedStatements ?? true,
-    });
+    return claimBatch(this.#deps.orm, { limit: batchSize, token, leaseMs: claimLeaseMs, prepared: preparedStatements ?? true });
   }
 
-  /** Publishes a claimed batch and decides each event's fate; records nothing yet. */
-  async #publish(claimed: OutboxRow[]): Promise<PublishOutcome> {
+  /** Publishes a claimed batch and decides each aggregate's new position and head; records nothing yet. */
+  async #publish(claim: ClaimResult): Promise<PublishOutcome> {
     const { observer, bus, options } = this.#deps;
-    observer?.batchClaimed?.(claimed);
-    const failures: FailedPublish[] = [];
-    const unattempted: string[] = [];
+    observer?.batchClaimed?.(claim.rows);
 
-    // Attempts are counted at claim, so an event claimed more than maxAttempts times was never
-    // confirmed even once: its publishers died with it (a poison pill). Fail it unsent, and hold
-    // back the rest of its aggregate behind it.
-    // A row whose payload breaks the event contract can never be published either: it is failed
-    // at once, the same way.
-    const blocked = new Set<string>();
+    // Attempts are counted at claim, so a run claimed more than maxAttempts times was never
+    // confirmed even once: its publishers died with it (a poison pill). Its head is failed unsent,
+    // holding back the rest of its aggregate. A row whose payload breaks the event contract can
+    // never be published either: it is failed at once, the same way, after the run before it.
+    const unsendable = new Map<string, { row: OutboxRow; error: string }>();
     const sendable: { row: OutboxRow; event: DomainEvent }[] = [];
-    for (const row of claimed) {
-      if (blocked.has(row.aggregate_id)) {
-        unattempted.push(row.id);
-        continue;
-      }
-      const verdict = sendableEvent(row, options.maxAttempts);
-      if ('event' in verdict) {
+    for (const run of claim.runs) {
+      for (const row of run.rows) {
+        const verdict = sendableEvent(row, options.maxAttempts);
+        if ('error' in verdict) {
+          unsendable.set(run.aggregateId, { row, error: verdict.error });
+          break;
+        }
         sendable.push({ row, event: verdict.event });
-      } else {
-        blocked.add(row.aggregate_id);
-        failures.push({ id: row.id, retryInMs: null, error: verdict.error });
       }
     }
 
@@ -424,34 +411,35 @@ export class OutboxPublisher {
       : [];
     const firstError = results.findIndex((result) => result !== null);
     const published = (firstError === -1 ? sendable : sendable.slice(0, firstError)).map((item) => item.row);
-    if (firstError !== -1) {
-      const failed = sendable[firstError]!.row;
-      const giveUp = failed.attempts >= options.maxAttempts;
-      failures.push({
-        id: failed.id,
-        retryInMs: giveUp ? null : retryDelayMs(failed.attempts, options, this.#random),
-        error: describeError(results[firstError]),
-      });
-      // Not attempted: events queued behind the refusal; they go back without using an attempt.
-      unattempted.push(...sendable.slice(firstError + 1).map((item) => item.row.id));
-    }
-    return { published, failures, unattempted, busRefusedAll: firstError === 0 };
-  }
+    const refused = firstError === -1 ? null : { row: sendable[firstError]!.row, error: describeError(results[firstError]) };
 
-  /** Writes the outcome of a batch the bus refused part of: published, then retries/failures, then releases. */
-  async #record(claimed: OutboxRow[], outcome: PublishOutcome, token: string): Promise<void> {
-    const { observer } = this.#deps;
-    const { published, failures, unattempted } = outcome;
-    const db = dbOf(forkEm(this.#deps.orm));
-    this.#reportPublished(published, await markPublished(db, published.map((row) => row.id), token));
-    await markFailedAttempts(db, failures, token);
-    await releaseUnattempted(db, unattempted, token);
-
-    const byId = new Map(claimed.map((row) => [row.id, row]));
-    for (const failure of failures) {
-      const row = byId.get(failure.id)!;
-      if (failure.retryInMs === null) observer?.failed?.(row, failure.error);
-      else observer?.retryScheduled?.(row, failure.retryInMs, failure.error);
+    const deliveredThrough = new Map<string, number>();
+    for (const row of published) deliveredThrough.set(row.aggregate_id, Math.max(deliveredThrough.get(row.aggregate_id) ?? 0, row.sequence));
+    const outcomes: RunOutcome[] = [];
+    const retries: PublishOutcome['retries'] = [];
+    const failures: PublishOutcome['failures'] = [];
+    for (const run of claim.runs) {
+      const through = deliveredThrough.get(run.aggregateId) ?? run.deliveredThrough;
+      const moved = through > run.deliveredThrough;
+      const head = through + 1;
+      const bad = unsendable.get(run.aggregateId);
+      if (bad && bad.row.sequence === head) {
+        failures.push(bad);
+        outcomes.push({ aggregateId: run.aggregateId, deliveredThrough: through, attempts: moved ? 1 : run.attempts, retryInMs: 0, error: bad.error, failed: true });
+      } else if (refused && refused.row.aggregate_id === run.aggregateId) {
+        // The head the bus refused was attempted in this claim: once if the run moved past the old head.
+        const attempts = moved ? 1 : run.attempts;
+        const giveUp = attempts >= options.maxAttempts;
+        const delayMs = giveUp ? 0 : retryDelayMs(attempts, options, this.#random);
+        if (giveUp) failures.push(refused);
+        else retries.push({ ...refused, delayMs });
+        outcomes.push({ aggregateId: run.aggregateId, deliveredThrough: through, attempts, retryInMs: delayMs, error: refused.error, failed: giveUp });
+      } else {
+        // Delivered (due again at once, at the back of the line), or not attempted: queued behind
+        // another aggregate's refusal, it goes back without using an attempt.
+        outcomes.push({ aggregateId: run.aggregateId, deliveredThrough: through, attempts: moved ? 0 : Math.max(run.attempts - 1, 0), retryInMs: 0, error: null, failed: false });
+      }
     }
+    return { outcomes, published, retries, failures, busRefusedAll: firstError === 0 };
   }
 }

@@ -48,8 +48,6 @@ export function newEventRow(event: UnplacedEvent): NewEventRow {
     session_id: event.sessionId,
     // pg would stringify an object, but an array payload would become a PostgreSQL array.
     payload: JSON.stringify(event.payload),
-    status: 'pending',
-    attempts: 0,
     created_at: new Date(),
     // The writing request's trace, which the publisher and the deliveries continue.
     trace_context: serialisedTraceContext(),
@@ -77,7 +75,7 @@ export function insertNumberedEvent(from: WithAggregateNumber, row: NewEventRow)
         .returning(['project.id', 'project.event_sequence']),
     )
     .insertInto('event_outbox')
-    .columns(['id', 'event_type', 'aggregate_type', 'aggregate_id', 'sequence', 'project_sequence', 'project_id', 'user_id', 'session_id', 'payload', 'status', 'attempts', 'created_at', 'trace_context'])
+    .columns(['id', 'event_type', 'aggregate_type', 'aggregate_id', 'sequence', 'project_sequence', 'project_id', 'user_id', 'session_id', 'payload', 'created_at', 'trace_context'])
     .expression((eb) =>
       eb
         .selectFrom(['aggregate_number', 'project_number'])
@@ -92,8 +90,6 @@ export function insertNumberedEvent(from: WithAggregateNumber, row: NewEventRow)
           eb.val(row.user_id).as('user_id'),
           eb.val(row.session_id ?? null).as('session_id'),
           eb.val(row.payload).as('payload'),
-          eb.val(row.status ?? 'pending').as('status'),
-          eb.val(row.attempts ?? 0).as('attempts'),
           eb.val(row.created_at).as('created_at'),
           eb.val(row.trace_context ?? null).as('trace_context'),
         ]),

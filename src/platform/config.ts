@@ -483,6 +483,27 @@ export const SETTINGS = {
       doc: "graphql-ws: WebSocket ping interval; a socket that has not answered by the next ping is terminated. `0` turns it off. (SSE keep-alive is yoga's fixed 12 s comment line)",
     }),
   },
+  eventRetentionHours: integer({
+    env: 'EVENT_RETENTION_HOURS',
+    default: 0,
+    min: 0,
+    max: 876_000,
+    doc: 'events older than this (by `created_at`) are removed from the event log, in batches, once they are delivered and folded into the analytics rollups; `0` keeps every event. Clients resuming from an older cursor get `CURSOR_EXPIRED` ([operations.md](operations.md#retention))',
+  }),
+  eventRetentionBatchSize: integer({
+    env: 'EVENT_RETENTION_BATCH_SIZE',
+    default: 5_000,
+    min: 1,
+    max: 1_000_000,
+    doc: 'most events one retention statement removes (it looks at no more than four times this many of the oldest events)',
+  }),
+  eventRetentionIntervalMs: integer({
+    env: 'EVENT_RETENTION_INTERVAL_MS',
+    default: 60_000,
+    min: 1_000,
+    max: 86_400_000,
+    doc: 'pause of the retention worker once nothing more has expired',
+  }),
   analyticsRollupIntervalMs: integer({
     env: 'ANALYTICS_ROLLUP_INTERVAL_MS',
     default: 1_000,

@@ -28,6 +28,8 @@ export const ERROR_CODES = [
   'PERSISTED_QUERY_ONLY',
   /** A subscription's database read failed or got no answer in time; resume with `after` (`extensions.resumeAfter`). */
   'UNAVAILABLE',
+  /** The cursor points before the event log's retention window: events after it were removed. Reload, then resume from a fresh position. */
+  'CURSOR_EXPIRED',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
@@ -55,5 +57,8 @@ export const forbidden = (message: string) => new DomainError('FORBIDDEN', messa
 
 export const badInput = (field: string, message: string) =>
   new DomainError('BAD_USER_INPUT', message, { field });
+
+export const cursorExpired = (field: string) =>
+  new DomainError('CURSOR_EXPIRED', `${field} is older than the event log keeps: events after it were removed. Reload the current state, then resume from a fresh position`, { field });
 
 export const conflict = (message: string) => new DomainError('CONFLICT', message);

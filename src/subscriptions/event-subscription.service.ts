@@ -4,12 +4,12 @@ import { systemClock, type Clock } from '../platform/clock.ts';
 import type { SubscriptionOptions } from '../platform/config.ts';
 import { dbOf } from '../platform/db/database.ts';
 import { forkEm, type Orm } from '../platform/db/orm.ts';
-import { badInput, DomainError, notFound } from '../platform/errors.ts';
+import { badInput, cursorExpired, DomainError, notFound } from '../platform/errors.ts';
 import { requireMembership } from '../domain/projects/project.service.ts';
 import type { EventBus } from '../bus/event-bus.ts';
 import { requireId } from '../platform/validation.ts';
 import type { DomainEvent } from '../events/domain-event.ts';
-import { eventsAfter, newestPosition, positionOfEvent, type EventStreamScope } from '../events/event-log.repository.ts';
+import { eventsAfter, expiredHorizon, newestPosition, positionOfEvent, type EventStreamScope } from '../events/event-log.repository.ts';
 import { withAgentActivity } from './agent-activity-stream.ts';
 import { createMembershipChecks, type Moment } from './membership-checks.ts';
 import { orderedEventStream, StreamEnd, type OrderedStreamSource } from './event-stream.ts';
@@ -83,12 +83,18 @@ export function createEventStreams(deps: EventStreamsDeps) {
       if (resume.afterSequence > (await currentPosition(stream))) {
         throw badInput('afterSequence', 'afterSequence is beyond the newest event of this stream');
       }
+      // Events after it were removed by retention: resuming would skip them silently.
+      const horizon = await expiredHorizon(db(), stream.id);
+      if (horizon && resume.afterSequence < horizon.expiredThrough) throw cursorExpired('afterSequence');
       return resume.afterSequence;
     }
     if (resume.after != null) {
       const eventId = requireId('after', resume.after);
       const position = await positionOfEvent(db(), stream, eventId);
-      if (position === null) throw badInput('after', 'after is not an event of this stream');
+      const horizon = await expiredHorizon(db(), stream.id);
+      // An event retention removed is no longer found: its stream has a horizon.
+      if (position === null) throw horizon ? cursorExpired('after') : badInput('after', 'after is not an event of this stream');
+      if (horizon && position < horizon.expiredThrough) throw cursorExpired('after');
       return position;
     }
     return null;

@@ -85,8 +85,8 @@ export interface StoredEvent {
 /** A project's events as stored, oldest first by (created_at, id): what the test wrote. */
 export async function storedEvents(db: pg.Client, projectId: string): Promise<StoredEvent[]> {
   const { rows } = await db.query<StoredEvent>(
-    `select id, event_type, project_id, session_id, aggregate_id, sequence, user_id, created_at, payload, status
-     from event_outbox where project_id = $1 order by created_at, id`,
+    `select e.id, e.event_type, e.project_id, e.session_id, e.aggregate_id, e.sequence, e.user_id, e.created_at, e.payload, s.status
+     from event_outbox e join outbox_event_status s using (id) where e.project_id = $1 order by e.created_at, e.id`,
     [projectId],
   );
   return rows;

@@ -16,8 +16,6 @@ export interface SeedEvent {
   attempts?: number;
   lastError?: string | null;
   createdAt?: Date;
-  /** Defaults to now() for published events. */
-  publishedAt?: Date | null;
 }
 
 /** Rows per statement: one JSON parameter each, so a large seed stays a few round trips. */
@@ -30,7 +28,6 @@ export async function insertEvents(db: pg.Client, events: readonly SeedEvent[]):
     const rows = events.slice(start, start + CHUNK).map((seed) => {
       const id = seed.id ?? crypto.randomUUID();
       ids.push(id);
-      const status = seed.status ?? 'pending';
       const createdAt = (seed.createdAt ?? new Date()).toISOString();
       return {
         id,
@@ -43,25 +40,88 @@ export async function insertEvents(db: pg.Client, events: readonly SeedEvent[]):
         user_id: seed.event.userId,
         session_id: seed.event.sessionId,
         payload: seed.event.payload,
-        status,
-        attempts: seed.attempts ?? 0,
-        last_error: seed.lastError ?? null,
         created_at: createdAt,
-        published_at: status === 'published' ? (seed.publishedAt ?? new Date()).toISOString() : null,
       };
     });
     await db.query(
       `insert into event_outbox (id, event_type, aggregate_type, aggregate_id, sequence, project_sequence, project_id, user_id,
-                                 session_id, payload, status, attempts, last_error, created_at, next_retry_at, published_at)
+                                 session_id, payload, created_at)
        select id, event_type, aggregate_type, aggregate_id, sequence, project_sequence, project_id, user_id,
-              session_id, payload, status, attempts, last_error, created_at, now(), published_at
+              session_id, payload, created_at
        from jsonb_to_recordset($1::jsonb) as r(id uuid, event_type text, aggregate_type text, aggregate_id uuid, sequence int,
-         project_sequence int, project_id uuid, user_id text, session_id uuid, payload jsonb, status text, attempts int,
-         last_error text, created_at timestamptz, published_at timestamptz)`,
+         project_sequence int, project_id uuid, user_id text, session_id uuid, payload jsonb, created_at timestamptz)`,
       [JSON.stringify(rows)],
     );
   }
+  // Delivery states other than "pending, never tried" live in the aggregate's position.
+  const states = new Map<string, { event: NewDomainEvent; deliveredThrough: number; head?: SeedEvent }>();
+  for (const seed of events) {
+    const status = seed.status ?? 'pending';
+    if (status === 'pending' && !seed.attempts && !seed.lastError) continue;
+    const state = states.get(seed.event.aggregate.id) ?? { event: seed.event, deliveredThrough: 0 };
+    if (status === 'published') state.deliveredThrough = Math.max(state.deliveredThrough, seed.sequence);
+    else if (!state.head || seed.sequence < state.head.sequence) state.head = seed;
+    states.set(seed.event.aggregate.id, state);
+  }
+  const positions = [...states].map(([aggregateId, state]) => {
+    if (state.head && state.head.sequence !== state.deliveredThrough + 1) throw new Error('seed: only the event after the published ones can be failed or retried');
+    return { aggregateId, deliveredThrough: state.deliveredThrough, attempts: state.head?.attempts ?? 0, lastError: state.head?.lastError ?? null, failed: state.head?.status === 'failed' };
+  });
+  for (let start = 0; start < positions.length; start += CHUNK) await setDeliveryStates(db, positions.slice(start, start + CHUNK));
   return ids;
+}
+
+/**
+ * Sets an aggregate's delivery position and its head's bookkeeping, as the publisher would have
+ * left them: events up to `deliveredThrough` published, the next one failed or waiting with
+ * `attempts` and `lastError`, the rest pending.
+ */
+export async function setDeliveryState(db: pg.Client, aggregateId: string, state: DeliveryState): Promise<void> {
+  await setDeliveryStates(db, [{ aggregateId, ...state }]);
+}
+
+export interface DeliveryState {
+  deliveredThrough: number;
+  attempts?: number;
+  lastError?: string | null;
+  failed?: boolean;
+  retryInSeconds?: number;
+}
+
+export async function setDeliveryStates(db: pg.Client, states: readonly (DeliveryState & { aggregateId: string })[]): Promise<void> {
+  const rows = states.map((state) => ({
+    aggregate_id: state.aggregateId,
+    delivered_through: state.deliveredThrough,
+    attempts: state.attempts ?? 0,
+    last_error: state.lastError ?? null,
+    failed: state.failed ?? false,
+    retry_in_seconds: state.retryInSeconds ?? 0,
+  }));
+  await db.query(
+    `insert into outbox_delivery as d (aggregate_id, aggregate_type, project_id, written_through, delivered_through, attempts, last_error, failed_at, next_retry_at, delivered_at)
+     select e.aggregate_id, min(e.aggregate_type), (array_agg(e.project_id))[1], greatest(max(e.sequence), min(s.delivered_through)), min(s.delivered_through),
+            min(s.attempts), min(s.last_error), case when bool_or(s.failed) then now() end,
+            now() + make_interval(secs => min(s.retry_in_seconds)), case when min(s.delivered_through) > 0 then now() end
+     from jsonb_to_recordset($1::jsonb) as s(aggregate_id uuid, delivered_through int, attempts int, last_error text, failed boolean, retry_in_seconds float8)
+     join event_outbox e on e.aggregate_id = s.aggregate_id
+     group by e.aggregate_id
+     on conflict (aggregate_id) do update set written_through = greatest(d.written_through, excluded.written_through),
+       delivered_through = excluded.delivered_through, attempts = excluded.attempts, last_error = excluded.last_error,
+       failed_at = excluded.failed_at, next_retry_at = excluded.next_retry_at, delivered_at = excluded.delivered_at,
+       claimed_until = null, claim_token = null, claimed_through = null`,
+    [JSON.stringify(rows)],
+  );
+}
+
+/** Every event of the aggregates matching `where` (on event_outbox) published, as the publisher leaves them. */
+export async function deliverAll(db: pg.Client, where = 'true', params: unknown[] = []): Promise<void> {
+  const { rows } = await db.query<{ aggregate_id: string; through: number }>(
+    `select aggregate_id, max(sequence)::int as through from event_outbox where ${where} group by aggregate_id`,
+    params,
+  );
+  for (let start = 0; start < rows.length; start += CHUNK) {
+    await setDeliveryStates(db, rows.slice(start, start + CHUNK).map((row) => ({ aggregateId: row.aggregate_id, deliveredThrough: row.through })));
+  }
 }
 
 /** A user's message_created event in `sessionId`, as the write path records it. */

@@ -1,6 +1,8 @@
 import type { Em } from '../../platform/db/orm.ts';
+import { expiredHorizon } from '../../events/event-log.repository.ts';
+import { dbOf } from '../../platform/db/database.ts';
 import { cursorCodec, cursorKeys, findPage, queryScope, type Page, type PageRequest } from '../../platform/db/pagination.ts';
-import { badInput, notFound } from '../../platform/errors.ts';
+import { badInput, cursorExpired, notFound } from '../../platform/errors.ts';
 import type { DomainEvent } from '../../events/domain-event.ts';
 import { EVENT_TYPES, type EventType } from '../../events/domain-event.ts';
 import { requireMembership } from '../projects/project.service.ts';
@@ -89,6 +91,11 @@ export async function listProjectEvents(
     {
       cursor: projectEventsCursor(queryScope('projectEvents', { ...filter, order })),
       fetch: async ({ from, backward, pinned, limit }) => {
+        // A cursor at or before what retention removed would continue past a gap.
+        if (from) {
+          const expired = await expiredHorizon(dbOf(em), projectId);
+          if (expired && new Date(from[0]) <= expired.expiredUntil) throw cursorExpired(backward ? 'before' : 'after');
+        }
         const { rows, horizon } = await findProjectEventsPage(em, {
           ...filter,
           // Reading backward is reading the opposite order from the cursor.
@@ -124,7 +131,13 @@ export async function listSessionEvents(
     args,
     {
       cursor: sessionEventsCursor(queryScope('sessionEvents', { projectId, sessionId })),
-      fetch: ({ from, backward, limit }) => findSessionEventsPage(em, { projectId, sessionId, from: from?.[0] ?? null, backward, limit }),
+      fetch: async ({ from, backward, limit }) => {
+        if (from) {
+          const expired = await expiredHorizon(dbOf(em), sessionId);
+          if (expired && from[0] <= expired.expiredThrough) throw cursorExpired(backward ? 'before' : 'after');
+        }
+        return findSessionEventsPage(em, { projectId, sessionId, from: from?.[0] ?? null, backward, limit });
+      },
       keyOf: (row): [number] => [row.event.sequence],
     },
     (row) => row.event,

@@ -35,8 +35,6 @@ export async function insertMessageWithEvent(db: Db, message: NewMessage, member
     eventUserId: event.user_id,
     eventSessionId: event.session_id ?? null,
     payload: event.payload,
-    status: event.status ?? 'pending',
-    attempts: event.attempts ?? 0,
     eventCreatedAt: event.created_at,
     traceContext: event.trace_context ?? null,
   };
@@ -53,15 +51,13 @@ type MessageWithEventValues = NewMessage & {
   eventUserId: string;
   eventSessionId: string | null;
   payload: unknown;
-  status: NonNullable<NewEventRow['status']>;
-  attempts: number;
   eventCreatedAt: Date;
   traceContext: unknown;
 };
 
 // The statement is built once per shape (with or without the membership check), not per message.
 const messageWithEvent = statementTemplate(
-  ['id', 'sessionId', 'authorUserId', 'role', 'body', 'replyToId', 'createdAt', 'memberUserId', 'eventId', 'eventType', 'aggregateType', 'aggregateId', 'eventUserId', 'eventSessionId', 'payload', 'status', 'attempts', 'eventCreatedAt', 'traceContext'],
+  ['id', 'sessionId', 'authorUserId', 'role', 'body', 'replyToId', 'createdAt', 'memberUserId', 'eventId', 'eventType', 'aggregateType', 'aggregateId', 'eventUserId', 'eventSessionId', 'payload', 'eventCreatedAt', 'traceContext'],
   (db: Db, v: MessageWithEventValues, shape: 'member' | 'anyone') =>
     messageWithEventStatement(db, v, shape === 'member' ? v.memberUserId : null, {
       id: v.eventId,
@@ -71,8 +67,6 @@ const messageWithEvent = statementTemplate(
       user_id: v.eventUserId,
       session_id: v.eventSessionId,
       payload: v.payload,
-      status: v.status,
-      attempts: v.attempts,
       created_at: v.eventCreatedAt,
       trace_context: v.traceContext,
     }),

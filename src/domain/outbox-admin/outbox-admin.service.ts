@@ -1,10 +1,11 @@
 import { dbOf } from '../../platform/db/database.ts';
 import type { Em } from '../../platform/db/orm.ts';
 import { badInput } from '../../platform/errors.ts';
-import { deliveryCounts, failedEvents, reprocessFailed, type FailedEventInfo, type ReprocessedRow } from '../../events/event-log.repository.ts';
+import { deliveryCounts, failedEvents, type FailedEventInfo, type ReprocessedRow } from '../../outbox/outbox-delivery.repository.ts';
+import { reprocessFailedEvents as reprocess } from '../../outbox/outbox-reprocessing.ts';
+import type { Logger } from '../../platform/logger.ts';
 import { requireMembership, requireOwner } from '../projects/project.service.ts';
 import { requireId } from '../../platform/validation.ts';
-import { wakePublisherAfterCommit } from '../../outbox/outbox.wakeups.ts';
 
 export const MAX_FAILED_EVENTS_LISTED = 100;
 export const MAX_REPROCESS_IDS = 1_000;
@@ -40,6 +41,7 @@ export async function getOutboxStatus(em: Em, userId: string, projectIdInput: st
  */
 export async function reprocessFailedEvents(
   em: Em,
+  logger: Logger,
   userId: string,
   input: { projectId: string; eventIds?: readonly string[] | null },
 ): Promise<ReprocessedRow[]> {
@@ -48,9 +50,11 @@ export async function reprocessFailedEvents(
     throw badInput('eventIds', `At most ${MAX_REPROCESS_IDS} eventIds at a time`);
   }
   const eventIds = input.eventIds?.map((id) => requireId('eventIds', id));
-  return em.transactional(async (tx) => {
-    await requireOwner(tx, userId, projectId);
-    wakePublisherAfterCommit(tx);
-    return reprocessFailed(dbOf(tx), { projectId, ...(eventIds ? { eventIds } : {}) });
+  return reprocess(em, logger, {
+    projectId,
+    ...(eventIds ? { eventIds } : {}),
+    by: 'mutation',
+    userId,
+    authorize: (tx) => requireOwner(tx, userId, projectId),
   });
 }

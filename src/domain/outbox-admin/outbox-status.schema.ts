@@ -1,6 +1,5 @@
 import { EventTypeEnum } from '../chat/chat-event.schema.ts';
 import { builder } from '../../platform/graphql/builder.ts';
-import { logReprocessed } from '../../outbox/outbox.log.ts';
 import { getOutboxStatus, reprocessFailedEvents, type FailedEventInfo, type OutboxStatusReport } from './outbox-admin.service.ts';
 
 const FailedEventRef = builder.objectRef<FailedEventInfo>('FailedEvent').implement({
@@ -58,8 +57,7 @@ builder.mutationField('reprocessFailedEvents', (t) =>
     args: { projectId: t.arg.id({ required: true }), eventIds: t.arg.idList({ required: false }) },
     resolve: async (_root, args, ctx) => {
       const userId = ctx.viewer().userId;
-      const rows = await reprocessFailedEvents(ctx.em, userId, { projectId: args.projectId, eventIds: args.eventIds ?? null });
-      for (const row of rows) logReprocessed(ctx.log, row, { by: 'mutation', userId });
+      const rows = await reprocessFailedEvents(ctx.em, ctx.log, userId, { projectId: args.projectId, eventIds: args.eventIds ?? null });
       ctx.metrics.outbox.recordReprocessed(rows.length);
       return { eventIds: rows.map((row) => row.id) };
     },

@@ -69,17 +69,48 @@ export interface EventOutboxTable {
   user_id: string;
   session_id: string | null;
   payload: unknown;
-  status: Generated<'pending' | 'published' | 'failed'>;
-  attempts: Generated<number>;
-  next_retry_at: GeneratedTimestamp;
-  last_error: string | null;
-  claimed_until: Timestamp | null;
-  claim_token: string | null;
   created_at: GeneratedTimestamp;
-  published_at: Timestamp | null;
   transaction_id: GeneratedXid8;
   /** The writing request's W3C trace context (`{traceparent, tracestate?}`), or null. */
   trace_context: unknown;
+}
+
+/** Per aggregate: how far the publisher has delivered, and its head's bookkeeping. */
+export interface OutboxDeliveryTable {
+  aggregate_id: string;
+  aggregate_type: string;
+  project_id: string;
+  written_through: Generated<number>;
+  delivered_through: Generated<number>;
+  attempts: Generated<number>;
+  next_retry_at: GeneratedTimestamp;
+  last_error: string | null;
+  failed_at: Timestamp | null;
+  claimed_until: Timestamp | null;
+  claim_token: string | null;
+  claimed_through: number | null;
+  delivered_at: Timestamp | null;
+}
+
+/** The view of each event's delivery state, derived from its aggregate's position. */
+export interface OutboxEventStatusView {
+  id: string;
+  event_type: string;
+  aggregate_type: string;
+  aggregate_id: string;
+  sequence: number;
+  project_sequence: number;
+  project_id: string;
+  user_id: string;
+  session_id: string | null;
+  created_at: Timestamp;
+  status: 'pending' | 'published' | 'failed';
+  attempts: number;
+  next_retry_at: Timestamp | null;
+  last_error: string | null;
+  claimed_until: Timestamp | null;
+  claim_token: string | null;
+  published_at: Timestamp | null;
 }
 
 /** An event_outbox row as a `select` returns it. */
@@ -127,6 +158,8 @@ export interface Database {
   message: MessageTable;
   worker_space: WorkerSpaceTable;
   event_outbox: EventOutboxTable;
+  outbox_delivery: OutboxDeliveryTable;
+  outbox_event_status: OutboxEventStatusView;
   analytics_counts_by_hour: AnalyticsCountsByHourTable;
   analytics_counts_by_day: AnalyticsCountsByDayTable;
   analytics_rollup_state: AnalyticsRollupStateTable;
