@@ -119,22 +119,28 @@ async function drain(label: string, url: string, run: (orm: Awaited<ReturnType<t
   return rate;
 }
 
+/** A publisher over an in-memory bus (batches of 500, production backoff), counting what it publishes. */
+function countingPublisher(orm: Awaited<ReturnType<typeof createOrm>>) {
+  let published = 0;
+  const bus = createMemoryBus();
+  const counting = { ...bus, publish: async (events: Parameters<typeof bus.publish>[0]) => ((published += events.length), bus.publish(events)) };
+  const publisher = new OutboxPublisher({
+    orm,
+    bus: counting,
+    logger: silent,
+    options: { batchSize: 500, pollIntervalMs: 1000, maxAttempts: 10, backoffBaseMs: 500, backoffMaxMs: 300_000, claimLeaseMs: 30_000, cycleTimeoutMs: deadlineConfig.outbox.cycleTimeoutMs },
+  });
+  return { publisher, published: () => published };
+}
+
 async function drainBenchmark(url: string) {
   console.log(`\n1. Drain a ${BACKLOG.toLocaleString('en')}-event backlog (${SESSIONS} sessions, in-memory bus, batch 500)`);
   const ordered = async (orm: Awaited<ReturnType<typeof createOrm>>) => {
-    let published = 0;
-    const bus = createMemoryBus();
-    const counting = { ...bus, publish: async (events: Parameters<typeof bus.publish>[0]) => ((published += events.length), bus.publish(events)) };
-    const publisher = new OutboxPublisher({
-      orm,
-      bus: counting,
-      logger: silent,
-      options: { batchSize: 500, pollIntervalMs: 1000, maxAttempts: 10, backoffBaseMs: 500, backoffMaxMs: 300_000, claimLeaseMs: 30_000, cycleTimeoutMs: deadlineConfig.outbox.cycleTimeoutMs },
-    });
+    const { publisher, published } = countingPublisher(orm);
     publisher.start();
-    while (published < BACKLOG) await new Promise((r) => setTimeout(r, 5));
+    while (published() < BACKLOG) await new Promise((r) => setTimeout(r, 5));
     await publisher.stop(); // includes recording the last batch
-    return published;
+    return published();
   };
   const naiveRelay = async (orm: Awaited<ReturnType<typeof createOrm>>) => {
     // Claims the oldest pending rows with no regard for per-aggregate order, publishes, marks each row.
@@ -375,15 +381,7 @@ async function trickleBenchmark(url: string) {
   }
   await setup.close();
   const orm = await createOrm({ kind: 'postgresql', url }, { network: publisherDeadlines, pool: { min: 1, max: 2 }, settings: { application_name: PUBLISHER_APP_NAME } });
-  let published = 0;
-  const bus = createMemoryBus();
-  const counting = { ...bus, publish: async (events: Parameters<typeof bus.publish>[0]) => ((published += events.length), bus.publish(events)) };
-  const publisher = new OutboxPublisher({
-    orm,
-    bus: counting,
-    logger: silent,
-    options: { batchSize: 500, pollIntervalMs: 1000, maxAttempts: 10, backoffBaseMs: 500, backoffMaxMs: 300_000, claimLeaseMs: 30_000, cycleTimeoutMs: deadlineConfig.outbox.cycleTimeoutMs },
-  });
+  const { publisher, published } = countingPublisher(orm);
   const writers = new pg.Pool({ connectionString: url, max: 4 });
   publisher.start();
   const start = performance.now();
@@ -392,14 +390,14 @@ async function trickleBenchmark(url: string) {
   const perMinute: number[] = [];
   const report = async (label: string) => {
     const cpu = await backendCpuMs(client, PUBLISHER_APP_NAME);
-    const events = published - minuteStart.published;
+    const events = published() - minuteStart.published;
     const msPerEvent = events ? (cpu.ms - minuteStart.cpu) / events : 0;
     const { rows } = await client.query(`select n_live_tup, n_dead_tup, last_autovacuum from pg_stat_user_tables where relname = 'outbox_delivery'`);
     console.log(
-      `  ${label.padEnd(14)} ${String(events).padStart(6)} events published, ${fmt(msPerEvent, 3)} ms CPU/event (${cpu.backends} backend(s)); log ${published.toLocaleString('en')} events; outbox_delivery ${rows[0]?.n_live_tup ?? '?'} live / ${rows[0]?.n_dead_tup ?? '?'} dead tuples, last autovacuum ${rows[0]?.last_autovacuum ? new Date(rows[0].last_autovacuum).toISOString().slice(11, 19) : 'never'}`,
+      `  ${label.padEnd(14)} ${String(events).padStart(6)} events published, ${fmt(msPerEvent, 3)} ms CPU/event (${cpu.backends} backend(s)); log ${published().toLocaleString('en')} events; outbox_delivery ${rows[0]?.n_live_tup ?? '?'} live / ${rows[0]?.n_dead_tup ?? '?'} dead tuples, last autovacuum ${rows[0]?.last_autovacuum ? new Date(rows[0].last_autovacuum).toISOString().slice(11, 19) : 'never'}`,
     );
     perMinute.push(msPerEvent);
-    minuteStart = { at: performance.now(), cpu: cpu.ms, published };
+    minuteStart = { at: performance.now(), cpu: cpu.ms, published: published() };
   };
   const writes: Promise<unknown>[] = [];
   const window = Math.min(60, TRICKLE_SECONDS);
@@ -416,8 +414,8 @@ async function trickleBenchmark(url: string) {
     if (performance.now() - minuteStart.at >= window * 1000) await report(`minute ${perMinute.length + 1}`);
   }
   await Promise.all(writes);
-  while (published < written) await new Promise((r) => setTimeout(r, 20));
-  if (published > minuteStart.published) await report(`minute ${perMinute.length + 1}`);
+  while (published() < written) await new Promise((r) => setTimeout(r, 20));
+  if (published() > minuteStart.published) await report(`minute ${perMinute.length + 1}`);
   await publisher.stop();
   await writers.end();
   await orm.close();

@@ -3,7 +3,7 @@ import type pg from 'pg';
 import WebSocket from 'ws';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { errorCode, startTestApp, startTestAppWithClient, type TestApp } from './support/app.ts';
-import { connect, failInsertsInto } from './support/database.ts';
+import { connect, whileInsertsFail } from './support/database.ts';
 import { createProjectFixture, SEND_MESSAGE, SWITCH_AGENT } from './support/fixtures.ts';
 import { createFlakyBus } from './support/flaky-bus.ts';
 import { PROJECT_EVENTS, SESSION_EVENTS, subscribe, type TestSubscriber } from './support/subscriber.ts';
@@ -41,12 +41,8 @@ describe('delivery of committed events', () => {
     const { sessionId } = await createProjectFixture(t, 'alice');
     const sub = await listen(SESSION_EVENTS, { sessionId });
 
-    const undo = await failInsertsInto(db, 'event_outbox');
-    expect(errorCode(await send(sessionId, 'rolled back'))).toBe('INTERNAL_SERVER_ERROR');
-    await undo();
-    const undoMessage = await failInsertsInto(db, 'message');
-    expect(errorCode(await send(sessionId, 'also rolled back'))).toBe('INTERNAL_SERVER_ERROR');
-    await undoMessage();
+    expect(errorCode(await whileInsertsFail(db, 'event_outbox', () => send(sessionId, 'rolled back')))).toBe('INTERNAL_SERVER_ERROR');
+    expect(errorCode(await whileInsertsFail(db, 'message', () => send(sessionId, 'also rolled back')))).toBe('INTERNAL_SERVER_ERROR');
     const committed = await send(sessionId, 'committed');
 
     await sub.waitForCount(1);

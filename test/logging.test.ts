@@ -14,7 +14,7 @@ import {
   logRetryScheduled,
 } from '../src/outbox/outbox.log.ts';
 import { startTestAppWithClient, type TestApp } from './support/app.ts';
-import { failInsertsInto } from './support/database.ts';
+import { whileInsertsFail } from './support/database.ts';
 import { createProjectFixture, SEND_MESSAGE } from './support/fixtures.ts';
 import { captureLogs } from './support/observability.ts';
 
@@ -74,18 +74,14 @@ describe('request logs', () => {
   it('log the unexpected error with the request id, and a client mistake not as an error', async () => {
     const { sessionId } = await createProjectFixture(t, 'erin');
     const token = await t.token('erin');
-    const undo = await failInsertsInto(db, 'message');
-    let requestId: string | null;
-    try {
-      const response = await fetch(t.app.graphqlUrl, {
+    const response = await whileInsertsFail(db, 'message', () =>
+      fetch(t.app.graphqlUrl, {
         method: 'POST',
         headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
         body: JSON.stringify({ query: SEND_MESSAGE, variables: { sessionId, body: 'unlucky message' } }),
-      });
-      requestId = response.headers.get('x-request-id');
-    } finally {
-      await undo();
-    }
+      }),
+    );
+    const requestId = response.headers.get('x-request-id');
     const forRequest = logs.records().filter((line) => line.requestId === requestId);
     expect(forRequest.find((line) => line.level === 50)).toMatchObject({
       msg: 'unexpected error while handling a GraphQL request',

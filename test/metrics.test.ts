@@ -4,7 +4,7 @@ import { createMetrics } from '../src/platform/observability/metrics.ts';
 import { outboxBacklogQuery } from '../src/outbox/outbox-backlog.ts';
 import { createOperationNameLabels } from '../src/platform/observability/operation-name-label.ts';
 import { startTestApp, startTestAppWithClient, type TestApp } from './support/app.ts';
-import { failInsertsInto } from './support/database.ts';
+import { whileInsertsFail } from './support/database.ts';
 import { createProjectFixture, SEND_MESSAGE } from './support/fixtures.ts';
 import { eventually, parseScrape, scrape } from './support/observability.ts';
 import { deliverAll, insertEvents, seedMessage, setDeliveryState } from './support/outbox-seed.ts';
@@ -180,12 +180,9 @@ describe('GraphQL operation metrics', () => {
     await post({ query: 'query MetricsBroken { viewer { ' });
     await post({ query: 'query MetricsInvalid { noSuchField }' });
     await post({ query: 'mutation MetricsSend($s: ID!, $b: String!) { sendMessage(input: { sessionId: $s, body: $b }) { eventId } }', variables: { s: sessionId, b: 'hi' } }, auth);
-    const undo = await failInsertsInto(db, 'message');
-    try {
-      await post({ query: 'mutation MetricsSendFails($s: ID!) { sendMessage(input: { sessionId: $s, body: "x" }) { eventId } }', variables: { s: sessionId } }, auth);
-    } finally {
-      await undo();
-    }
+    await whileInsertsFail(db, 'message', () =>
+      post({ query: 'mutation MetricsSendFails($s: ID!) { sendMessage(input: { sessionId: $s, body: "x" }) { eventId } }', variables: { s: sessionId } }, auth),
+    );
     await post({ query: '{ viewer { userId } }' }, auth);
 
     const metrics = await scrape(t.app.url);

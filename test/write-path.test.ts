@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { recordAgentMessage, sendMessage } from '../src/domain/chat/chat.service.ts';
 import { forkEm } from '../src/platform/db/orm.ts';
 import { errorCode, startTestAppWithClient, type TestApp } from './support/app.ts';
-import { failInsertsInto } from './support/database.ts';
+import { whileInsertsFail } from './support/database.ts';
 import { createProjectFixture, SEND_MESSAGE, SWITCH_AGENT } from './support/fixtures.ts';
 
 let t: TestApp;
@@ -49,14 +49,9 @@ describe('sendMessage', () => {
 
   it('stores no message when the event insert fails, and the client gets a masked error', async () => {
     const { sessionId } = await createProjectFixture(t, 'alice');
-    const undo = await failInsertsInto(db, 'event_outbox');
-    try {
-      const result = await t.gql(SEND_MESSAGE, { sessionId, body: 'lost?' }, { as: 'alice' });
-      expect(errorCode(result)).toBe('INTERNAL_SERVER_ERROR');
-      expect(JSON.stringify(result.errors)).not.toMatch(/injected|event_outbox|insert|stack/i);
-    } finally {
-      await undo();
-    }
+    const result = await whileInsertsFail(db, 'event_outbox', () => t.gql(SEND_MESSAGE, { sessionId, body: 'lost?' }, { as: 'alice' }));
+    expect(errorCode(result)).toBe('INTERNAL_SERVER_ERROR');
+    expect(JSON.stringify(result.errors)).not.toMatch(/injected|event_outbox|insert|stack/i);
     expect(await count('message', 'session_id = $1', [sessionId])).toBe(0);
     expect(await count('event_outbox', 'aggregate_id = $1', [sessionId])).toBe(0);
     // The sequence increment rolled back too: the next event is still number 1.
@@ -66,13 +61,8 @@ describe('sendMessage', () => {
 
   it('stores no event when the message insert fails', async () => {
     const { sessionId } = await createProjectFixture(t, 'alice');
-    const undo = await failInsertsInto(db, 'message');
-    try {
-      const result = await t.gql(SEND_MESSAGE, { sessionId, body: 'lost?' }, { as: 'alice' });
-      expect(errorCode(result)).toBe('INTERNAL_SERVER_ERROR');
-    } finally {
-      await undo();
-    }
+    const result = await whileInsertsFail(db, 'message', () => t.gql(SEND_MESSAGE, { sessionId, body: 'lost?' }, { as: 'alice' }));
+    expect(errorCode(result)).toBe('INTERNAL_SERVER_ERROR');
     expect(await count('message', 'session_id = $1', [sessionId])).toBe(0);
     expect(await count('event_outbox', 'aggregate_id = $1', [sessionId])).toBe(0);
   });
@@ -135,12 +125,8 @@ describe('switchAgent', () => {
   it('keeps the old agent when the event insert fails', async () => {
     const { projectId, agentIds } = await createProjectFixture(t, 'alice');
     await t.gql(SWITCH_AGENT, { projectId, agentId: agentIds[0] }, { as: 'alice' });
-    const undo = await failInsertsInto(db, 'event_outbox');
-    try {
-      expect(errorCode(await t.gql(SWITCH_AGENT, { projectId, agentId: agentIds[1] }, { as: 'alice' }))).toBe('INTERNAL_SERVER_ERROR');
-    } finally {
-      await undo();
-    }
+    const result = await whileInsertsFail(db, 'event_outbox', () => t.gql(SWITCH_AGENT, { projectId, agentId: agentIds[1] }, { as: 'alice' }));
+    expect(errorCode(result)).toBe('INTERNAL_SERVER_ERROR');
     const space = await db.query('select active_agent_id, event_sequence from worker_space where project_id = $1 and user_id = $2', [projectId, 'alice']);
     expect(space.rows[0]).toEqual({ active_agent_id: agentIds[0], event_sequence: 1 });
     expect(await count('event_outbox', 'project_id = $1 and event_type = $2', [projectId, 'agent_switched'])).toBe(1);

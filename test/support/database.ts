@@ -49,3 +49,13 @@ export async function failInsertsInto(client: pg.Client, table: string): Promise
     await client.query(`drop function ${fn}()`);
   };
 }
+
+/** Runs `work` while every insert into `table` fails (see failInsertsInto), and returns its result. */
+export async function whileInsertsFail<T>(client: pg.Client, table: string, work: () => Promise<T>): Promise<T> {
+  const undo = await failInsertsInto(client, table);
+  try {
+    return await work();
+  } finally {
+    await undo();
+  }
+}

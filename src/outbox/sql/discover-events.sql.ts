@@ -1,3 +1,4 @@
+import { ADVANCE_WATERMARK, registered, SEEN_SINCE_WATERMARK, WATERMARK } from './discovery-pieces.ts';
 import { namedStatement } from './named-statement.ts';
 
 /**
@@ -18,29 +19,8 @@ import { namedStatement } from './named-statement.ts';
  * transaction-id index past the watermark: a handful of rows.
  */
 export const discoverEvents = namedStatement<Record<string, never>, { registered: number; discovering: boolean }>(`
-  with state as (
-    select transaction_id from outbox_relay_state where id = 1 for update skip locked
-  ), seen as (
-    -- A range between two values known only when it runs (the watermark; the snapshot's xmax, past
-    -- which nothing is visible anyway): planned, even generically and with statistics from when
-    -- the log was empty, as a short range of the transaction-id index, never a scan of the log.
-    select e.aggregate_id, min(e.aggregate_type) as aggregate_type, min(e.project_id::text)::uuid as project_id, max(e.sequence) as through
-    from event_outbox e
-    where e.transaction_id >= (select transaction_id from state)
-      and e.transaction_id < pg_snapshot_xmax(pg_current_snapshot())
-    group by e.aggregate_id
-  ), registered as (
-    insert into outbox_delivery as d (aggregate_id, aggregate_type, project_id, written_through)
-    select aggregate_id, aggregate_type, project_id, through from seen
-    on conflict (aggregate_id) do update set written_through = excluded.written_through
-    where d.written_through < excluded.written_through
-    returning d.aggregate_id
-  ), advanced as (
-    update outbox_relay_state s set transaction_id = pg_snapshot_xmin(pg_current_snapshot()), updated_at = now()
-    from state
-    where s.id = 1 and s.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-    returning s.id
-  )
+  with ${WATERMARK}, seen as (${SEEN_SINCE_WATERMARK}
+  ), ${registered()}, ${ADVANCE_WATERMARK}
   select (select count(*) from registered)::int as registered,
          exists (select from state) as discovering,
          (select count(*) from advanced)::int as advanced`);

@@ -1,3 +1,4 @@
+import { ADVANCE_WATERMARK, registered, SEEN_SINCE_WATERMARK, WATERMARK } from './discovery-pieces.ts';
 import { namedStatement } from './named-statement.ts';
 
 export interface RecordAndDiscoverParams extends Record<string, unknown> {
@@ -18,14 +19,7 @@ export interface RecordAndDiscoverParams extends Record<string, unknown> {
  * aggregate whose claim lapsed meanwhile is not recorded, and is registered as any other.
  */
 export const recordAndDiscover = namedStatement<RecordAndDiscoverParams, { registered: number; recorded: number }>(`
-  with state as (
-    select transaction_id from outbox_relay_state where id = 1 for update skip locked
-  ), seen as materialized (
-    select e.aggregate_id, min(e.aggregate_type) as aggregate_type, min(e.project_id::text)::uuid as project_id, max(e.sequence) as through
-    from event_outbox e
-    where e.transaction_id >= (select transaction_id from state)
-      and e.transaction_id < pg_snapshot_xmax(pg_current_snapshot())
-    group by e.aggregate_id
+  with ${WATERMARK}, seen as materialized (${SEEN_SINCE_WATERMARK}
   ), recorded as (
     update outbox_delivery d
     set delivered_through = greatest(d.delivered_through, o.delivered_through),
@@ -36,19 +30,7 @@ export const recordAndDiscover = namedStatement<RecordAndDiscoverParams, { regis
     from unnest(:aggregate_ids::uuid[], :delivered_throughs::int[]) as o(aggregate_id, delivered_through)
     where d.aggregate_id = o.aggregate_id and d.claim_token = :token::uuid
     returning d.aggregate_id
-  ), registered as (
-    insert into outbox_delivery as d (aggregate_id, aggregate_type, project_id, written_through)
-    select aggregate_id, aggregate_type, project_id, through from seen
-    where aggregate_id not in (select aggregate_id from recorded)
-    on conflict (aggregate_id) do update set written_through = excluded.written_through
-    where d.written_through < excluded.written_through
-    returning d.aggregate_id
-  ), advanced as (
-    update outbox_relay_state s set transaction_id = pg_snapshot_xmin(pg_current_snapshot()), updated_at = now()
-    from state
-    where s.id = 1 and s.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-    returning s.id
-  )
+  ), ${registered('select aggregate_id from recorded')}, ${ADVANCE_WATERMARK}
   select (select count(*) from registered)::int as registered,
          (select count(*) from recorded)::int as recorded,
          (select count(*) from advanced)::int as advanced`);

@@ -93,16 +93,8 @@ export interface OutboxDeliveryTable {
 }
 
 /** The view of each event's delivery state, derived from its aggregate's position. */
-export interface OutboxEventStatusView {
-  id: string;
-  event_type: string;
-  aggregate_type: string;
-  aggregate_id: string;
-  sequence: number;
-  project_sequence: number;
-  project_id: string;
-  user_id: string;
-  session_id: string | null;
+export interface OutboxEventStatusView
+  extends Pick<EventOutboxTable, 'id' | 'event_type' | 'aggregate_type' | 'aggregate_id' | 'sequence' | 'project_sequence' | 'project_id' | 'user_id' | 'session_id'> {
   created_at: Timestamp;
   status: 'pending' | 'published' | 'failed';
   attempts: number;
