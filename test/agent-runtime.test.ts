@@ -35,6 +35,20 @@ async function messagesOf(sessionId: string) {
 }
 const answersTo = async (sessionId: string, messageId: string) => (await messagesOf(sessionId)).filter((m) => m.reply_to_id === messageId);
 
+/** An adapter that answers `answer` and keeps the messages it was given for each reply. */
+function recordingAdapter(answer: string): { adapter: AgentAdapter; seen: { role: string; content: string }[][] } {
+  const seen: { role: string; content: string }[][] = [];
+  return {
+    seen,
+    adapter: {
+      async *reply({ messages }) {
+        seen.push(messages);
+        yield answer;
+      },
+    },
+  };
+}
+
 /** An adapter whose every reply fails with `message` (`transient`: worth retrying), counting its calls. */
 function failingAdapter(message: string, transient: boolean): AgentAdapter & { calls: number } {
   const adapter = {
@@ -251,13 +265,7 @@ describe('agent runtime', () => {
   it('gives the agent its instructions and the recent messages within the budget, oldest first', async () => {
     const f = await agentFixture(dbh.orm, 'gina', 'Context');
     await dbh.client.query(`update agent set settings = '{"instructions": "Be brief."}' where id = $1`, [f.agentId]);
-    const seen: { role: string; content: string }[][] = [];
-    const recorder: AgentAdapter = {
-      async *reply({ messages }) {
-        seen.push(messages);
-        yield 'ok';
-      },
-    };
+    const { adapter: recorder, seen } = recordingAdapter('ok');
     start(testRuntime(dbh.orm, { adapters: { echo: recorder }, runtime: { contextMessages: 3, contextMaxChars: 1_000 } }));
     await dbh.client.query(`update agent set settings = '{"instructions": "Be brief."}' where id = $1`, [f.agentId]);
     for (const body of ['first', 'second', 'third']) {
@@ -275,13 +283,7 @@ describe('agent runtime', () => {
 
   it('leaves the oldest messages out past the character budget, never the one it answers', async () => {
     const f = await agentFixture(dbh.orm, 'hana', 'Budget');
-    const seen: { role: string; content: string }[][] = [];
-    const recorder: AgentAdapter = {
-      async *reply({ messages }) {
-        seen.push(messages);
-        yield 'k';
-      },
-    };
+    const { adapter: recorder, seen } = recordingAdapter('k');
     start(testRuntime(dbh.orm, { adapters: { echo: recorder }, runtime: { contextMessages: 50, contextMaxChars: 100 } }));
     const long = 'x'.repeat(60);
     for (const body of [long, long]) {
