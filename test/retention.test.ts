@@ -146,6 +146,13 @@ describe('event retention', () => {
     expect(continuedSession.errors?.[0]?.extensions?.code).toBe('CURSOR_EXPIRED');
     const continuedProject = await t.gql(PROJECT_HISTORY, { projectId, order: 'OLDEST_FIRST', first: 1, after: projectPage.data.projectEventHistory.pageInfo.endCursor }, { as: 'alice' });
     expect(continuedProject.errors?.[0]?.extensions?.code).toBe('CURSOR_EXPIRED');
+    // Backward from the same cursors nothing is left to read: an empty page is checked too.
+    const before = (field: string, args: string) =>
+      `query($projectId: ID!, $before: String) { ${field}(projectId: $projectId, ${args} last: 1, before: $before) { edges { cursor } } }`;
+    const backSession = await t.gql(before('sessionEventHistory', `sessionId: "${sessionId}",`), { projectId, before: sessionPage.data.sessionEventHistory.pageInfo.endCursor }, { as: 'alice' });
+    expect(backSession.errors?.[0]?.extensions?.code).toBe('CURSOR_EXPIRED');
+    const backProject = await t.gql(before('projectEventHistory', 'order: OLDEST_FIRST,'), { projectId, before: projectPage.data.projectEventHistory.pageInfo.endCursor }, { as: 'alice' });
+    expect(backProject.errors?.[0]?.extensions?.code).toBe('CURSOR_EXPIRED');
     // A fresh walk starts at the window and is whole.
     const fresh = await t.gql(SESSION_HISTORY, { projectId, sessionId, first: 10 }, { as: 'alice' });
     expect(fresh.data.sessionEventHistory.edges.map((edge: { node: { sequence: number } }) => edge.node.sequence)).toEqual([4, 5]);

@@ -2,7 +2,7 @@ import { sql, type RawBuilder } from 'kysely';
 import { dbOf } from '../../platform/db/database.ts';
 import type { Em } from '../../platform/db/orm.ts';
 import { eventFromRow, type DomainEvent, type MessageRole, type EventPayloads, type EventRow, type EventType } from '../../events/domain-event.ts';
-import { eventColumns } from '../../events/event-log.repository.ts';
+import { eventColumns, expiredHorizon } from '../../events/event-log.repository.ts';
 import { RESPONSE_BIN_GROWTH } from './response-time.histogram.ts';
 import { PERIOD_DAYS, type RangePieces } from './range-pieces.ts';
 
@@ -44,6 +44,14 @@ export interface EventPageQuery extends EventListFilter {
 
 const CURRENT_HORIZON = sql`pg_snapshot_xmin(pg_current_snapshot())`;
 
+/**
+ * What retention removed from a stream, read in the page's own statement (one round trip, not
+ * two): an uncorrelated subquery, evaluated once per statement. A page with no rows carries no
+ * value, so its caller asks `expiredHorizon` instead.
+ */
+const expiredColumn = (column: 'expired_through' | 'expired_until', streamId: string) =>
+  sql`(select h.${sql.ref(column)} from event_log_horizon h where h.stream_id = ${streamId}::uuid) as ${sql.ref(column)}`;
+
 /** An event's columns, and its exact time as text for cursors. */
 const EVENT_COLUMNS = sql`${eventColumns('e', { withTrace: false })}, to_char(e.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as created_at_key`;
 
@@ -62,7 +70,10 @@ function toEventPageRow(row: EventKeyRow): EventPageRow {
  * one fixed set of events: nothing that commits meanwhile (early or late, in any order) can slip
  * in behind the cursor or shift a page boundary.
  */
-export async function findProjectEventsPage(em: Em, query: EventPageQuery): Promise<{ rows: EventPageRow[]; horizon: string | null }> {
+export async function findProjectEventsPage(
+  em: Em,
+  query: EventPageQuery,
+): Promise<{ rows: EventPageRow[]; horizon: string | null; expiredUntil: Date | null }> {
   const direction = query.newestFirst ? sql.raw('desc') : sql.raw('asc');
   const beyondCursor = query.after
     ? query.newestFirst
@@ -71,9 +82,9 @@ export async function findProjectEventsPage(em: Em, query: EventPageQuery): Prom
     : sql``;
   // A pinned horizon can only be lower than the current one; least() keeps a forged one harmless.
   const horizon = query.horizon ? sql`least(${query.horizon}::xid8, ${CURRENT_HORIZON})` : CURRENT_HORIZON;
-  const { rows } = await sql<EventKeyRow & { horizon: string }>`
+  const { rows } = await sql<EventKeyRow & { horizon: string; expired_until: Date | string | null }>`
     with walk as (select ${horizon} as horizon)
-    select ${EVENT_COLUMNS}, walk.horizon::text as horizon
+    select ${EVENT_COLUMNS}, walk.horizon::text as horizon, ${expiredColumn('expired_until', query.projectId)}
     from walk, event_outbox e
     where e.project_id = ${query.projectId}
       and e.transaction_id < walk.horizon
@@ -86,7 +97,8 @@ export async function findProjectEventsPage(em: Em, query: EventPageQuery): Prom
     order by e.created_at ${direction}, e.id ${direction}
     limit ${query.limit}`.execute(dbOf(em));
   // An empty page has no cursor to pin the horizon in; the next first page takes a new one.
-  return { rows: rows.map(toEventPageRow), horizon: rows[0]?.horizon ?? null };
+  const expired = rows.length > 0 ? rows[0]!.expired_until : query.after ? (await expiredHorizon(dbOf(em), query.projectId))?.expiredUntil : null;
+  return { rows: rows.map(toEventPageRow), horizon: rows[0]?.horizon ?? null, expiredUntil: expired == null ? null : new Date(expired) };
 }
 
 /**
@@ -98,11 +110,11 @@ export async function findProjectEventsPage(em: Em, query: EventPageQuery): Prom
 export async function findSessionEventsPage(
   em: Em,
   query: { projectId: string; sessionId: string; from: number | null; backward: boolean; limit: number },
-): Promise<EventPageRow[]> {
+): Promise<{ rows: EventPageRow[]; expiredThrough: number | null }> {
   const beyondCursor =
     query.from === null ? sql`` : query.backward ? sql`and e.sequence < ${query.from}` : sql`and e.sequence > ${query.from}`;
-  const { rows } = await sql<EventKeyRow>`
-    select ${EVENT_COLUMNS}
+  const { rows } = await sql<EventKeyRow & { expired_through: number | null }>`
+    select ${EVENT_COLUMNS}, ${expiredColumn('expired_through', query.sessionId)}
     from event_outbox e
     where e.aggregate_id = ${query.sessionId}::uuid
       and e.aggregate_type = 'chat_session'
@@ -110,7 +122,8 @@ export async function findSessionEventsPage(
       ${beyondCursor}
     order by e.sequence ${sql.raw(query.backward ? 'desc' : 'asc')}
     limit ${query.limit}`.execute(dbOf(em));
-  return rows.map(toEventPageRow);
+  const expired = rows.length > 0 ? rows[0]!.expired_through : query.from !== null ? (await expiredHorizon(dbOf(em), query.sessionId))?.expiredThrough : null;
+  return { rows: rows.map(toEventPageRow), expiredThrough: expired ?? null };
 }
 
 export async function sessionBelongsToProject(em: Em, sessionId: string, projectId: string): Promise<boolean> {

@@ -1,6 +1,4 @@
 import type { Em } from '../../platform/db/orm.ts';
-import { expiredHorizon } from '../../events/event-log.repository.ts';
-import { dbOf } from '../../platform/db/database.ts';
 import { cursorCodec, cursorKeys, findPage, queryScope, type Page, type PageRequest } from '../../platform/db/pagination.ts';
 import { badInput, cursorExpired, notFound } from '../../platform/errors.ts';
 import type { DomainEvent } from '../../events/domain-event.ts';
@@ -91,12 +89,7 @@ export async function listProjectEvents(
     {
       cursor: projectEventsCursor(queryScope('projectEvents', { ...filter, order })),
       fetch: async ({ from, backward, pinned, limit }) => {
-        // A cursor at or before what retention removed would continue past a gap.
-        if (from) {
-          const expired = await expiredHorizon(dbOf(em), projectId);
-          if (expired && new Date(from[0]) <= expired.expiredUntil) throw cursorExpired(backward ? 'before' : 'after');
-        }
-        const { rows, horizon } = await findProjectEventsPage(em, {
+        const { rows, horizon, expiredUntil } = await findProjectEventsPage(em, {
           ...filter,
           // Reading backward is reading the opposite order from the cursor.
           newestFirst: (order === 'newest_first') !== backward,
@@ -104,6 +97,8 @@ export async function listProjectEvents(
           horizon: pinned,
           limit,
         });
+        // A cursor at or before what retention removed would continue past a gap.
+        if (from && expiredUntil && new Date(from[0]) <= expiredUntil) throw cursorExpired(backward ? 'before' : 'after');
         return { rows, pinned: horizon };
       },
       keyOf: (row): [string, string] => [row.createdAtKey, row.event.eventId],
@@ -132,11 +127,9 @@ export async function listSessionEvents(
     {
       cursor: sessionEventsCursor(queryScope('sessionEvents', { projectId, sessionId })),
       fetch: async ({ from, backward, limit }) => {
-        if (from) {
-          const expired = await expiredHorizon(dbOf(em), sessionId);
-          if (expired && from[0] <= expired.expiredThrough) throw cursorExpired(backward ? 'before' : 'after');
-        }
-        return findSessionEventsPage(em, { projectId, sessionId, from: from?.[0] ?? null, backward, limit });
+        const { rows, expiredThrough } = await findSessionEventsPage(em, { projectId, sessionId, from: from?.[0] ?? null, backward, limit });
+        if (from && expiredThrough !== null && from[0] <= expiredThrough) throw cursorExpired(backward ? 'before' : 'after');
+        return rows;
       },
       keyOf: (row): [number] => [row.event.sequence],
     },
