@@ -20,10 +20,15 @@ export const SEEN_SINCE_WATERMARK = `
       and e.transaction_id < pg_snapshot_xmax(pg_current_snapshot())
     group by e.aggregate_id`;
 
-/** Raises (or creates) the delivery position of each aggregate seen, except those `except` names. */
+/**
+ * Raises (or creates) the delivery position of each aggregate seen, except those `except` names.
+ * The insert locks rows in the order its select feeds them: in key order, not the order the
+ * `group by` happens to give (docs/design-notes.md#lock-order).
+ */
 export const registered = (except = '') => `registered as (
     insert into outbox_delivery as d (aggregate_id, aggregate_type, project_id, written_through)
     select aggregate_id, aggregate_type, project_id, through from seen${except ? `\n    where aggregate_id not in (${except})` : ''}
+    order by aggregate_id
     on conflict (aggregate_id) do update set written_through = excluded.written_through
     where d.written_through < excluded.written_through
     returning d.aggregate_id

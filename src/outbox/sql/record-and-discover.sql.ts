@@ -1,5 +1,6 @@
 import { ADVANCE_WATERMARK, registered, SEEN_SINCE_WATERMARK, WATERMARK } from './discovery-pieces.ts';
 import { namedStatement } from './named-statement.ts';
+import { HELD_UNDER_CLAIM } from './recording-pieces.ts';
 
 export interface RecordAndDiscoverParams extends Record<string, unknown> {
   /** The claim whose batch the bus accepted in full. */
@@ -17,18 +18,23 @@ export interface RecordAndDiscoverParams extends Record<string, unknown> {
  * No row is written twice: an aggregate being recorded gets its newly seen events on the same
  * update (its `written_through` raised there), the registration upsert takes the others. An
  * aggregate whose claim lapsed meanwhile is not recorded, and is registered as any other.
+ *
+ * Locks: the batch's rows, then the registered ones, each run in key order. Registering, this
+ * statement holds the watermark, and then no other statement waits for its batch's rows (claims
+ * skip locked rows; only the watermark's holder writes other publishers' claimed rows): only the
+ * second run meets other statements, all in key order (docs/design-notes.md#lock-order).
  */
 export const recordAndDiscover = namedStatement<RecordAndDiscoverParams, { registered: number; recorded: number }>(`
   with ${WATERMARK}, seen as materialized (${SEEN_SINCE_WATERMARK}
-  ), recorded as (
+  ), ${HELD_UNDER_CLAIM}, recorded as (
     update outbox_delivery d
     set delivered_through = greatest(d.delivered_through, o.delivered_through),
         written_through = greatest(d.written_through, coalesce((select through from seen where seen.aggregate_id = d.aggregate_id), 0)),
         attempts = 0, next_retry_at = now(), last_error = null, failed_at = null,
         delivered_at = case when o.delivered_through > d.delivered_through then now() else d.delivered_at end,
         claimed_until = null, claim_token = null, claimed_through = null
-    from unnest(:aggregate_ids::uuid[], :delivered_throughs::int[]) as o(aggregate_id, delivered_through)
-    where d.aggregate_id = o.aggregate_id and d.claim_token = :token::uuid
+    from held join unnest(:aggregate_ids::uuid[], :delivered_throughs::int[]) as o(aggregate_id, delivered_through) on o.aggregate_id = held.aggregate_id
+    where d.aggregate_id = held.aggregate_id
     returning d.aggregate_id
   ), ${registered('select aggregate_id from recorded')}, ${ADVANCE_WATERMARK}
   select (select count(*) from registered)::int as registered,

@@ -1,4 +1,5 @@
 import { namedStatement } from './named-statement.ts';
+import { HELD_UNDER_CLAIM } from './recording-pieces.ts';
 
 export interface RecordOutcomeParams extends Record<string, unknown> {
   token: string;
@@ -21,8 +22,10 @@ export interface RecordOutcomeParams extends Record<string, unknown> {
  * position, and the state of the new head (due now, waiting for a retry, or failed), and ends the
  * claim. Only aggregates still held under this claim's token are touched: a claim whose lease
  * lapsed and was taken over records nothing (its events go out again, with the same eventId).
+ * Those rows are locked first, in key order (recording-pieces.ts).
  */
 export const recordOutcome = namedStatement<RecordOutcomeParams, { aggregate_id: string }>(`
+  with ${HELD_UNDER_CLAIM}
   update outbox_delivery d
   set delivered_through = greatest(d.delivered_through, o.delivered_through),
       attempts = o.attempts,
@@ -31,7 +34,7 @@ export const recordOutcome = namedStatement<RecordOutcomeParams, { aggregate_id:
       failed_at = case when o.failed then now() end,
       delivered_at = case when o.delivered_through > d.delivered_through then now() else d.delivered_at end,
       claimed_until = null, claim_token = null, claimed_through = null
-  from unnest(:aggregate_ids::uuid[], :delivered_throughs::int[], :attempts::int[], :retry_in_ms::float8[], :errors::text[], :failed::bool[])
-    as o(aggregate_id, delivered_through, attempts, retry_in_ms, error, failed)
-  where d.aggregate_id = o.aggregate_id and d.claim_token = :token::uuid
+  from held join unnest(:aggregate_ids::uuid[], :delivered_throughs::int[], :attempts::int[], :retry_in_ms::float8[], :errors::text[], :failed::bool[])
+    as o(aggregate_id, delivered_through, attempts, retry_in_ms, error, failed) on o.aggregate_id = held.aggregate_id
+  where d.aggregate_id = held.aggregate_id
   returning d.aggregate_id`);
