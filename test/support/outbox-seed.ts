@@ -88,6 +88,7 @@ export interface DeliveryState {
   retryInSeconds?: number;
 }
 
+/** Many at once, locking rows in key order as the relay does (docs/design-notes.md#lock-order): safe beside a running relay. */
 export async function setDeliveryStates(db: pg.Client, states: readonly (DeliveryState & { aggregateId: string })[]): Promise<void> {
   const rows = states.map((state) => ({
     aggregate_id: state.aggregateId,
@@ -105,6 +106,7 @@ export async function setDeliveryStates(db: pg.Client, states: readonly (Deliver
      from jsonb_to_recordset($1::jsonb) as s(aggregate_id uuid, delivered_through int, attempts int, last_error text, failed boolean, retry_in_seconds float8)
      join event_outbox e on e.aggregate_id = s.aggregate_id
      group by e.aggregate_id
+     order by e.aggregate_id
      on conflict (aggregate_id) do update set written_through = greatest(d.written_through, excluded.written_through),
        delivered_through = excluded.delivered_through, attempts = excluded.attempts, last_error = excluded.last_error,
        failed_at = excluded.failed_at, next_retry_at = excluded.next_retry_at, delivered_at = excluded.delivered_at,
