@@ -11,10 +11,13 @@
 // the others' latency is reported. Ends with the goals and whether each is met.
 //
 // BENCH_FANOUT_SIZES (default 1000,5000,10000), BENCH_FANOUT_EXTRAS=off skips the chat-outbox-only
-// runs, BENCH_FANOUT_EXTRA_SIZE (default 10000) sizes them, BENCH_FANOUT_CPU_PROF=<dir> runs the
-// servers with --cpu-prof and prints each profile's top functions by self time,
+// runs, BENCH_FANOUT_EXTRA_SIZE (default 10000) sizes them, BENCH_FANOUT_CPU_PROF=<dir> profiles
+// each server while the measured messages go out (not while clients connect) and prints each
+// profile's top functions by self time,
 // BENCH_FANOUT_HEAP_SNAPSHOT=<dir> writes a heap snapshot of each server once everyone is subscribed,
 // BENCH_FANOUT_API_SCRIPT=<path to another checkout's src/main.ts> measures that one instead,
+// BENCH_FANOUT_PER_MESSAGE=on prints each message's first / median / last arrival, to tell a slow
+// message from a slow subscriber,
 // BENCH_CLUSTER=off uses the machine's PostgreSQL instead of a cluster of the bench's own.
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -26,6 +29,7 @@ import { createTokenService } from '../src/platform/auth/token.ts';
 import type { ClientSpec, Command, ConnectReply, Report } from './fanout-clients.ts';
 import { BARE_SCHEMA } from './peers/bare-server.ts';
 import { startBenchCluster } from './pg-cluster.ts';
+import { attachProfiler } from './cpu-profiler.ts';
 import { API_SERVER_SCRIPT, BARE_SERVER_SCRIPT, createBenchDatabase, fmt, percentile, rssOf, SERVER_URL, startServerProcess } from './support.ts';
 
 const SIZES = (process.env.BENCH_FANOUT_SIZES ?? '1000,5000,10000').split(',').filter(Boolean).map(Number);
@@ -35,6 +39,7 @@ const EXTRAS = process.env.BENCH_FANOUT_EXTRAS !== 'off';
 const PEER = process.env.BENCH_FANOUT_PEER !== 'off';
 const CPU_PROF = process.env.BENCH_FANOUT_CPU_PROF ?? '';
 const MESSAGES = 10;
+const PER_MESSAGE = process.env.BENCH_FANOUT_PER_MESSAGE === 'on';
 const INTERVAL_MS = 500;
 const SESSIONS_FOR_SESSION_RUN = 1_000;
 const ISSUER = 'chat-outbox';
@@ -95,10 +100,36 @@ async function gql(url: string, token: string, query: string, variables: Record<
 }
 
 const HEAP_SNAPSHOTS = process.env.BENCH_FANOUT_HEAP_SNAPSHOT ?? '';
+let nextInspectPort = 9_400;
+/** Inspector port of each server process started with one, by pid (the bench profiles the message phase through it). */
+const inspectPorts = new Map<number, { port: number; name: string }>();
 const profArgs = (name: string) => [
-  ...(CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${join(CPU_PROF, name)}`] : []),
+  ...(CPU_PROF ? [`--inspect=127.0.0.1:${nextInspectPort}`] : []),
   ...(HEAP_SNAPSHOTS ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${join(HEAP_SNAPSHOTS, name)}`] : []),
 ];
+
+async function started<T extends { pid: number }>(name: string, start: (nodeArgs: string[]) => Promise<T>): Promise<T> {
+  const args = profArgs(name);
+  const server = await start(args);
+  if (CPU_PROF) inspectPorts.set(server.pid, { port: nextInspectPort++, name });
+  return server;
+}
+
+/** Profiles every server of `target` that has an inspector, until the returned stop is called. */
+async function profileMessages(target: Target, run: string): Promise<() => Promise<void>> {
+  const profilers: { profiler: Awaited<ReturnType<typeof attachProfiler>>; file: string }[] = [];
+  for (const pid of target.pids) {
+    const inspect = inspectPorts.get(pid);
+    if (!inspect) continue;
+    mkdirSync(join(CPU_PROF, inspect.name), { recursive: true });
+    const profiler = await attachProfiler(inspect.port);
+    await profiler.start();
+    profilers.push({ profiler, file: join(CPU_PROF, inspect.name, `messages-${run}.cpuprofile`) });
+  }
+  return async () => {
+    for (const { profiler, file } of profilers) await profiler.stop(file);
+  };
+}
 
 async function startOurs(serverUrl: string, options: { instances: number; sessions: number; members: number }): Promise<Target> {
   const database = await createBenchDatabase('chat_outbox_bench_fanout', serverUrl);
@@ -118,7 +149,7 @@ async function startOurs(serverUrl: string, options: { instances: number; sessio
     ...(options.instances > 1 ? { REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' } : {}),
   };
   const servers: Awaited<ReturnType<typeof startServerProcess>>[] = [];
-  for (let i = 0; i < options.instances; i++) servers.push(await startServerProcess(env, API_SCRIPT, profArgs(`chat-outbox-${i}`)));
+  for (let i = 0; i < options.instances; i++) servers.push(await started(`chat-outbox-${i}`, (args) => startServerProcess(env, API_SCRIPT, args)));
   const owner = await tokens.sign('owner');
   const url = servers[0]!.graphqlUrl;
   const projectId: string = (await gql(url, owner, 'mutation { createProject(input: { name: "Fan-out bench" }) { id } }', {})).createProject.id;
@@ -158,7 +189,7 @@ async function startBare(serverUrl: string): Promise<Target> {
   const sessionId = randomUUID();
   await admin.query('insert into bare_session (id, project_id) values ($1, $2)', [sessionId, projectId]);
   await admin.end();
-  const server = await startServerProcess({ DATABASE_URL: database.url, PORT: '0', HOST: '127.0.0.1' }, BARE_SERVER_SCRIPT, profArgs('bare'));
+  const server = await started('bare', (args) => startServerProcess({ DATABASE_URL: database.url, PORT: '0', HOST: '127.0.0.1' }, BARE_SERVER_SCRIPT, args));
   return {
     name: 'bare yoga + createPubSub',
     urls: [server.graphqlUrl],
@@ -260,6 +291,7 @@ async function measure(
   }
   await clients.reset();
 
+  const stopProfiling = CPU_PROF ? await profileMessages(target, run) : null;
   const sent: { tag: string; at: number; expected: number }[] = [];
   for (let i = 0; i < MESSAGES; i++) {
     const tag = `fanout-${run}-${i}`;
@@ -277,7 +309,14 @@ async function measure(
     await sleep(250);
     report = await clients.report(sent.map((s) => s.tag));
   }
+  await stopProfiling?.();
   const latencies = sent.flatMap((s) => report.times[s.tag]!.map((t) => t - s.at));
+  if (PER_MESSAGE) {
+    for (const [i, s] of sent.entries()) {
+      const arrivals = report.times[s.tag]!.map((t) => t - s.at).sort((a, b) => a - b);
+      console.log(`    message ${i}: first ${fmt(arrivals[0] ?? NaN, 0)}  p50 ${fmt(percentile(arrivals, 50), 0)}  last ${fmt(arrivals.at(-1) ?? NaN, 0)} ms  (${arrivals.length}/${s.expected})`);
+    }
+  }
   await clients.close();
   const stalledNote = options.stallEvery
     ? `; ${connected.stalled} stalled clients got ${Object.values(report.stalledReceived).reduce((a, b) => a + b, 0)}/${connected.stalled * MESSAGES} (latency is the others')`
