@@ -466,7 +466,7 @@ export const SETTINGS = {
       default: 5_000,
       min: 0,
       max: 3_600_000,
-      doc: "re-check a subscriber's project membership on an event when the last check is older than this when the event arrives (one read of the project's members, shared by its subscribers on the instance); `0` checks on every event. The token's expiry is checked on every event regardless",
+      doc: "re-check a subscriber's project membership on an event when the last check is older than this when the event arrives (one read of the project's member list version, shared by its subscribers on the instance; the list itself only when the version moved); `0` checks on every event. The token's expiry is checked on every event regardless",
     }),
     writeTimeoutMs: integer({
       env: 'SUBSCRIPTION_WRITE_TIMEOUT_MS',

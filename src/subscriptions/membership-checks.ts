@@ -1,7 +1,8 @@
 import type { Clock } from '../platform/clock.ts';
 import { notFound } from '../platform/errors.ts';
 import { forkEm, type Orm } from '../platform/db/orm.ts';
-import { projectMemberIds } from '../domain/projects/project.service.ts';
+import { projectMemberList, projectMemberListVersion } from '../domain/projects/project.service.ts';
+import type { MemberList } from '../domain/projects/project.repository.ts';
 
 /**
  * When something happened, on this instance: the clock's time for the re-check interval, and a
@@ -20,6 +21,15 @@ export interface MembershipChecksDeps {
   clock: Clock;
   /** A membership checked less than this long before an event arrived still stands for it (0: check after it arrived). */
   recheckMs: number;
+  /** The reads behind a check; default: the project repository's, each on a fresh EntityManager fork. */
+  reads?: MemberListReads;
+}
+
+export interface MemberListReads {
+  /** The members and the list's version, read together. */
+  list(projectId: string): Promise<MemberList>;
+  /** The list's version alone: one row. */
+  version(projectId: string): Promise<string>;
 }
 
 /**
@@ -33,15 +43,29 @@ export interface MembershipChecksDeps {
  * Fresh means: the read started less than `recheckMs` before the event arrived on this instance,
  * or after it arrived. A member removed before an event was committed is therefore refused that
  * event once the interval has passed (with `recheckMs` 0: always).
+ *
+ * A re-check first reads the list's version (one row; triggers raise it in the transaction of any
+ * change to the project's members): when it has not moved, the list already held still answers,
+ * and the project's ten thousand members are not read again every interval.
  */
 export function createMembershipChecks(deps: MembershipChecksDeps) {
   let seq = 0;
   const now = (): Moment => ({ at: deps.clock.now(), seq: ++seq });
   /** Events seen on this instance, with when they arrived (the same object reaches every stream). */
   const arrivals = new WeakMap<object, Moment>();
+  const reads: MemberListReads = deps.reads ?? {
+    list: (projectId) => projectMemberList(forkEm(deps.orm), projectId),
+    version: (projectId) => projectMemberListVersion(forkEm(deps.orm), projectId),
+  };
   interface Snapshot {
     startedAt: Moment;
-    members: Promise<Set<string>>;
+    members: Promise<MemberList>;
+  }
+
+  /** The list held before, when its version is still the current one; otherwise the list read anew. */
+  async function confirmOrRead(projectId: string, held: Promise<MemberList>): Promise<MemberList> {
+    const known = await held;
+    return (await reads.version(projectId)) === known.version ? known : reads.list(projectId);
   }
   /** The newest member-list read per project. */
   const snapshots = new Map<string, Snapshot>();
@@ -49,7 +73,9 @@ export function createMembershipChecks(deps: MembershipChecksDeps) {
   const freshFor = (checkedAt: Moment, arrival: Moment) => checkedAt.at > arrival.at - deps.recheckMs || checkedAt.seq > arrival.seq;
 
   function read(projectId: string): Snapshot {
-    const snapshot: Snapshot = { startedAt: now(), members: projectMemberIds(forkEm(deps.orm), projectId) };
+    // Failed reads are not kept, so whatever is held here did answer (or is still answering).
+    const held = snapshots.get(projectId)?.members;
+    const snapshot: Snapshot = { startedAt: now(), members: held ? confirmOrRead(projectId, held) : reads.list(projectId) };
     snapshots.set(projectId, snapshot);
     if (snapshots.size > MAX_SNAPSHOTS) {
       for (const [id, kept] of snapshots) if (!freshFor(kept.startedAt, snapshot.startedAt)) snapshots.delete(id);
@@ -77,7 +103,7 @@ export function createMembershipChecks(deps: MembershipChecksDeps) {
       if (freshFor(own, arrival)) return own;
       let snapshot = snapshots.get(projectId);
       if (!snapshot || !freshFor(snapshot.startedAt, arrival)) snapshot = read(projectId);
-      if (!(await snapshot.members).has(userId)) throw notFound('Project', projectId);
+      if (!(await snapshot.members).userIds.has(userId)) throw notFound('Project', projectId);
       return snapshot.startedAt;
     },
   };

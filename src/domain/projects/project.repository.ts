@@ -11,8 +11,33 @@ export async function findMemberRole(db: Db, projectId: string, userId: string):
   return row?.role ?? null;
 }
 
-/** The user ids of a project's members: one indexed read that answers for every subscriber of the project. */
-export async function memberUserIds(db: Db, projectId: string): Promise<Set<string>> {
-  const rows = await db.selectFrom('project_member').select('user_id').where('project_id', '=', projectId).execute();
-  return new Set(rows.map((row) => row.user_id));
+/** A project's members as of one moment, and the version of the list they were read at. */
+export interface MemberList {
+  userIds: Set<string>;
+  /** `project_member_version.version` ('0' before the first change); raised with every change to the list. */
+  version: string;
+}
+
+/** The version of a project's member list: one row, whatever the number of members. */
+export async function memberListVersion(db: Db, projectId: string): Promise<string> {
+  const row = await db.selectFrom('project_member_version').select('version').where('project_id', '=', projectId).executeTakeFirst();
+  return row?.version ?? '0';
+}
+
+/**
+ * The user ids of a project's members and the list's version, in one statement (so one snapshot:
+ * the version is the one these members are at). One read answers for every subscriber of the project.
+ */
+export async function memberList(db: Db, projectId: string): Promise<MemberList> {
+  const rows = await db
+    .selectFrom('project')
+    .leftJoin('project_member', 'project_member.project_id', 'project.id')
+    .leftJoin('project_member_version', 'project_member_version.project_id', 'project.id')
+    .select(['project_member.user_id', 'project_member_version.version'])
+    .where('project.id', '=', projectId)
+    .execute();
+  return {
+    userIds: new Set(rows.flatMap((row) => (row.user_id === null ? [] : [row.user_id]))),
+    version: rows[0]?.version ?? '0',
+  };
 }

@@ -7,7 +7,7 @@ import { conflict, forbidden, notFound } from '../../platform/errors.ts';
 import { MAX_USER_ID_LENGTH, requireId, requireText, requireUserId } from '../../platform/validation.ts';
 import { ProjectMemberSchema, type IProjectMember, type ProjectRole } from './project-member.entity.ts';
 import { ProjectSchema, type IProject } from './project.entity.ts';
-import { findMemberRole, memberUserIds } from './project.repository.ts';
+import { findMemberRole, memberList, memberListVersion, type MemberList } from './project.repository.ts';
 
 export const MAX_PROJECT_NAME_LENGTH = 200;
 
@@ -21,9 +21,14 @@ export async function requireMembership(em: Em, userId: string, projectId: strin
   return { role };
 }
 
-/** Who is a member of a project now (the subscription servers' shared membership check). */
-export function projectMemberIds(em: Em, projectId: string): Promise<Set<string>> {
-  return memberUserIds(dbOf(em), projectId);
+/** Who is a member of a project now, and the list's version (the subscription servers' shared membership check). */
+export function projectMemberList(em: Em, projectId: string): Promise<MemberList> {
+  return memberList(dbOf(em), projectId);
+}
+
+/** The version of a project's member list: unchanged means nobody joined, left or changed role since. */
+export function projectMemberListVersion(em: Em, projectId: string): Promise<string> {
+  return memberListVersion(dbOf(em), projectId);
 }
 
 export async function requireOwner(em: Em, userId: string, projectId: string): Promise<{ role: ProjectRole }> {

@@ -28,6 +28,13 @@ export interface ProjectMemberTable {
   created_at: GeneratedTimestamp;
 }
 
+/** Raised by triggers in the transaction of every change to a project's members. */
+export interface ProjectMemberVersionTable {
+  project_id: string;
+  /** int8: node-postgres returns it as a string. */
+  version: string;
+}
+
 export interface ChatSessionTable {
   id: string;
   project_id: string;
@@ -146,6 +153,7 @@ export interface AgentCredentialTable {
 export interface Database {
   project: ProjectTable;
   project_member: ProjectMemberTable;
+  project_member_version: ProjectMemberVersionTable;
   chat_session: ChatSessionTable;
   message: MessageTable;
   worker_space: WorkerSpaceTable;
