@@ -46,8 +46,8 @@ const CURRENT_HORIZON = sql`pg_snapshot_xmin(pg_current_snapshot())`;
 
 /**
  * What retention removed from a stream, read in the page's own statement (one round trip, not
- * two): an uncorrelated subquery, evaluated once per statement. A page with no rows carries no
- * value, so its caller asks `expiredHorizon` instead.
+ * two): an uncorrelated subquery, evaluated once per statement. Only a page continued from a cursor
+ * needs it; a page with no rows carries no value, so its caller asks `expiredHorizon` instead.
  */
 const expiredColumn = (column: 'expired_through' | 'expired_until', streamId: string) =>
   sql`(select h.${sql.ref(column)} from event_log_horizon h where h.stream_id = ${streamId}::uuid) as ${sql.ref(column)}`;
@@ -84,7 +84,7 @@ export async function findProjectEventsPage(
   const horizon = query.horizon ? sql`least(${query.horizon}::xid8, ${CURRENT_HORIZON})` : CURRENT_HORIZON;
   const { rows } = await sql<EventKeyRow & { horizon: string; expired_until: Date | string | null }>`
     with walk as (select ${horizon} as horizon)
-    select ${EVENT_COLUMNS}, walk.horizon::text as horizon, ${expiredColumn('expired_until', query.projectId)}
+    select ${EVENT_COLUMNS}, walk.horizon::text as horizon, ${query.after ? expiredColumn('expired_until', query.projectId) : sql`null as expired_until`}
     from walk, event_outbox e
     where e.project_id = ${query.projectId}
       and e.transaction_id < walk.horizon
@@ -114,7 +114,7 @@ export async function findSessionEventsPage(
   const beyondCursor =
     query.from === null ? sql`` : query.backward ? sql`and e.sequence < ${query.from}` : sql`and e.sequence > ${query.from}`;
   const { rows } = await sql<EventKeyRow & { expired_through: number | null }>`
-    select ${EVENT_COLUMNS}, ${expiredColumn('expired_through', query.sessionId)}
+    select ${EVENT_COLUMNS}, ${query.from !== null ? expiredColumn('expired_through', query.sessionId) : sql`null as expired_through`}
     from event_outbox e
     where e.aggregate_id = ${query.sessionId}::uuid
       and e.aggregate_type = 'chat_session'
