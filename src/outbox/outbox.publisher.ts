@@ -363,6 +363,9 @@ export class OutboxPublisher {
   }
 
   #sleep(ms: number, clock: Clock = this.#clock): Promise<void> {
+    // Stopped while no sleep was there to wake (during the deferred record, say): no poll-interval
+    // wait before stop resolves, and none for ever on a clock that does not move.
+    if (!this.#running) return Promise.resolve();
     return new Promise((resolve) => {
       const cancel = clock.setTimeout(done, ms);
       const self = this;
