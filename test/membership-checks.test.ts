@@ -93,6 +93,35 @@ describe('membership re-checks', () => {
   });
 });
 
+describe('membership re-checks while a read is still answering', () => {
+  it('read on their own when that read fails, instead of failing with it', async () => {
+    const clock = new FakeClock();
+    let failFirst: (error: Error) => void = () => {};
+    let lists = 0;
+    const checks = createMembershipChecks({
+      orm: null as unknown as Orm,
+      clock,
+      recheckMs: 0,
+      reads: {
+        list: () => (++lists === 1 ? new Promise<MemberList>((_, reject) => (failFirst = reject)) : Promise.resolve({ userIds: new Set(['alice']), version: '1' })),
+        version: async () => '1',
+      },
+    });
+    const stale = { at: 0, seq: 0 };
+    const first = {};
+    checks.arrived(first);
+    const firstCheck = checks.require(PROJECT, 'alice', first, stale);
+    // A later event needs a fresh answer while the first read has not answered yet.
+    const second = {};
+    checks.arrived(second);
+    const secondCheck = checks.require(PROJECT, 'alice', second, stale);
+    failFirst(new Error('connection lost'));
+    await expect(firstCheck).rejects.toThrow('connection lost');
+    await expect(secondCheck).resolves.toBeDefined();
+    expect(lists).toBe(2);
+  });
+});
+
 describe('the member list version', () => {
   let db: TestDatabase;
   let client: pg.Client;

@@ -64,8 +64,9 @@ export function createMembershipChecks(deps: MembershipChecksDeps) {
 
   /** The list held before, when its version is still the current one; otherwise the list read anew. */
   async function confirmOrRead(projectId: string, held: Promise<MemberList>): Promise<MemberList> {
-    const known = await held;
-    return (await reads.version(projectId)) === known.version ? known : reads.list(projectId);
+    // A held read still answering may yet fail: then this check reads on its own, not fail with it.
+    const known = await held.catch(() => null);
+    return known && (await reads.version(projectId)) === known.version ? known : reads.list(projectId);
   }
   /** The newest member-list read per project. */
   const snapshots = new Map<string, Snapshot>();
@@ -73,7 +74,7 @@ export function createMembershipChecks(deps: MembershipChecksDeps) {
   const freshFor = (checkedAt: Moment, arrival: Moment) => checkedAt.at > arrival.at - deps.recheckMs || checkedAt.seq > arrival.seq;
 
   function read(projectId: string): Snapshot {
-    // Failed reads are not kept, so whatever is held here did answer (or is still answering).
+    // Failed reads are not kept: whatever is held here answered, or is still answering.
     const held = snapshots.get(projectId)?.members;
     const snapshot: Snapshot = { startedAt: now(), members: held ? confirmOrRead(projectId, held) : reads.list(projectId) };
     snapshots.set(projectId, snapshot);
