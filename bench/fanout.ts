@@ -103,15 +103,15 @@ const HEAP_SNAPSHOTS = process.env.BENCH_FANOUT_HEAP_SNAPSHOT ?? '';
 let nextInspectPort = 9_400;
 /** Inspector port of each server process started with one, by pid (the bench profiles the message phase through it). */
 const inspectPorts = new Map<number, { port: number; name: string }>();
-const profArgs = (name: string) => [
-  ...(CPU_PROF ? [`--inspect=127.0.0.1:${nextInspectPort}`] : []),
-  ...(HEAP_SNAPSHOTS ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${join(HEAP_SNAPSHOTS, name)}`] : []),
-];
 
+/** Starts a server with the profiling flags asked for, and notes its inspector port. */
 async function started<T extends { pid: number }>(name: string, start: (nodeArgs: string[]) => Promise<T>): Promise<T> {
-  const args = profArgs(name);
-  const server = await start(args);
-  if (CPU_PROF) inspectPorts.set(server.pid, { port: nextInspectPort++, name });
+  const port = CPU_PROF ? nextInspectPort++ : null;
+  const server = await start([
+    ...(port ? [`--inspect=127.0.0.1:${port}`] : []),
+    ...(HEAP_SNAPSHOTS ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${join(HEAP_SNAPSHOTS, name)}`] : []),
+  ]);
+  if (port) inspectPorts.set(server.pid, { port, name });
   return server;
 }
 
