@@ -121,7 +121,7 @@ export async function startApp(config: AppConfig, logger: Logger, overrides: App
 
     // Active agents answer committed user messages (docs/agents.md).
     const agentRuntime = config.agents.enabled
-      ? startAgentRuntime({ orm, bus, logger, config: config.agents, registry: metrics.registry, clock: overrides.clock })
+      ? startAgentRuntime({ orm, bus, logger, config: config.agents, metrics: metrics.agents, clock: overrides.clock })
       : null;
     if (agentRuntime) closers.push(() => agentRuntime.stop());
 

@@ -1,6 +1,5 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AgentAdapterError, type AgentAdapter } from '../src/agents-runtime/agent-adapter.ts';
 import type { AgentRuntime } from '../src/agents-runtime/agent-runtime.ts';
@@ -8,6 +7,7 @@ import { echoReplyText } from '../src/agents-runtime/echo.adapter.ts';
 import { createMemoryBus } from '../src/bus/event-bus.ts';
 import type { AgentActivity } from '../src/events/agent-activity.ts';
 import { sendMessage } from '../src/domain/chat/chat.service.ts';
+import { createMetrics } from '../src/platform/observability/metrics.ts';
 import { createOrm, forkEm } from '../src/platform/db/orm.ts';
 import { fillReplyJobs } from '../src/agents-runtime/agent-runtime.sql.ts';
 import { dbOf } from '../src/platform/db/database.ts';
@@ -187,8 +187,8 @@ describe('agent runtime', () => {
   it('retries transient adapter errors with backoff, then posts a system notice and counts it', async () => {
     const f = await agentFixture(dbh.orm, 'alice', 'Flaky');
     const failing = failingAdapter('model server answered 503', true);
-    const registry = new Registry();
-    start(testRuntime(dbh.orm, { adapters: { echo: failing }, registry }));
+    const metrics = createMetrics();
+    start(testRuntime(dbh.orm, { adapters: { echo: failing }, metrics }));
     const sent = await say(dbh.orm, f.owner, f.sessionId, 'please fail');
     await until(async () => (await answersTo(f.sessionId, sent.message.id)).length === 1);
     const [notice] = await answersTo(f.sessionId, sent.message.id);
@@ -198,7 +198,7 @@ describe('agent runtime', () => {
     expect(job.rows[0]).toEqual({ status: 'failed', attempts: 3, last_error: 'model server answered 503' });
     const event = await dbh.client.query(`select payload from event_outbox where session_id = $1 and payload->>'role' = 'system'`, [f.sessionId]);
     expect(event.rows[0].payload.replyToMessageId).toBe(sent.message.id);
-    const counted = (await registry.getSingleMetric('agent_replies_total')!.get()).values;
+    const counted = (await metrics.registry.getSingleMetric('agent_replies_total')!.get()).values;
     expect(Object.fromEntries(counted.map((v) => [v.labels.outcome, v.value]))).toEqual({ retried: 2, failed: 1 });
   });
 

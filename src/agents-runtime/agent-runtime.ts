@@ -12,7 +12,7 @@ import { dbOf } from '../platform/db/database.ts';
 import { forkEm, type Orm } from '../platform/db/orm.ts';
 import type { Logger } from '../platform/logger.ts';
 import { AgentAdapterError, type AgentAdapter, type ConversationMessage } from './agent-adapter.ts';
-import type { createAgentRuntimeMetrics } from './agent-runtime.metrics.ts';
+import type { AgentMetrics } from '../platform/observability/metrics.ts';
 import { claimReplyJobs, extendLeases, fillReplyJobs, markJobFinished, releaseJob, scheduleRetry, type ReplyJobRow } from './agent-runtime.sql.ts';
 
 export interface AgentRuntimeOptions {
@@ -34,7 +34,7 @@ export interface AgentRuntimeDeps {
   options: AgentRuntimeOptions;
   /** The adapter of each kind of agent. */
   adapters: Record<RuntimeAgentKind, AgentAdapter>;
-  metrics?: ReturnType<typeof createAgentRuntimeMetrics>;
+  metrics?: AgentMetrics;
   /** Times polling, heartbeats and backoff; default: the real clock. */
   clock?: Clock;
 }

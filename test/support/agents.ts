@@ -1,7 +1,6 @@
 import { AgentRuntime, type AgentRuntimeOptions } from '../../src/agents-runtime/agent-runtime.ts';
 import type { AgentAdapter } from '../../src/agents-runtime/agent-adapter.ts';
-import type { Registry } from 'prom-client';
-import { createAgentRuntimeMetrics } from '../../src/agents-runtime/agent-runtime.metrics.ts';
+import type { Metrics } from '../../src/platform/observability/metrics.ts';
 import { createEchoAdapter } from '../../src/agents-runtime/echo.adapter.ts';
 import { createMemoryBus, type EventBus } from '../../src/bus/event-bus.ts';
 import { createAgent } from '../../src/domain/agents/agent.service.ts';
@@ -24,7 +23,7 @@ export const FAST_RUNTIME: AgentRuntimeOptions = {
 };
 
 /** A runtime on `orm` with the echo adapter unless told otherwise. Stop it. */
-export function testRuntime(orm: Orm, options: { adapters?: Partial<Record<'echo' | 'openai-compatible', AgentAdapter>>; bus?: EventBus; runtime?: Partial<AgentRuntimeOptions>; registry?: Registry } = {}) {
+export function testRuntime(orm: Orm, options: { adapters?: Partial<Record<'echo' | 'openai-compatible', AgentAdapter>>; bus?: EventBus; runtime?: Partial<AgentRuntimeOptions>; metrics?: Metrics } = {}) {
   const echo = createEchoAdapter();
   return new AgentRuntime({
     orm,
@@ -32,7 +31,7 @@ export function testRuntime(orm: Orm, options: { adapters?: Partial<Record<'echo
     logger: createLogger({ level: 'silent', pretty: false }),
     options: { ...FAST_RUNTIME, ...options.runtime },
     adapters: { echo, 'openai-compatible': echo, ...options.adapters },
-    ...(options.registry ? { metrics: createAgentRuntimeMetrics(options.registry) } : {}),
+    ...(options.metrics ? { metrics: options.metrics.agents } : {}),
   });
 }
 

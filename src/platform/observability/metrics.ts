@@ -130,11 +130,22 @@ export interface GraphqlMetrics {
   readonly operationNames: OperationNameLabels;
 }
 
+/** How one attempt at an agent's reply ended (the label of `agent_replies_total`). */
+export type ReplyOutcome = 'answered' | 'retried' | 'failed' | 'already_answered' | 'released';
+
+export interface AgentMetrics {
+  /** `agent_replies_total{outcome}`: one per attempt at a reply. */
+  record(outcome: ReplyOutcome): void;
+  /** `agent_reply_seconds`: from the start of an attempt to its committed reply. */
+  observeReply(seconds: number): void;
+}
+
 export interface Metrics {
   readonly registry: Registry;
   readonly outbox: OutboxMetrics;
   readonly subscriptions: SubscriptionMetrics;
   readonly graphql: GraphqlMetrics;
+  readonly agents: AgentMetrics;
   /** Attaches (or with null detaches) the publisher whose status the publisher gauges show. */
   setPublisherStatusSource(source: PublisherStatusSource | null): void;
   /** Attaches (or with null detaches) the analytics rollup worker whose last fold the rollup gauge shows. */
@@ -385,6 +396,20 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     registers,
   });
 
+  // --- agent runtime ---------------------------------------------------------------------------
+  const agentReplies = new Counter({
+    name: 'agent_replies_total',
+    help: 'Attempts at agent replies by outcome: answered, retried (a transient adapter error, another attempt follows), failed (a system notice was posted instead), already_answered (another process committed the reply first), released (stopping)',
+    labelNames: ['outcome'] as const,
+    registers,
+  });
+  const agentReplySeconds = new Histogram({
+    name: 'agent_reply_seconds',
+    help: 'From the start of an attempt to its committed reply',
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+    registers,
+  });
+
   return {
     registry,
     outbox: {
@@ -442,6 +467,14 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       operations,
       operationDuration,
       operationNames: createOperationNameLabels(options.maxOperationNames ?? DEFAULT_MAX_OPERATION_NAMES),
+    },
+    agents: {
+      record(outcome) {
+        agentReplies.inc({ outcome });
+      },
+      observeReply(seconds) {
+        agentReplySeconds.observe(seconds);
+      },
     },
     setPublisherStatusSource(source) {
       publisher = source;
