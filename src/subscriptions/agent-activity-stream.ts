@@ -3,6 +3,7 @@ import type { AgentActivity, AgentActivityItem } from '../events/agent-activity.
 import type { DomainEvent } from '../events/domain-event.ts';
 import { DomainError } from '../platform/errors.ts';
 import { StreamEnd } from './event-stream.ts';
+import { wrappedIterator } from './wrapped-iterator.ts';
 
 export interface AgentActivitySource {
   /** Subscribes to the project's agent activity; resolves once it flows. Returns the unsubscribe. */
@@ -63,51 +64,35 @@ export function withAgentActivity(ordered: AsyncIterableIterator<Item>, source: 
     notify = null;
   }
 
-  const iterator: AsyncIterableIterator<Item | AgentActivityItem> = {
-    async next() {
-      await started;
-      for (;;) {
-        if (finished) return { done: true, value: undefined };
-        const activity = queue.shift();
-        if (activity) {
-          try {
-            await source.authorize();
-          } catch (error) {
-            cleanup();
-            await ordered.return?.();
-            if (error instanceof DomainError) return { done: false, value: new StreamEnd(error) };
-            throw error;
-          }
-          return { done: false, value: activity };
-        }
-        pending ??= ordered.next();
-        const arrived = new Promise<'activity'>((resolve) => (notify = () => resolve('activity')));
-        const winner = await Promise.race([pending.then(() => 'event' as const), arrived]);
-        if (winner === 'activity') continue;
-        const result = await pending;
-        pending = null;
-        if (result.done) {
+  return wrappedIterator<Item | AgentActivityItem>(ordered, async () => {
+    await started;
+    for (;;) {
+      if (finished) return { done: true, value: undefined };
+      const activity = queue.shift();
+      if (activity) {
+        try {
+          await source.authorize();
+        } catch (error) {
           cleanup();
-          return result;
+          await ordered.return?.();
+          if (error instanceof DomainError) return { done: false, value: new StreamEnd(error) };
+          throw error;
         }
-        const item = result.value;
-        if (!(item instanceof StreamEnd)) last = { sequence: item.sequence, projectSequence: item.projectSequence };
-        return { done: false, value: item };
+        return { done: false, value: activity };
       }
-    },
-    async return() {
-      cleanup();
-      await ordered.return?.();
-      return { done: true, value: undefined };
-    },
-    async throw(error?: unknown) {
-      cleanup();
-      await ordered.return?.();
-      throw error;
-    },
-    [Symbol.asyncIterator]() {
-      return iterator;
-    },
-  };
-  return iterator;
+      pending ??= ordered.next();
+      const arrived = new Promise<'activity'>((resolve) => (notify = () => resolve('activity')));
+      const winner = await Promise.race([pending.then(() => 'event' as const), arrived]);
+      if (winner === 'activity') continue;
+      const result = await pending;
+      pending = null;
+      if (result.done) {
+        cleanup();
+        return result;
+      }
+      const item = result.value;
+      if (!(item instanceof StreamEnd)) last = { sequence: item.sequence, projectSequence: item.projectSequence };
+      return { done: false, value: item };
+    }
+  }, cleanup);
 }

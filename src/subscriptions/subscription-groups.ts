@@ -16,6 +16,7 @@ import {
 } from 'graphql';
 import { principalIdOf, type GraphQLContext } from '../platform/graphql/context.ts';
 import { EVENT_TYPES, type DomainEvent } from '../events/domain-event.ts';
+import { wrappedIterator } from './wrapped-iterator.ts';
 
 /**
  * Fields whose value comes from the delivered event alone: no EntityManager, no DataLoader, no
@@ -211,8 +212,9 @@ export function createSubscriptionGroups(deps: SubscriptionGroupsDeps = {}) {
       left = true;
       leave(group);
     };
-    const results: AsyncIterableIterator<ExecutionResult> = {
-      async next() {
+    return wrappedIterator<ExecutionResult>(
+      events,
+      async () => {
         const next = await events.next();
         if (next.done) {
           leaveOnce();
@@ -222,21 +224,8 @@ export function createSubscriptionGroups(deps: SubscriptionGroupsDeps = {}) {
         deps.onFrame?.();
         return { done: false, value };
       },
-      async return() {
-        leaveOnce();
-        await events.return?.();
-        return { done: true, value: undefined };
-      },
-      async throw(error?: unknown) {
-        leaveOnce();
-        await events.return?.();
-        throw error;
-      },
-      [Symbol.asyncIterator]() {
-        return results;
-      },
-    };
-    return results;
+      leaveOnce,
+    );
   }
 
   return {
