@@ -25,6 +25,19 @@ describe('loadConfig', () => {
     expect(config).toMatchObject({ database: { kind: 'postgresql', url: 'postgres://u@db:5432/app' }, migrateOnStart: false, seedDemo: false, host: '127.0.0.1' });
   });
 
+  it('prepares statements unless DB_PREPARED_STATEMENTS=false; the deprecated OUTBOX_PREPARED_STATEMENTS=false alone still turns them off everywhere', () => {
+    const prepared = (env: Record<string, string>) => {
+      const config = loadConfig({ DATABASE_URL: 'postgres://u@db:5432/app', JWT_SECRET: SECRET, ...env });
+      return { api: config.database.kind === 'postgresql' && config.database.preparedStatements, publisher: config.outbox.preparedStatements };
+    };
+    expect(prepared({})).toEqual({ api: true, publisher: true });
+    expect(prepared({ DB_PREPARED_STATEMENTS: 'false' })).toEqual({ api: false, publisher: false });
+    // A deployment behind a pooler that set the old switch before upgrading.
+    expect(prepared({ OUTBOX_PREPARED_STATEMENTS: 'false' })).toEqual({ api: false, publisher: false });
+    expect(prepared({ DB_PREPARED_STATEMENTS: 'true', OUTBOX_PREPARED_STATEMENTS: 'false' })).toEqual({ api: true, publisher: false });
+    expect(prepared({ DB_PREPARED_STATEMENTS: 'false', OUTBOX_PREPARED_STATEMENTS: 'true' })).toEqual({ api: false, publisher: true });
+  });
+
   it.each([
     [{ PORT: 'eighty' }, /PORT/],
     [{ PORT: '70000' }, /PORT/],

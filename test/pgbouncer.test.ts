@@ -6,6 +6,7 @@ import { connect, databaseUrl, quoteIdent, uniqueDatabaseName, withAdminClient }
 import { createProjectFixture, SEND_MESSAGE } from './support/fixtures.ts';
 import { pgbouncerFound, startPgBouncer, type PgBouncer } from './support/pgbouncer.ts';
 import { SESSION_EVENTS, subscribe } from './support/subscriber.ts';
+import { SESSION_EVENTS as SESSION_HISTORY } from './support/analytics.ts';
 import { until } from './support/until.ts';
 
 // Shown in the test names, so a run without PgBouncer says why these did not run.
@@ -13,7 +14,7 @@ const skip = pgbouncerFound ? '' : ' [skipped: pgbouncer is not on PATH; `apt-ge
 if (!pgbouncerFound) console.warn(`PgBouncer tests${skip}`);
 
 /** The settings docs/operations.md#pgbouncer gives for a pooler in transaction mode. */
-const BEHIND_TRANSACTION_POOLER = { OUTBOX_WAKE: 'in-process', OUTBOX_PREPARED_STATEMENTS: 'false', OUTBOX_POLL_INTERVAL_MS: '200' };
+const BEHIND_TRANSACTION_POOLER = { OUTBOX_WAKE: 'in-process', DB_PREPARED_STATEMENTS: 'false', OUTBOX_POLL_INTERVAL_MS: '200' };
 
 describe.skipIf(!pgbouncerFound)(`behind PgBouncer in transaction mode${skip}`, () => {
   let bouncer: PgBouncer;
@@ -79,6 +80,16 @@ describe.skipIf(!pgbouncerFound)(`behind PgBouncer in transaction mode${skip}`, 
       await sub.stop();
     }
     await until(async () => (await direct.query(`select status from outbox_event_status where id = $1`, [sub.events[0]!.eventId])).rows[0]?.status === 'published');
+    // History pages and membership checks, which run as prepared statements without a pooler, read
+    // through it (a statement prepared on one server connection is unknown to the next).
+    // Many at once, so client connections land on different server connections.
+    for (let round = 0; round < 5; round++) {
+      const pages = await Promise.all(Array.from({ length: 12 }, () => t.gql(SESSION_HISTORY, { projectId, sessionId, first: 1 }, { as: 'alice' })));
+      for (const history of pages) {
+        expect(history.errors).toBeUndefined();
+        expect(history.data.sessionEventHistory.edges[0].node.message.body).toBe('through the pooler');
+      }
+    }
 
     // It all went through PgBouncer, and the publisher's cycles keep going through it.
     const served = await bouncer.transactions(db.name);

@@ -200,6 +200,11 @@ export const SETTINGS = {
       default: './.data/pglite',
       doc: 'data folder of the embedded database (only without `DATABASE_URL`)',
     }),
+    preparedStatements: optionalBoolean({
+      env: 'DB_PREPARED_STATEMENTS',
+      defaultText: '`true` (`false` when only the deprecated `OUTBOX_PREPARED_STATEMENTS=false` is set)',
+      doc: "run the hot statements (the publisher's cycle, history pages, membership checks) as named prepared statements: parsed once per connection and planned from a cached plan, where planning costs more than running them. Set `false` behind a pooler in transaction mode that does not keep prepared statements (PgBouncer before 1.21, or without `max_prepared_statements`)",
+    }),
   },
   migrateOnStart: boolean({ env: 'MIGRATE_ON_START', default: true, doc: 'apply pending migrations at start' }),
   seedDemo: optionalBoolean({
@@ -447,10 +452,10 @@ export const SETTINGS = {
       max: 3_600_000,
       doc: 'the LISTEN connection only receives, so it runs `select 1` this often; without an answer within `DB_CONNECT_TIMEOUT_MS` (or 5 s) it is replaced and the publisher sweeps for what it missed. `0`: off',
     }),
-    preparedStatements: boolean({
+    preparedStatements: optionalBoolean({
       env: 'OUTBOX_PREPARED_STATEMENTS',
-      default: true,
-      doc: 'run the claim as a named prepared statement (planned once per connection). Set `false` behind a pooler in transaction mode that does not keep prepared statements (PgBouncer before 1.21, or without `max_prepared_statements`)',
+      defaultText: '`DB_PREPARED_STATEMENTS`',
+      doc: '**deprecated**, to be removed in the next release: use `DB_PREPARED_STATEMENTS`. Set, it decides for the publisher alone; `false` with `DB_PREPARED_STATEMENTS` unset also turns prepared statements off for the API, as behind a pooler it must',
     }),
   },
   subscriptions: {
@@ -664,13 +669,16 @@ export type SettingValues<D> = { -readonly [K in keyof D]: D[K] extends Setting<
 type Parsed = SettingValues<typeof SETTINGS>;
 
 export type DatabaseConfig =
-  | { kind: 'postgresql'; url: string }
+  /** `preparedStatements`: DB_PREPARED_STATEMENTS (default true). */
+  | { kind: 'postgresql'; url: string; preparedStatements?: boolean }
   | { kind: 'pglite'; dataDir: string };
 
 /** The parsed settings, with the fields that cross-field rules settle replaced by their outcome. */
-export interface AppConfig extends Omit<Parsed, 'database' | 'seedDemo' | 'auth' | 'cors' | 'tracing'> {
+export interface AppConfig extends Omit<Parsed, 'database' | 'seedDemo' | 'auth' | 'cors' | 'tracing' | 'outbox'> {
   /** `DATABASE_URL` (PostgreSQL) or, without it, embedded PGlite in `PGLITE_DATA_DIR`. */
   database: DatabaseConfig;
+  /** The publisher's settings; `preparedStatements` settled from DB_PREPARED_STATEMENTS and its deprecated alias. */
+  outbox: Omit<Parsed['outbox'], 'preparedStatements'> & { preparedStatements: boolean };
   /** SEED_DEMO, defaulting to on for PGlite only. */
   seedDemo: boolean;
   auth: AuthConfig;
@@ -750,13 +758,17 @@ export interface LoadOptions {
 }
 
 export function loadConfig(env: Env = process.env, options: LoadOptions = {}): AppConfig {
-  const { database: db, seedDemo, auth, cors, tracing, ...rest } = readAll(SETTINGS, env);
+  const { database: db, seedDemo, auth, cors, tracing, outbox, ...rest } = readAll(SETTINGS, env);
 
-  const database: DatabaseConfig = db.url ? { kind: 'postgresql', url: db.url } : { kind: 'pglite', dataDir: db.pgliteDataDir };
+  // OUTBOX_PREPARED_STATEMENTS (deprecated) was the only switch: a deployment behind a pooler that
+  // set it to false must not find the API's statements prepared after an upgrade.
+  const preparedStatements = db.preparedStatements ?? outbox.preparedStatements ?? true;
+  const database: DatabaseConfig = db.url ? { kind: 'postgresql', url: db.url, preparedStatements } : { kind: 'pglite', dataDir: db.pgliteDataDir };
 
   return {
     ...rest,
     database,
+    outbox: { ...outbox, preparedStatements: outbox.preparedStatements ?? preparedStatements },
     seedDemo: seedDemo ?? database.kind === 'pglite',
     auth: settleAuth(auth, { nodeEnv: rest.nodeEnv, database, host: rest.host }, options),
     cors: settleCors(cors.origins),

@@ -1,6 +1,6 @@
 import { sql, type RawBuilder } from 'kysely';
 import { dbOf } from '../../platform/db/database.ts';
-import type { Em } from '../../platform/db/orm.ts';
+import { runHot, type Em } from '../../platform/db/orm.ts';
 import { eventFromRow, type DomainEvent, type MessageRole, type EventPayloads, type EventRow, type EventType } from '../../events/domain-event.ts';
 import { eventColumns, expiredHorizon } from '../../events/event-log.repository.ts';
 import { RESPONSE_BIN_GROWTH } from './response-time.histogram.ts';
@@ -82,7 +82,7 @@ export async function findProjectEventsPage(
     : sql``;
   // A pinned horizon can only be lower than the current one; least() keeps a forged one harmless.
   const horizon = query.horizon ? sql`least(${query.horizon}::xid8, ${CURRENT_HORIZON})` : CURRENT_HORIZON;
-  const { rows } = await sql<EventKeyRow & { horizon: string; expired_until: Date | string | null }>`
+  const rows = await runHot(em, sql<EventKeyRow & { horizon: string; expired_until: Date | string | null }>`
     with walk as (select ${horizon} as horizon)
     select ${EVENT_COLUMNS}, walk.horizon::text as horizon, ${query.after ? expiredColumn('expired_until', query.projectId) : sql`null as expired_until`}
     from walk, event_outbox e
@@ -95,7 +95,7 @@ export async function findProjectEventsPage(
       ${query.to ? sql`and e.created_at < ${query.to}` : sql``}
       ${beyondCursor}
     order by e.created_at ${direction}, e.id ${direction}
-    limit ${query.limit}`.execute(dbOf(em));
+    limit ${query.limit}`.compile(dbOf(em)));
   // An empty page has no cursor to pin the horizon in; the next first page takes a new one.
   const expired = rows.length > 0 ? rows[0]!.expired_until : query.after ? (await expiredHorizon(dbOf(em), query.projectId))?.expiredUntil : null;
   return { rows: rows.map(toEventPageRow), horizon: rows[0]?.horizon ?? null, expiredUntil: expired == null ? null : new Date(expired) };
@@ -113,7 +113,7 @@ export async function findSessionEventsPage(
 ): Promise<{ rows: EventPageRow[]; expiredThrough: number | null }> {
   const beyondCursor =
     query.from === null ? sql`` : query.backward ? sql`and e.sequence < ${query.from}` : sql`and e.sequence > ${query.from}`;
-  const { rows } = await sql<EventKeyRow & { expired_through: number | null }>`
+  const rows = await runHot(em, sql<EventKeyRow & { expired_through: number | null }>`
     select ${EVENT_COLUMNS}, ${query.from !== null ? expiredColumn('expired_through', query.sessionId) : sql`null as expired_through`}
     from event_outbox e
     where e.aggregate_id = ${query.sessionId}::uuid
@@ -121,15 +121,13 @@ export async function findSessionEventsPage(
       and e.project_id = ${query.projectId}
       ${beyondCursor}
     order by e.sequence ${sql.raw(query.backward ? 'desc' : 'asc')}
-    limit ${query.limit}`.execute(dbOf(em));
+    limit ${query.limit}`.compile(dbOf(em)));
   const expired = rows.length > 0 ? rows[0]!.expired_through : query.from !== null ? (await expiredHorizon(dbOf(em), query.sessionId))?.expiredThrough : null;
   return { rows: rows.map(toEventPageRow), expiredThrough: expired ?? null };
 }
 
 export async function sessionBelongsToProject(em: Em, sessionId: string, projectId: string): Promise<boolean> {
-  const { rows } = await sql`select 1 from chat_session where id = ${sessionId}::uuid and project_id = ${projectId}::uuid`.execute(
-    dbOf(em),
-  );
+  const rows = await runHot(em, sql`select 1 from chat_session where id = ${sessionId}::uuid and project_id = ${projectId}::uuid`.compile(dbOf(em)));
   return rows.length > 0;
 }
 

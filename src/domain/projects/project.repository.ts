@@ -1,13 +1,15 @@
-import type { Db } from '../../platform/db/database.ts';
+import { dbOf, type Db } from '../../platform/db/database.ts';
+import { runHot, type Em } from '../../platform/db/orm.ts';
 import type { ProjectRole } from './project-member.entity.ts';
 
 /**
  * The viewer's role in a project, or null. Every project-scoped read and write starts here, so it
  * is one indexed lookup in the caller's transaction rather than an entity load through the unit of
- * work (docs/design-notes.md#measurements-behind-some-choices).
+ * work (docs/design-notes.md#measurements-behind-some-choices), and outside a transaction a
+ * prepared statement (runHot).
  */
-export async function findMemberRole(db: Db, projectId: string, userId: string): Promise<ProjectRole | null> {
-  const row = await db.selectFrom('project_member').select('role').where('project_id', '=', projectId).where('user_id', '=', userId).executeTakeFirst();
+export async function findMemberRole(em: Em, projectId: string, userId: string): Promise<ProjectRole | null> {
+  const [row] = await runHot(em, dbOf(em).selectFrom('project_member').select('role').where('project_id', '=', projectId).where('user_id', '=', userId).compile());
   return row?.role ?? null;
 }
 

@@ -16,7 +16,7 @@ export const MAX_PROJECT_NAME_LENGTH = 200;
  * one that does not exist.
  */
 export async function requireMembership(em: Em, userId: string, projectId: string): Promise<{ role: ProjectRole }> {
-  const role = await findMemberRole(dbOf(em), projectId, userId);
+  const role = await findMemberRole(em, projectId, userId);
   if (!role) throw notFound('Project', projectId);
   return { role };
 }

@@ -160,6 +160,7 @@ export function ormOptions(database: DatabaseConfig, overrides: OrmOverrides = {
 export async function createOrm(database: DatabaseConfig, overrides: OrmOverrides = {}): Promise<Orm> {
   if (database.kind === 'postgresql') {
     const orm = await PostgresMikroORM.init(ormOptions(database, overrides) as Parameters<typeof PostgresMikroORM.init>[0]);
+    preparing.set(orm.config, database.preparedStatements ?? true);
     return orm as unknown as Orm;
   }
   // PGlite does not create the parent folders of its data directory.
@@ -180,6 +181,15 @@ export async function migrateToLatest(orm: Orm): Promise<string[]> {
 }
 
 const preparedNames = new Map<string, string>();
+/** Per ORM (its configuration, which every fork shares): DB_PREPARED_STATEMENTS. */
+const preparing = new WeakMap<object, boolean>();
+
+/** One name per statement text, the same on every connection and in every process. */
+function runNamed<Row>(pool: pg.Pool, query: CompiledQuery<Row>): Promise<Row[]> {
+  let name = preparedNames.get(query.sql);
+  if (!name) preparedNames.set(query.sql, (name = `chat_outbox_${createHash('sha1').update(query.sql).digest('hex').slice(0, 16)}`));
+  return pool.query({ name, text: query.sql, values: [...query.parameters] }).then((result) => result.rows as Row[]);
+}
 
 /**
  * Runs a hot statement as a named prepared statement on PostgreSQL, so each connection plans it
@@ -191,11 +201,21 @@ const preparedNames = new Map<string, string>();
 export async function runPrepared<Row>(orm: Orm, query: CompiledQuery<Row>, prepare = true): Promise<Row[]> {
   // The connection is shared and context-free: no EntityManager fork on this hot path.
   const native: unknown = prepare ? await orm.em.getConnection().getNativeClient() : null;
-  if (native instanceof pg.Pool) {
-    let name = preparedNames.get(query.sql);
-    if (!name) preparedNames.set(query.sql, (name = `chat_outbox_${createHash('sha1').update(query.sql).digest('hex').slice(0, 16)}`));
-    const result = await native.query({ name, text: query.sql, values: [...query.parameters] });
-    return result.rows as Row[];
-  }
+  if (native instanceof pg.Pool) return runNamed(native, query);
   return (await dbOf(forkEm(orm)).executeQuery(query)).rows;
+}
+
+/**
+ * Runs a hot read of a request (a history page, a membership check) as a named prepared
+ * statement: parsing and planning a history page cost PostgreSQL more than running it. Only
+ * outside a transaction, since a named statement runs on any connection of the pool; inside one,
+ * and on PGlite or with DB_PREPARED_STATEMENTS=false, it runs as usual. The statement's text must
+ * come from a bounded set of shapes (values are parameters), as each text is prepared once per connection.
+ */
+export async function runHot<Row>(em: Em, query: CompiledQuery<Row>): Promise<Row[]> {
+  if (!em.isInTransaction() && preparing.get(em.config)) {
+    const native: unknown = await em.getConnection().getNativeClient();
+    if (native instanceof pg.Pool) return runNamed(native, query);
+  }
+  return (await dbOf(em).executeQuery(query)).rows;
 }
