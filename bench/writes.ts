@@ -208,7 +208,7 @@ async function seed(orm: Awaited<ReturnType<typeof createOrm>>): Promise<Shapes>
   return { spread, oneProject };
 }
 
-/** The write path's statement, as the server sends it (same text, fresh values), on `connections` of its own. */
+/** The write path's statement, as the server sends it (same text, fresh values, a named prepared statement), on connections of its own. */
 async function sqlCeiling(url: string, sessions: string[]): Promise<Result> {
   const pool = new pg.Pool({ connectionString: url, max: CLIENTS, options: '-c jit=off' });
   pool.on('error', () => {}); // an idle connection ended by the database's drop
@@ -227,7 +227,7 @@ async function sqlCeiling(url: string, sessions: string[]): Promise<Result> {
       const message = { id: newId(), sessionId, authorUserId: USER, role: 'user' as const, body: `sql ${n}`, replyToId: null, createdAt: new Date() };
       const event = messageCreatedInSession({ messageId: message.id, sessionId, authorUserId: USER, role: 'user', body: message.body, createdAt: message.createdAt.toISOString() });
       const compiled = messageWithEventStatement(builder, message, USER, newEventRow(event)).compile();
-      const { rows } = await pool.query(compiled.sql, [...compiled.parameters]);
+      const { rows } = await pool.query({ name: 'send_message', text: compiled.sql, values: [...compiled.parameters] });
       return rows.length === 1;
     });
   } finally {

@@ -7,7 +7,7 @@ import { createOrm, forkEm, type Orm } from '../src/platform/db/orm.ts';
 import { createTestDatabase, type TestDatabase } from './support/app.ts';
 import { until } from './support/until.ts';
 
-// History pages and membership checks run as named prepared statements (DB_PREPARED_STATEMENTS):
+// sendMessage's statement, history pages and membership checks run as named prepared statements (DB_PREPARED_STATEMENTS):
 // PostgreSQL parses and plans them once per connection. Behind a pooler that cannot keep them the
 // setting turns them off; inside a transaction they run on the transaction's own connection.
 
@@ -71,6 +71,18 @@ describe('prepared statements', () => {
     // after a cursor, the session's project check and the session page.
     expect(new Set(prepared.names).size).toBe(5);
     expect(prepared.names).toHaveLength(2 * 8);
+    expect(plain.names).toEqual([]);
+  });
+
+  it("runs sendMessage's statement, which stands alone, as a named statement", async () => {
+    const prepared = await recordingOrm(true);
+    const plain = await recordingOrm(false);
+    const first = await sendMessage(forkEm(prepared.orm), 'alice', { sessionId, body: 'prepared' });
+    await sendMessage(forkEm(prepared.orm), 'alice', { sessionId, body: 'prepared again' });
+    const unprepared = await sendMessage(forkEm(plain.orm), 'alice', { sessionId, body: 'plain' });
+    expect(unprepared.event.sequence).toBe(first.event.sequence + 2);
+    expect(prepared.names).toHaveLength(2);
+    expect(new Set(prepared.names).size).toBe(1);
     expect(plain.names).toEqual([]);
   });
 

@@ -114,13 +114,12 @@ export interface RecordedEvent {
 export async function recordEventWith<Row extends { id: string; sequence: number; project_sequence: number; project_id: string }>(
   em: Em,
   event: UnplacedEvent,
-  statement: (db: Db, row: NewEventRow) => Promise<Row | undefined>,
+  statement: (em: Em, row: NewEventRow) => Promise<Row | undefined>,
 ): Promise<RecordedEvent | undefined> {
   const row = newEventRow(event);
-  const db = dbOf(em);
   // Database errors as the ORM's typed exceptions (a unique violation is UniqueConstraintViolationException), as from a flush.
   const run = () =>
-    statement(db, row).catch((error: unknown) => {
+    statement(em, row).catch((error: unknown) => {
       throw em.getDriver().convertException(error as Error);
     });
   let recorded: Row | undefined;
@@ -150,9 +149,9 @@ export async function recordEvent(em: Em, event: NewDomainEvent): Promise<Record
     throw new Error('recordEvent must run inside the transaction of the change it describes');
   }
   const table = SEQUENCE_TABLES[event.aggregate.type];
-  const recorded = await recordEventWith(em, event, (db, row) =>
+  const recorded = await recordEventWith(em, event, (tx, row) =>
     insertNumberedEvent(
-      db.with('aggregate_number', (q) =>
+      dbOf(tx).with('aggregate_number', (q) =>
         q
           .updateTable(table)
           .set((eb) => ({ event_sequence: eb('event_sequence', '+', 1) }))

@@ -203,7 +203,7 @@ export const SETTINGS = {
     preparedStatements: optionalBoolean({
       env: 'DB_PREPARED_STATEMENTS',
       defaultText: '`true` (`false` when only the deprecated `OUTBOX_PREPARED_STATEMENTS=false` is set)',
-      doc: "run the hot statements (the publisher's cycle, history pages, membership checks) as named prepared statements: parsed once per connection and planned from a cached plan, where planning costs more than running them. Set `false` behind a pooler in transaction mode that does not keep prepared statements (PgBouncer before 1.21, or without `max_prepared_statements`)",
+      doc: "run the hot statements (`sendMessage`'s write, the publisher's cycle, history pages, membership checks) as named prepared statements: parsed once per connection and planned from a cached plan, where planning costs more than running them. Set `false` behind a pooler in transaction mode that does not keep prepared statements (PgBouncer before 1.21, or without `max_prepared_statements`)",
     }),
   },
   migrateOnStart: boolean({ env: 'MIGRATE_ON_START', default: true, doc: 'apply pending migrations at start' }),

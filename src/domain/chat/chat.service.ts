@@ -182,7 +182,7 @@ async function storeMessage(
     body,
     createdAt: message.createdAt.toISOString(),
   });
-  const recorded = await recordEventWith(em, event, (db, row) => insertMessageWithEvent(db, message, input.memberUserId, row));
+  const recorded = await recordEventWith(em, event, (tx, row) => insertMessageWithEvent(tx, message, input.memberUserId, row));
   if (!recorded) return undefined;
   return {
     message: { ...message, projectId: recorded.projectId },

@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
-import type { Db } from '../../platform/db/database.ts';
+import { dbOf, type Db } from '../../platform/db/database.ts';
+import { runHot, type Em } from '../../platform/db/orm.ts';
 import { statementTemplate } from '../../platform/db/statement-template.ts';
 import { insertNumberedEvent, type NewEventRow } from '../../outbox/outbox.writer.ts';
 import type { MessageRole } from '../../events/domain-event.ts';
@@ -24,7 +25,7 @@ export interface NewMessage {
  * No row back: the session does not exist, or `memberUserId` is not a member of its project, and
  * nothing was written.
  */
-export async function insertMessageWithEvent(db: Db, message: NewMessage, memberUserId: string | null, event: NewEventRow) {
+export async function insertMessageWithEvent(em: Em, message: NewMessage, memberUserId: string | null, event: NewEventRow) {
   const values: MessageWithEventValues = {
     ...message,
     memberUserId: memberUserId ?? '',
@@ -38,8 +39,10 @@ export async function insertMessageWithEvent(db: Db, message: NewMessage, member
     eventCreatedAt: event.created_at,
     traceContext: event.trace_context ?? null,
   };
-  const query = messageWithEvent.compile(db, values, memberUserId === null ? 'anyone' : 'member');
-  return (await db.executeQuery(query)).rows[0];
+  const query = messageWithEvent.compile(dbOf(em), values, memberUserId === null ? 'anyone' : 'member');
+  // sendMessage's statement stands alone (no transaction), so it runs prepared: PostgreSQL parsed
+  // and planned it for longer than it ran.
+  return (await runHot(em, query))[0];
 }
 
 type MessageWithEventValues = NewMessage & {
