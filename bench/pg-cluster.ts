@@ -52,11 +52,16 @@ export async function startBenchCluster(name: string, port: number): Promise<Ben
   };
 }
 
-/** The servers a bench reports: its own cluster first (when it can start one), then the machine's. */
+/**
+ * The servers a bench reports: its own cluster first (when it can start one), then the machine's.
+ * BENCH_TARGETS=cluster or =machine keeps one of them (as bench:writes reads it).
+ */
 export async function benchServers(name: string, port: number, machineUrl: string) {
-  const cluster = await startBenchCluster(name, port);
+  const targets = process.env.BENCH_TARGETS?.split(',') ?? ['cluster', 'machine'];
+  const cluster = targets.includes('cluster') ? await startBenchCluster(name, port) : null;
   const machine = { url: machineUrl, label: `machine server ${new URL(machineUrl).host} (autovacuum ${await autovacuumOf(machineUrl)})` };
-  return { servers: cluster ? [cluster, machine] : [machine], stop: async () => cluster?.stop() };
+  const servers = [...(cluster ? [cluster] : []), ...(targets.includes('machine') ? [machine] : [])];
+  return { servers, stop: async () => cluster?.stop() };
 }
 
 async function autovacuumOf(url: string) {

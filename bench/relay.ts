@@ -9,7 +9,8 @@
 //  5. the relay's database CPU per published event at a trickle (50 events/s), per minute, while
 //     delivered events accumulate (read from /proc/<pid>/stat of the publisher's backends).
 // Each section runs on a PostgreSQL cluster the bench starts itself with production settings
-// (autovacuum on; bench/pg-cluster.ts), then on the machine's server (BENCH_CLUSTER=off: only that).
+// (autovacuum on; bench/pg-cluster.ts), then on the machine's server (BENCH_CLUSTER=off or
+// BENCH_TARGETS=machine: only that; BENCH_TARGETS=cluster: only the own cluster).
 // BENCH_ONLY=drain,latency,claim,writes,trickle runs some sections; BENCH_BACKLOG, BENCH_LATENCY_EVENTS,
 // BENCH_PUBLISHED_ROWS and BENCH_TRICKLE_SECONDS (default 600) scale them down for a quick look.
 // Network deadlines follow the settings, as in production (on, at their defaults). BENCH_DEADLINES=off
