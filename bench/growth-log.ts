@@ -1,4 +1,4 @@
-import type pg from 'pg';
+import pg from 'pg';
 
 /**
  * A large event log built with set-based SQL, for bench:relay's growth section: projects of
@@ -133,14 +133,10 @@ export interface ProjectGroup {
  * `worker_space.event_sequence`) are what the write path would have left. The events of every
  * group are written together, interleaved in time. Returns the projects.
  */
-export async function seedProjects(client: pg.Client, groups: readonly ProjectGroup[], { pendingPerSession = 0 } = {}): Promise<SeededProject[]> {
+export async function seedProjects(client: pg.Client, url: string, groups: readonly ProjectGroup[], { pendingPerSession = 0 } = {}): Promise<SeededProject[]> {
   const first = Math.min(...groups.map((group) => group.first));
   const last = Math.max(...groups.map((group) => group.last));
   const start = new Date(Date.now() - DAYS * 86_400_000);
-  // How the seed's WAL is written, not what it leaves behind: commits do not wait for the flush, and
-  // full-page images are compressed (superuser only; without it the seed is only slower).
-  await client.query('set synchronous_commit = off');
-  await client.query('set wal_compression = on').catch(() => {});
   await client.query(PROJECTS_TABLE);
   for (const group of groups) {
     await client.query(
@@ -175,7 +171,7 @@ export async function seedProjects(client: pg.Client, groups: readonly ProjectGr
   );
   const events = groups.reduce((sum, group) => sum + (group.last - group.first + 1) * group.sessions * EVENTS_PER_SESSION, 0);
   const slices = Math.max(1, Math.round(events / SLICE_EVENTS));
-  for (let slice = 0; slice < slices; slice++) await client.query(SLICE_EVENTS_SQL, [first, last, slice, slices, start]);
+  await writeSlices(url, slices, (writer, slice) => writer.query(SLICE_EVENTS_SQL, [first, last, slice, slices, start]));
   // Positions as the publisher leaves them: delivered through the aggregate's last event, or
   // through the one before its pending tail (its head due now, never tried).
   await client.query(
@@ -188,10 +184,41 @@ export async function seedProjects(client: pg.Client, groups: readonly ProjectGr
      order by 1`,
     [first, last, pendingPerSession],
   );
-  await client.query('reset synchronous_commit');
-  await client.query('reset wal_compression').catch(() => {});
   const { rows } = await client.query<{ n: number; id: string; sessions: number; events: number }>(`select n, id, sessions, events ${chosen()} order by n`, [first, last]);
   return rows.map((row) => ({ ...row, viewer: `user-${row.n}-0` }));
+}
+
+/** Slices written at once, each on a connection of its own: index maintenance, not the database's locks, bounds one writer. */
+const WRITERS = 2;
+
+/** Runs `write` for slices 0..slices-1, WRITERS at a time, oldest first. */
+async function writeSlices(url: string, slices: number, write: (writer: pg.ClientBase, slice: number) => Promise<unknown>) {
+  const writers = new pg.Pool({ connectionString: url, max: WRITERS });
+  const configured = new WeakSet<pg.ClientBase>();
+  let next = 0;
+  try {
+    await Promise.all(
+      Array.from({ length: WRITERS }, async () => {
+        for (let slice = next++; slice < slices; slice = next++) {
+          const writer = await writers.connect();
+          try {
+            if (!configured.has(writer)) {
+              // How the seed's WAL is written, not what it leaves behind: commits do not wait for the flush,
+              // and full-page images are compressed (superuser only; without it the seed is only slower).
+              await writer.query('set synchronous_commit = off');
+              await writer.query('set wal_compression = on').catch(() => {});
+              configured.add(writer);
+            }
+            await write(writer, slice);
+          } finally {
+            writer.release();
+          }
+        }
+      }),
+    );
+  } finally {
+    await writers.end();
+  }
 }
 
 /**

@@ -38,7 +38,7 @@ import { getProjectAnalytics, listProjectEvents, listSessionEvents } from '../sr
 import { createEventStreams } from '../src/subscriptions/event-subscription.service.ts';
 import { StreamEnd } from '../src/subscriptions/event-stream.ts';
 import { EVENTS_PER_SESSION, seedProjects, sessionOf, settleWatermarks, type ProjectGroup, type SeededProject } from './growth-log.ts';
-import { createBenchDatabase, fmt, percentile, SERVER_URL, startServerProcess, timed } from './support.ts';
+import { createBenchDatabase, databaseUrl, fmt, percentile, SERVER_URL, startServerProcess, timed, withAdmin } from './support.ts';
 import { benchServers } from './pg-cluster.ts';
 import { readFileSync } from 'node:fs';
 
@@ -506,13 +506,18 @@ async function growthOperations(client: pg.Client, orm: Awaited<ReturnType<typeo
   return withClaim ? [{ label: `claim a batch of 500 (${BASE_PROJECTS * TYPICAL_SESSIONS * PENDING_PER_SESSION} pending)`, run: () => claimOnce(client, orm) }, ...operations] : operations;
 }
 
-/** Every operation `rounds` times, one of each per round (so load from elsewhere lands on all alike), after 10 unmeasured rounds. */
-async function sampleOperations(operations: GrowthOperation[], rounds = 100): Promise<Map<string, number[]>> {
-  const samples = new Map(operations.map((operation) => [operation.label, [] as number[]]));
+/**
+ * Every operation of every set `rounds` times, one of each per round (so load from elsewhere
+ * lands on all alike), after 10 unmeasured rounds; the samples of each set by label.
+ */
+async function sampleOperations(sets: GrowthOperation[][], rounds = 100): Promise<Map<string, number[]>[]> {
+  const samples = sets.map((operations) => new Map(operations.map((operation) => [operation.label, [] as number[]])));
   for (let round = 0; round < rounds + 10; round++) {
-    for (const operation of operations) {
-      const ms = await operation.run();
-      if (round >= 10) samples.get(operation.label)!.push(ms);
+    for (const [i, operations] of sets.entries()) {
+      for (const operation of operations) {
+        const ms = await operation.run();
+        if (round >= 10) samples[i]!.get(operation.label)!.push(ms);
+      }
     }
   }
   return samples;
@@ -532,6 +537,15 @@ async function waitForHorizon(client: pg.Client) {
   }
 }
 
+/** A connection and an ORM on one database. */
+async function connectTo(url: string) {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  const orm = await createOrm({ kind: 'postgresql', url });
+  let closed = false;
+  return { client, orm, close: async () => void (closed || ((closed = true), await orm.close(), await client.end())) };
+}
+
 /**
  * Goal 5: the same operations at 100k events and, after growing the same database, at
  * BENCH_GROWTH_EVENTS (10M). The project measured is one of the first size's, so it is the same
@@ -540,6 +554,10 @@ async function waitForHorizon(client: pg.Client) {
  * measured too. After each step, as a live system would have done by then: the relay's watermark
  * stands past the seeded events, the rollup worker has folded them, and `vacuum analyze` has run
  * (autovacuum's work: this server's autovacuum may be off).
+ *
+ * Before it grows, the database is copied (CREATE DATABASE … TEMPLATE, block for block), and the
+ * copy at the first size is measured beside the grown one, one round of operations on each in
+ * turn: a change in the machine's load between the two sizes lands on both, not on the ratio.
  */
 async function growthBenchmark(url: string) {
   const bigSessions = Math.max(TYPICAL_SESSIONS, Math.round(GROWTH_EVENTS / 10 / EVENTS_PER_SESSION / 10) * 10);
@@ -548,62 +566,70 @@ async function growthBenchmark(url: string) {
     `\n6. Growth: claim, replay, history pages and projectAnalytics with ${(BASE_PROJECTS * TYPICAL_EVENTS).toLocaleString('en')} events in the log, then with ${GROWTH_EVENTS.toLocaleString('en')} (the same database grown; one project of ${TYPICAL_EVENTS.toLocaleString('en')} events measured at both sizes)`,
   );
   const started = performance.now();
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  const orm = await createOrm({ kind: 'postgresql', url });
-  const rollup = createAnalyticsRollupWorker({ orm, logger: silent, options: { intervalMs: 1_000, batchSize: GROWTH_FOLD_BATCH } });
-  await client.query('truncate event_outbox, outbox_delivery, analytics_counts_by_hour, analytics_counts_by_day, project cascade');
-  await client.query('drop table if exists growth_project');
-  const calibration = async () => (await timed(() => client.query('select count(*) from generate_series(1, 1000000)')))[1];
+  const admin = databaseUrl('postgres', url);
+  const copyName = `${new URL(url).pathname.slice(1)}_first_size`;
+  let main = await connectTo(url);
+  let copy: Awaited<ReturnType<typeof connectTo>> | null = null;
+  try {
+    await main.client.query('truncate event_outbox, outbox_delivery, analytics_counts_by_hour, analytics_counts_by_day, project cascade');
+    await main.client.query('drop table if exists growth_project');
 
-  /** Seeds the groups, then brings the database to where a live system would stand; prints what it took. */
-  async function grow(groups: ProjectGroup[], pendingPerSession = 0) {
-    const [projects, seedMs] = await timed(() => seedProjects(client, groups, { pendingPerSession }));
-    await settleWatermarks(client);
-    await waitForHorizon(client);
-    const [folded, foldMs] = await timed(() => rollup.catchUp());
-    const [, vacuumMs] = await timed(() => client.query('vacuum analyze'));
-    const size = await logSize(client);
-    console.log(
-      `  ${size.events.toLocaleString('en')} events: seeded ${projects.length} projects in ${fmt(seedMs / 1000, 1)} s, rollup worker folded ${folded.toLocaleString('en')} events in ${fmt(foldMs / 1000, 1)} s (batches of ${GROWTH_FOLD_BATCH.toLocaleString('en')}), vacuum analyze ${fmt(vacuumMs / 1000, 1)} s`,
-    );
-    console.log(`  bytes on disk per event: ${describeSize(size)}`);
-    return { projects, size };
+    /** Seeds the groups, then brings the database to where a live system would stand; prints what it took. */
+    const grow = async (groups: ProjectGroup[], pendingPerSession = 0) => {
+      const { client, orm } = main;
+      const [projects, seedMs] = await timed(() => seedProjects(client, url, groups, { pendingPerSession }));
+      await settleWatermarks(client);
+      await waitForHorizon(client);
+      const rollup = createAnalyticsRollupWorker({ orm, logger: silent, options: { intervalMs: 1_000, batchSize: GROWTH_FOLD_BATCH } });
+      const [folded, foldMs] = await timed(() => rollup.catchUp());
+      const [, vacuumMs] = await timed(() => client.query('vacuum analyze'));
+      const size = await logSize(client);
+      console.log(
+        `  ${size.events.toLocaleString('en')} events: seeded ${projects.length} projects in ${fmt(seedMs / 1000, 1)} s, rollup worker folded ${folded.toLocaleString('en')} events in ${fmt(foldMs / 1000, 1)} s (batches of ${GROWTH_FOLD_BATCH.toLocaleString('en')}), vacuum analyze ${fmt(vacuumMs / 1000, 1)} s`,
+      );
+      console.log(`  bytes on disk per event: ${describeSize(size)}`);
+      return { projects, size };
+    };
+
+    const base = await grow([{ first: 1, last: BASE_PROJECTS, sessions: TYPICAL_SESSIONS }], PENDING_PER_SESSION);
+    const measured = base.projects[0]!;
+    // A template must have no connections while it is copied.
+    await main.close();
+    await withAdmin((c) => c.query(`create database "${copyName}" template "${new URL(url).pathname.slice(1)}"`), admin);
+    main = await connectTo(url);
+    copy = await connectTo(databaseUrl(copyName, url));
+
+    const bigN = BASE_PROJECTS + typicalProjects + 1;
+    const grown = await grow([
+      { first: BASE_PROJECTS + 1, last: BASE_PROJECTS + typicalProjects, sessions: TYPICAL_SESSIONS },
+      { first: bigN, last: bigN, sessions: bigSessions },
+    ]);
+    const big = grown.projects.find((project) => project.n === bigN)!;
+    const [small, large, bigSamples] = await sampleOperations([
+      await growthOperations(copy.client, copy.orm, measured, true),
+      await growthOperations(main.client, main.orm, measured, true),
+      await growthOperations(main.client, main.orm, big, false),
+    ]);
+
+    const sizeLabel = (events: number) => (events >= 1e6 ? `${fmt(events / 1e6, events % 1e6 ? 1 : 0)}M` : `${events / 1e3}k`);
+    const [smallLabel, largeLabel] = [sizeLabel(base.size.events), sizeLabel(grown.size.events)];
+    const stats = (samples: number[]) => `p50 ${fmt(percentile(samples, 50)).padStart(6)} p95 ${fmt(percentile(samples, 95)).padStart(6)} ms`;
+    console.log(`  ${'operation (100 runs each, both sizes in turn)'.padEnd(52)} ${`at ${smallLabel}`.padEnd(26)} ${`at ${largeLabel}`.padEnd(26)} ratio p50 (p95)  goal`);
+    for (const [label, samples] of small!) {
+      const after = large!.get(label)!;
+      const ratio = (p: number) => fmt(percentile(after, p) / percentile(samples, p));
+      console.log(`  ${label.padEnd(52)} ${stats(samples).padEnd(26)} ${stats(after).padEnd(26)} ${ratio(50)} (${ratio(95)})      <= 1.2`);
+    }
+    console.log(`  a project ${fmt(big.events / measured.events, 0)}× larger (${big.events.toLocaleString('en')} events, ${big.sessions.toLocaleString('en')} sessions) at ${largeLabel}, against the ${measured.events.toLocaleString('en')}-event project at ${largeLabel}:`);
+    for (const [label, samples] of bigSamples!) {
+      console.log(`  ${label.padEnd(52)} ${stats(samples).padEnd(26)} ${fmt(percentile(samples, 50) / percentile(large!.get(label)!, 50))}× p50`);
+    }
+    console.log(`  growth section took ${fmt((performance.now() - started) / 60_000, 1)} min`);
+  } finally {
+    await copy?.close();
+    await main.close();
+    await withAdmin((c) => c.query(`drop database if exists "${copyName}" with (force)`), admin);
   }
-
-  const base = await grow([{ first: 1, last: BASE_PROJECTS, sessions: TYPICAL_SESSIONS }], PENDING_PER_SESSION);
-  const measured = base.projects[0]!;
-  const calibrationBefore = await calibration();
-  const small = await sampleOperations(await growthOperations(client, orm, measured, true));
-
-  const bigN = BASE_PROJECTS + typicalProjects + 1;
-  const grown = await grow([
-    { first: BASE_PROJECTS + 1, last: BASE_PROJECTS + typicalProjects, sessions: TYPICAL_SESSIONS },
-    { first: bigN, last: bigN, sessions: bigSessions },
-  ]);
-  const calibrationAfter = await calibration();
-  const large = await sampleOperations(await growthOperations(client, orm, measured, true));
-  const big = grown.projects.find((project) => project.n === bigN)!;
-  const bigSamples = await sampleOperations(await growthOperations(client, orm, big, false));
-
-  const sizeLabel = (events: number) => (events >= 1e6 ? `${fmt(events / 1e6, events % 1e6 ? 1 : 0)}M` : `${events / 1e3}k`);
-  const [smallLabel, largeLabel] = [sizeLabel(base.size.events), sizeLabel(grown.size.events)];
-  const stats = (samples: number[]) => `p50 ${fmt(percentile(samples, 50)).padStart(6)} p95 ${fmt(percentile(samples, 95)).padStart(6)} ms`;
-  console.log(`  machine: select count(*) from generate_series(1, 1000000) took ${fmt(calibrationBefore)} ms at ${smallLabel}, ${fmt(calibrationAfter)} ms at ${largeLabel}`);
-  console.log(`  ${'operation (100 runs each, interleaved)'.padEnd(52)} ${`at ${smallLabel}`.padEnd(26)} ${`at ${largeLabel}`.padEnd(26)} ratio p50 (p95)  goal`);
-  for (const [label, samples] of small) {
-    const after = large.get(label)!;
-    const ratio = (p: number) => fmt(percentile(after, p) / percentile(samples, p));
-    console.log(`  ${label.padEnd(52)} ${stats(samples).padEnd(26)} ${stats(after).padEnd(26)} ${ratio(50)} (${ratio(95)})      <= 1.2`);
-  }
-  console.log(`  a project ${fmt(big.events / measured.events, 0)}× larger (${big.events.toLocaleString('en')} events, ${big.sessions.toLocaleString('en')} sessions) at ${largeLabel}, against the ${measured.events.toLocaleString('en')}-event project at ${largeLabel}:`);
-  for (const [label, samples] of bigSamples) {
-    console.log(`  ${label.padEnd(52)} ${stats(samples).padEnd(26)} ${fmt(percentile(samples, 50) / percentile(large.get(label)!, 50))}× p50`);
-  }
-  console.log(`  growth section took ${fmt((performance.now() - started) / 60_000, 1)} min`);
-  await rollup.stop();
-  await orm.close();
-  await client.end();
 }
 
 // BENCH_ONLY=drain,latency,claim,writes,trickle,growth runs some of the sections (all by default).
