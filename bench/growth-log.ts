@@ -21,9 +21,10 @@ import pg from 'pg';
  * makes them. The `message` table is not written: nothing measured reads it.
  */
 
-/** Events per session, and sessions per user, of every seeded project. */
+/** Events per session of every seeded project. */
 export const EVENTS_PER_SESSION = 100;
 const MESSAGES_PER_SESSION = 95;
+/** Each user has one session in ten (session s is user s % users's) and one worker space. */
 const SESSIONS_PER_USER = 10;
 const AGENTS_PER_PROJECT = 3;
 /** Every 20th event of a project is a switch: 5 per session, 50 per user's worker space. */
