@@ -7,12 +7,15 @@
 //  3. the claim query's time with 1M published rows in the table, against an empty table;
 //  4. sendMessage throughput into one project against ten;
 //  5. the relay's database CPU per published event at a trickle (50 events/s), per minute, while
-//     delivered events accumulate (read from /proc/<pid>/stat of the publisher's backends).
+//     delivered events accumulate (read from /proc/<pid>/stat of the publisher's backends);
+//  6. growth: claim, replay from a cursor, history pages and projectAnalytics on one project with
+//     100k events in the log, then in the same database grown to BENCH_GROWTH_EVENTS (default 10M),
+//     with the ratio of each and the bytes on disk per event at both sizes.
 // Each section runs on a PostgreSQL cluster the bench starts itself with production settings
 // (autovacuum on; bench/pg-cluster.ts), then on the machine's server (BENCH_CLUSTER=off or
 // BENCH_TARGETS=machine: only that; BENCH_TARGETS=cluster: only the own cluster).
-// BENCH_ONLY=drain,latency,claim,writes,trickle runs some sections; BENCH_BACKLOG, BENCH_LATENCY_EVENTS,
-// BENCH_PUBLISHED_ROWS and BENCH_TRICKLE_SECONDS (default 600) scale them down for a quick look.
+// BENCH_ONLY=drain,latency,claim,writes,trickle,growth runs some sections; BENCH_BACKLOG, BENCH_LATENCY_EVENTS,
+// BENCH_PUBLISHED_ROWS, BENCH_TRICKLE_SECONDS (default 600) and BENCH_GROWTH_EVENTS scale them down for a quick look.
 // Network deadlines follow the settings, as in production (on, at their defaults). BENCH_DEADLINES=off
 // turns them all off (every deadline setting 0), to measure what they cost: run once each way.
 import { randomBytes } from 'node:crypto';
@@ -31,7 +34,12 @@ import { createMemoryBus } from '../src/bus/event-bus.ts';
 import { createCommitNotifier } from '../src/outbox/outbox.wakeups.ts';
 import { PROJECT_EVENTS, subscribe } from '../test/support/subscriber.ts';
 import { insertEvents, seedMessage, type SeedEvent } from '../test/support/outbox-seed.ts';
-import { createBenchDatabase, fmt, percentile, SERVER_URL, startServerProcess, timed } from './support.ts';
+import { createAnalyticsRollupWorker } from '../src/domain/analytics/analytics-rollup.worker.ts';
+import { getProjectAnalytics, listProjectEvents, listSessionEvents } from '../src/domain/analytics/analytics.service.ts';
+import { createEventStreams } from '../src/subscriptions/event-subscription.service.ts';
+import { StreamEnd } from '../src/subscriptions/event-stream.ts';
+import { EVENTS_PER_SESSION, seedProjects, sessionOf, settleWatermarks, type ProjectGroup, type SeededProject } from './growth-log.ts';
+import { createBenchDatabase, databaseUrl, fmt, percentile, SERVER_URL, startServerProcess, timed, withAdmin } from './support.ts';
 import { benchServers } from './pg-cluster.ts';
 import { readFileSync } from 'node:fs';
 
@@ -304,6 +312,27 @@ async function latencyBenchmark(url: string) {
   console.log(`  ratio p99 wake / poll: ${fmt(p99 / baseline)}  (target: p99 <= 15 ms)`);
 }
 
+/** One claim of a 500-event batch, undone afterwards (so every claim takes the same events); its time in ms. */
+async function claimOnce(client: pg.Client, orm: Awaited<ReturnType<typeof createOrm>>): Promise<number> {
+  const [claimed, ms] = await timed(() => claimBatch(orm, { limit: 500, token: crypto.randomUUID(), leaseMs: 30_000 }));
+  await client.query('update outbox_delivery set claimed_until = null, claim_token = null, claimed_through = null, attempts = 0 where aggregate_id = any($1)', [claimed.runs.map((run) => run.aggregateId)]);
+  return ms;
+}
+
+/** What the log costs on disk: the table with its TOAST and every index, and the delivery positions. */
+async function logSize(client: pg.Client) {
+  const { rows } = await client.query<{ table: string; indexes: string; positions: string; events: string }>(
+    `select pg_table_size('event_outbox') as table, pg_indexes_size('event_outbox') as indexes,
+            pg_total_relation_size('outbox_delivery') as positions, (select count(*) from event_outbox) as events`,
+  );
+  const events = Number(rows[0]!.events);
+  const perEvent = (bytes: string) => Number(bytes) / events;
+  return { events, table: perEvent(rows[0]!.table), indexes: perEvent(rows[0]!.indexes), positions: perEvent(rows[0]!.positions) };
+}
+
+const describeSize = (size: Awaited<ReturnType<typeof logSize>>) =>
+  `${fmt(size.table + size.indexes, 0)} (event_outbox with its indexes: ${fmt(size.table, 0)} table + ${fmt(size.indexes, 0)} indexes), plus ${fmt(size.positions, 1)} for outbox_delivery`;
+
 async function claimBenchmark(url: string) {
   console.log(`\n3. Claim statement time (batch 500, each claim undone before the next) with published rows accumulating`);
   const client = new pg.Client({ connectionString: url });
@@ -312,9 +341,7 @@ async function claimBenchmark(url: string) {
   async function measure(label: string) {
     const times: number[] = [];
     for (let i = 0; i < 60; i++) {
-      const [claimed, ms] = await timed(() => claimBatch(orm, { limit: 500, token: crypto.randomUUID(), leaseMs: 30_000 }));
-      // Undo the claim, so every run claims the same 500 events.
-      await client.query('update outbox_delivery set claimed_until = null, claim_token = null, claimed_through = null, attempts = 0 where aggregate_id = any($1)', [claimed.runs.map((run) => run.aggregateId)]);
+      const ms = await claimOnce(client, orm);
       if (i >= 10) times.push(ms);
     }
     console.log(`  ${label.padEnd(34)} p50 ${fmt(percentile(times, 50))} ms, p99 ${fmt(percentile(times, 99))} ms`);
@@ -329,12 +356,7 @@ async function claimBenchmark(url: string) {
   await client.query('vacuum analyze outbox_delivery');
   const full = await measure(`5k pending, ${(PUBLISHED_ROWS / 1e6).toLocaleString('en')}M published`);
   console.log(`  (seeded ${PUBLISHED_ROWS.toLocaleString('en')} published rows in ${fmt(seedMs / 1000, 1)} s)`);
-  // What the log costs on disk per event: the table with its TOAST and every index, and the delivery positions.
-  const { rows: sizes } = await client.query<{ log: string; positions: string; events: string }>(
-    `select pg_total_relation_size('event_outbox') as log, pg_total_relation_size('outbox_delivery') as positions, (select count(*) from event_outbox) as events`,
-  );
-  const perEvent = Number(sizes[0]!.log) / Number(sizes[0]!.events);
-  console.log(`  bytes on disk per event: ${fmt(perEvent, 0)} (event_outbox with its indexes), plus ${fmt(Number(sizes[0]!.positions) / Number(sizes[0]!.events), 1)} for outbox_delivery`);
+  console.log(`  bytes on disk per event: ${describeSize(await logSize(client))}`);
   console.log(`  ratio with / without published rows: ${fmt(full / empty)}`);
   await orm.close();
   await client.end();
@@ -426,7 +448,192 @@ async function trickleBenchmark(url: string) {
   console.log(`  CPU/event first minute ${fmt(first, 3)} ms, last ${fmt(last, 3)} ms, ratio last / first ${first ? fmt(last / first) : '-'}  (goal: <= 1 ms, flat)`);
 }
 
-// BENCH_ONLY=drain,latency,claim,writes,trickle runs some of the sections (all by default).
+const GROWTH_EVENTS = Number(process.env.BENCH_GROWTH_EVENTS ?? 10_000_000);
+/** Sessions of a typical project: 10,000 events, a thousandth of a 10M log (growth-log.ts shapes them). */
+const TYPICAL_SESSIONS = 100;
+const TYPICAL_EVENTS = TYPICAL_SESSIONS * EVENTS_PER_SESSION;
+/** The first size: this many typical projects, 100,000 events. */
+const BASE_PROJECTS = 10;
+const PENDING_PER_SESSION = 5;
+/** Events the rollup worker folds per transaction while catching up with a seeded log: fewer running-total rows rewritten per event. */
+const GROWTH_FOLD_BATCH = 250_000;
+const DAY_MS = 86_400_000;
+
+type GrowthOperation = { label: string; run: () => Promise<number> };
+
+/**
+ * The operations that must not slow down as the log grows, on one project, through the code the
+ * server runs: the publisher's claim; what a subscription resuming with `after` reads (the
+ * service opens the stream, the replay is read until `count` events arrive); history pages; and
+ * projectAnalytics over 30 days. Each returns its time in ms.
+ */
+async function growthOperations(client: pg.Client, orm: Awaited<ReturnType<typeof createOrm>>, project: SeededProject, withClaim: boolean): Promise<GrowthOperation[]> {
+  const em = () => forkEm(orm);
+  const viewer = project.viewer;
+  const streams = createEventStreams({ orm, bus: createMemoryBus(), options: deadlineConfig.subscriptions });
+  const session = await sessionOf(client, project, Math.floor(project.sessions / 2));
+  const eventAt = async (where: string, params: unknown[]) => (await client.query<{ id: string }>(`select id from event_outbox where ${where}`, params)).rows[0]!.id;
+  const sessionCursor = await eventAt('aggregate_id = $1 and sequence = 50', [session]);
+  const projectCursor = await eventAt('project_id = $1 and project_sequence = $2', [project.id, project.events - 1_000]);
+  const replay = async (open: () => Promise<AsyncIterableIterator<unknown>>, count: number) => {
+    const stream = await open();
+    for (let i = 0; i < count; i++) {
+      const next = await stream.next();
+      if (next.done || next.value instanceof StreamEnd) throw new Error(`replay ended after ${i} of ${count} events`);
+    }
+    await stream.return?.();
+  };
+  // Cursors deep in history, found by walking there once: page 11 of the project's newest first.
+  let pageCursor: string | null = null;
+  for (let i = 0; i < 10; i++) {
+    const page = await listProjectEvents(em(), viewer, { projectId: project.id, first: 100, after: pageCursor });
+    pageCursor = page.cursorOf(page.items.at(-1)!);
+  }
+  const sessionPage = await listSessionEvents(em(), viewer, { projectId: project.id, sessionId: session, first: 100 });
+  const sessionPageCursor = sessionPage.cursorOf(sessionPage.items[50]!);
+  const who = { userId: viewer, tokenExpiresAt: null };
+  const operations: GrowthOperation[] = [
+    { label: 'replay: sessionEvents after a cursor (45 events)', run: async () => (await timed(() => replay(() => streams.session(who, session, { after: sessionCursor }), 45)))[1] },
+    { label: 'replay: projectEvents after a cursor (500 events)', run: async () => (await timed(() => replay(() => streams.project(who, project.id, { after: projectCursor }), 500)))[1] },
+    { label: 'projectEventHistory first page (20)', run: async () => (await timed(() => listProjectEvents(em(), viewer, { projectId: project.id, first: 20 })))[1] },
+    { label: 'projectEventHistory page 51 from a cursor (20)', run: async () => (await timed(() => listProjectEvents(em(), viewer, { projectId: project.id, first: 20, after: pageCursor })))[1] },
+    { label: "projectEventHistory a user's events (20)", run: async () => (await timed(() => listProjectEvents(em(), viewer, { projectId: project.id, filter: { userId: viewer }, first: 20 })))[1] },
+    { label: 'sessionEventHistory from a cursor (20)', run: async () => (await timed(() => listSessionEvents(em(), viewer, { projectId: project.id, sessionId: session, first: 20, after: sessionPageCursor })))[1] },
+    {
+      label: 'projectAnalytics last 30 days, by day',
+      run: async () => (await timed(() => getProjectAnalytics(em(), viewer, { projectId: project.id, from: new Date(Date.now() - 30 * DAY_MS), to: new Date(), bucket: 'day' })))[1],
+    },
+  ];
+  return withClaim ? [{ label: `claim a batch of 500 (${BASE_PROJECTS * TYPICAL_SESSIONS * PENDING_PER_SESSION} pending)`, run: () => claimOnce(client, orm) }, ...operations] : operations;
+}
+
+/**
+ * Every operation of every set `rounds` times, one of each per round (so load from elsewhere
+ * lands on all alike), after 10 unmeasured rounds; the samples of each set by label.
+ */
+async function sampleOperations(sets: GrowthOperation[][], rounds = 100): Promise<Map<string, number[]>[]> {
+  const samples = sets.map((operations) => new Map(operations.map((operation) => [operation.label, [] as number[]])));
+  for (let round = 0; round < rounds + 10; round++) {
+    for (const [i, operations] of sets.entries()) {
+      for (const operation of operations) {
+        const ms = await operation.run();
+        if (round >= 10) samples[i]!.get(operation.label)!.push(ms);
+      }
+    }
+  }
+  return samples;
+}
+
+/** Events whose transaction has not ended are invisible to history and analytics: wait until every seeded one has. */
+async function waitForHorizon(client: pg.Client) {
+  const deadline = Date.now() + 300_000;
+  for (let waited = 0; ; waited += 1) {
+    const { rows } = await client.query<{ passed: boolean }>(
+      `select pg_snapshot_xmin(pg_current_snapshot()) > coalesce((select max(transaction_id) from event_outbox), '0') as passed`,
+    );
+    if (rows[0]!.passed) return;
+    if (waited === 0) console.log('  (waiting for a transaction elsewhere on the server to end: it holds the horizon below the seeded events)');
+    if (Date.now() > deadline) throw new Error('the horizon did not pass the seeded events within 5 minutes');
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+  }
+}
+
+/** A connection and an ORM on one database. */
+async function connectTo(url: string) {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  const orm = await createOrm({ kind: 'postgresql', url });
+  let closed = false;
+  return { client, orm, close: async () => void (closed || ((closed = true), await orm.close(), await client.end())) };
+}
+
+/**
+ * Goal 5: the same operations at 100k events and, after growing the same database, at
+ * BENCH_GROWTH_EVENTS (10M). The project measured is one of the first size's, so it is the same
+ * project of 10,000 events both times: what changes is the table around it. The growth adds
+ * typical projects and one project 100 times larger (a tenth of the log; less when scaled down),
+ * measured too. After each step, as a live system would have done by then: the relay's watermark
+ * stands past the seeded events, the rollup worker has folded them, and `vacuum analyze` has run
+ * (autovacuum's work: this server's autovacuum may be off).
+ *
+ * Before it grows, the database is copied (CREATE DATABASE … TEMPLATE, block for block), and the
+ * copy at the first size is measured beside the grown one, one round of operations on each in
+ * turn: a change in the machine's load between the two sizes lands on both, not on the ratio.
+ */
+async function growthBenchmark(url: string) {
+  const bigSessions = Math.max(TYPICAL_SESSIONS, Math.round(GROWTH_EVENTS / 10 / EVENTS_PER_SESSION / 10) * 10);
+  const typicalProjects = Math.max(0, Math.round((GROWTH_EVENTS - BASE_PROJECTS * TYPICAL_EVENTS - bigSessions * EVENTS_PER_SESSION) / TYPICAL_EVENTS));
+  console.log(
+    `\n6. Growth: claim, replay, history pages and projectAnalytics with ${(BASE_PROJECTS * TYPICAL_EVENTS).toLocaleString('en')} events in the log, then with ${GROWTH_EVENTS.toLocaleString('en')} (the same database grown; one project of ${TYPICAL_EVENTS.toLocaleString('en')} events measured at both sizes)`,
+  );
+  const started = performance.now();
+  const admin = databaseUrl('postgres', url);
+  const copyName = `${new URL(url).pathname.slice(1)}_first_size`;
+  let main = await connectTo(url);
+  let copy: Awaited<ReturnType<typeof connectTo>> | null = null;
+  try {
+    await main.client.query('truncate event_outbox, outbox_delivery, analytics_counts_by_hour, analytics_counts_by_day, project cascade');
+    await main.client.query('drop table if exists growth_project');
+
+    /** Seeds the groups, then brings the database to where a live system would stand; prints what it took. */
+    const grow = async (groups: ProjectGroup[], pendingPerSession = 0) => {
+      const { client, orm } = main;
+      const [projects, seedMs] = await timed(() => seedProjects(client, url, groups, { pendingPerSession }));
+      await settleWatermarks(client);
+      await waitForHorizon(client);
+      const rollup = createAnalyticsRollupWorker({ orm, logger: silent, options: { intervalMs: 1_000, batchSize: GROWTH_FOLD_BATCH } });
+      const [folded, foldMs] = await timed(() => rollup.catchUp());
+      const [, vacuumMs] = await timed(() => client.query('vacuum analyze'));
+      const size = await logSize(client);
+      console.log(
+        `  ${size.events.toLocaleString('en')} events: seeded ${projects.length} projects in ${fmt(seedMs / 1000, 1)} s, rollup worker folded ${folded.toLocaleString('en')} events in ${fmt(foldMs / 1000, 1)} s (batches of ${GROWTH_FOLD_BATCH.toLocaleString('en')}), vacuum analyze ${fmt(vacuumMs / 1000, 1)} s`,
+      );
+      console.log(`  bytes on disk per event: ${describeSize(size)}`);
+      return { projects, size };
+    };
+
+    const base = await grow([{ first: 1, last: BASE_PROJECTS, sessions: TYPICAL_SESSIONS }], PENDING_PER_SESSION);
+    const measured = base.projects[0]!;
+    // A template must have no connections while it is copied.
+    await main.close();
+    await withAdmin((c) => c.query(`create database "${copyName}" template "${new URL(url).pathname.slice(1)}"`), admin);
+    main = await connectTo(url);
+    copy = await connectTo(databaseUrl(copyName, url));
+
+    const bigN = BASE_PROJECTS + typicalProjects + 1;
+    const grown = await grow([
+      { first: BASE_PROJECTS + 1, last: BASE_PROJECTS + typicalProjects, sessions: TYPICAL_SESSIONS },
+      { first: bigN, last: bigN, sessions: bigSessions },
+    ]);
+    const big = grown.projects.find((project) => project.n === bigN)!;
+    const [small, large, bigSamples] = await sampleOperations([
+      await growthOperations(copy.client, copy.orm, measured, true),
+      await growthOperations(main.client, main.orm, measured, true),
+      await growthOperations(main.client, main.orm, big, false),
+    ]);
+
+    const sizeLabel = (events: number) => (events >= 1e6 ? `${fmt(events / 1e6, events % 1e6 ? 1 : 0)}M` : `${events / 1e3}k`);
+    const [smallLabel, largeLabel] = [sizeLabel(base.size.events), sizeLabel(grown.size.events)];
+    const stats = (samples: number[]) => `p50 ${fmt(percentile(samples, 50)).padStart(6)} p95 ${fmt(percentile(samples, 95)).padStart(6)} ms`;
+    console.log(`  ${'operation (100 runs each, both sizes in turn)'.padEnd(52)} ${`at ${smallLabel}`.padEnd(26)} ${`at ${largeLabel}`.padEnd(26)} ratio p50 (p95)  goal`);
+    for (const [label, samples] of small!) {
+      const after = large!.get(label)!;
+      const ratio = (p: number) => fmt(percentile(after, p) / percentile(samples, p));
+      console.log(`  ${label.padEnd(52)} ${stats(samples).padEnd(26)} ${stats(after).padEnd(26)} ${ratio(50)} (${ratio(95)})      <= 1.2`);
+    }
+    console.log(`  a project ${fmt(big.events / measured.events, 0)}× larger (${big.events.toLocaleString('en')} events, ${big.sessions.toLocaleString('en')} sessions) at ${largeLabel}, against the ${measured.events.toLocaleString('en')}-event project at ${largeLabel}:`);
+    for (const [label, samples] of bigSamples!) {
+      console.log(`  ${label.padEnd(52)} ${stats(samples).padEnd(26)} ${fmt(percentile(samples, 50) / percentile(large!.get(label)!, 50))}× p50`);
+    }
+    console.log(`  growth section took ${fmt((performance.now() - started) / 60_000, 1)} min`);
+  } finally {
+    await copy?.close();
+    await main.close();
+    await withAdmin((c) => c.query(`drop database if exists "${copyName}" with (force)`), admin);
+  }
+}
+
+// BENCH_ONLY=drain,latency,claim,writes,trickle,growth runs some of the sections (all by default).
 const only = process.env.BENCH_ONLY?.split(',');
 const wanted = (section: string) => !only || only.includes(section);
 /** The bench's own cluster on the first of its ports that starts (a busy ephemeral port can refuse the bind). */
@@ -453,6 +660,7 @@ try {
       if (wanted('claim')) await claimBenchmark(database.url);
       if (wanted('writes')) await writeThroughput(database.url);
       if (wanted('trickle')) await trickleBenchmark(database.url);
+      if (wanted('growth')) await growthBenchmark(database.url);
     } finally {
       await database.drop();
     }

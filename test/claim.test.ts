@@ -194,6 +194,18 @@ describe('the claim plan', () => {
     expect(scans.some((line) => /Index Scan using outbox_delivery_(due|undelivered)_idx/.test(line))).toBe(true);
     expect(scans.filter((line) => / on event_outbox\b/.test(line)).every((line) => line.includes('event_outbox_aggregate_sequence_key'))).toBe(true);
   });
+
+  it('reads the rows it claims by their key, however many aggregates are delivered', async () => {
+    // Ten thousand sessions whose events are all delivered, beside a thousand with some to deliver.
+    const delivered = await seedPendingEvents(fixture.client, { sessions: 10_000, perSession: 1 });
+    await setDeliveryStates(fixture.client, delivered.sessionIds.map((aggregateId) => ({ aggregateId, deliveredThrough: 1 })));
+    const { sessionIds } = await seedPendingEvents(fixture.client, { sessions: 1_000, perSession: 5 });
+    await setDeliveryStates(fixture.client, sessionIds.map((aggregateId) => ({ aggregateId, deliveredThrough: 0 })));
+    await fixture.client.query('vacuum analyze outbox_delivery');
+    const scans = await tableScans();
+    expect(scans.some((line) => /Update on outbox_delivery/.test(line))).toBe(true);
+    expect(scans.filter((line) => /Seq Scan on outbox_delivery|Bitmap Heap Scan on outbox_delivery/.test(line))).toEqual([]);
+  });
 });
 
 describe('OutboxPublisher with many blocked sessions', () => {

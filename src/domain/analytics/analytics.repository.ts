@@ -236,6 +236,12 @@ export interface AnalyticsRow {
 }
 
 const KEYED_METRICS = sql`('user', 'session', 'switch', 'response')`;
+/**
+ * Up to this many events not folded yet (in all projects), a read finds its project's among them
+ * by transaction id; past it, among the project's events in the range. A rollup worker that keeps
+ * up leaves about a second of writes unfolded.
+ */
+const FEW_UNFOLDED = 2_000;
 const utcMidnight = (day: RawBuilder<unknown>) => sql`((${day})::timestamp at time zone 'UTC')`;
 
 /** Running-total differences over whole days: one row per key and 64-day period (per day with `perDay`). */
@@ -287,9 +293,22 @@ export async function readProjectAnalytics(em: Em, query: AnalyticsQuery): Promi
   // through the (project_id, created_at) index instead of walking every folded event.
   const events = sql.join(
     [
+      // Events not folded yet, read by transaction id while they are few (the rollup worker keeps
+      // them so). Fenced (offset 0) because the planner cannot see the watermark: given the
+      // project and the range as well, it read the project's events in the whole range through
+      // the (project_id, created_at) index and dropped the folded ones, a cost that grew with the
+      // log (30-day projectAnalytics: 6 ms at 100k events, 13.5 ms at 10M).
+      sql`
+      select ${EVENT_FACTS} from (
+        select * from event_outbox e
+        where e.transaction_id >= (select watermark from snapshot) and e.transaction_id < (select horizon from snapshot)
+        offset 0
+      ) e
+      where (select few from unfolded) and e.project_id = ${projectId}::uuid and e.created_at >= ${query.from} and e.created_at < ${query.to}`,
+      // Many (the worker stopped or fell behind): the project's events in the range, as before.
       sql`
       select ${EVENT_FACTS} from snapshot, event_outbox e
-      where e.transaction_id >= snapshot.watermark and e.transaction_id < snapshot.horizon
+      where not (select few from unfolded) and e.transaction_id >= snapshot.watermark and e.transaction_id < snapshot.horizon
         and e.project_id = ${projectId}::uuid and e.created_at >= ${query.from} and e.created_at < ${query.to}`,
       ...query.pieces.raw.map(
         (range) => sql`
@@ -312,6 +331,14 @@ export async function readProjectAnalytics(em: Em, query: AnalyticsQuery): Promi
   const { rows } = await sql<AnalyticsRow>`
     with snapshot as materialized (
       select ${CURRENT_HORIZON} as horizon, transaction_id as watermark from analytics_rollup_state where id = 1
+    ),
+    -- Whether the events not folded yet (all projects') are few enough to read by transaction id.
+    unfolded as materialized (
+      select count(*) <= ${FEW_UNFOLDED} as few from (
+        select from event_outbox e
+        where e.transaction_id >= (select watermark from snapshot) and e.transaction_id < (select horizon from snapshot)
+        limit ${FEW_UNFOLDED + 1}
+      ) counted
     ),
     ${metricCells(events)},
     counted (metric, key, subkey, at, value) as (${sql.join(parts, sql` union all `)}),

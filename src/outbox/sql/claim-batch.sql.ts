@@ -73,7 +73,10 @@ export const claimBatch = namedStatement<ClaimBatchParams, ClaimedEventRow>(`
         claim_token = :token::uuid,
         claimed_through = least(d.delivered_through + locked.share, d.written_through)
     from locked
-    where d.aggregate_id = locked.aggregate_id
+    -- The chosen rows by key: joined to \`locked\` alone, the update was planned as a hash join over
+    -- a read of every aggregate's row, which the planner prefers until the table holds some
+    -- 50,000 aggregates (a claim took 1.6x as long with 11,000 as with 1,100).
+    where d.aggregate_id = any(array(select aggregate_id from locked)) and d.aggregate_id = locked.aggregate_id
     returning d.aggregate_id, d.delivered_through, d.claimed_through, d.attempts, d.next_retry_at
   )
   select e.id, e.event_type, e.aggregate_type, c.aggregate_id, e.sequence, e.project_sequence, e.project_id, e.session_id,
