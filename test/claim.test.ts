@@ -2,7 +2,7 @@ import pg from 'pg';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../src/platform/logger.ts';
 import { OutboxPublisher } from '../src/outbox/outbox.publisher.ts';
-import { claimBatch, discoverNewEvents, recordOutcomes, registerAndClaim, type ClaimOptions, type ClaimResult } from '../src/outbox/outbox.sql.ts';
+import { claimBatch, discoverNewEvents, recordOutcomes, type ClaimOptions, type ClaimResult } from '../src/outbox/outbox.sql.ts';
 import { claimBatch as claimBatchStatement } from '../src/outbox/sql/claim-batch.sql.ts';
 import { useTestDatabase } from './support/app.ts';
 import { createFlakyBus } from './support/flaky-bus.ts';
@@ -164,91 +164,6 @@ describe('registering new events', () => {
     await discoverNewEvents(fixture.orm);
     const { rows } = await fixture.client.query('select sum(written_through)::int as written, count(*)::int as aggregates from outbox_delivery');
     expect(rows[0]).toEqual({ written: 200, aggregates: 50 });
-  });
-});
-
-describe('recording, registering and claiming in one statement (registerAndClaim), as a cycle starts', () => {
-  /** One cycle's first statement: records `previous` (delivered in full) and claims what it registers. */
-  async function firstStatement(previous: (ClaimResult & { token: string }) | null, limit = 500) {
-    const token = crypto.randomUUID();
-    const delivered = previous && { token: previous.token, runs: previous.runs.map((run) => ({ aggregateId: run.aggregateId, deliveredThrough: run.deliveredThrough + run.rows.length })) };
-    return { token, ...(await registerAndClaim(fixture.orm, delivered, { limit, token, leaseMs: 30_000 })) };
-  }
-  const claimedSequences = (batch: ClaimResult) => batch.runs.map((run) => [run.aggregateId, run.rows.map((row) => row.sequence)]);
-
-  it('claims newly committed events as it registers them, and records the previous batch in the same statement', async () => {
-    const first1 = await insertEvent(aggregateAt(1), 1);
-    await insertEvent(aggregateAt(2), 1);
-    const first = await firstStatement(null);
-    expect(claimedSequences(first)).toEqual([[aggregateAt(1), [1]], [aggregateAt(2), [1]]]);
-    expect(first).toMatchObject({ registered: 2, recorded: 0, claimMore: false });
-    // Claimed: nobody else may take them.
-    expect((await claim({ limit: 10 })).rows).toEqual([]);
-
-    await insertEvent(aggregateAt(1), 2);
-    await insertEvent(aggregateAt(3), 1);
-    const second = await firstStatement(first);
-    expect(second).toMatchObject({ recorded: 2, claimMore: false });
-    expect(await statusOf([first1])).toEqual(['published']);
-    expect(claimedSequences(second)).toEqual([[aggregateAt(1), [2]], [aggregateAt(3), [1]]]);
-    expect(second.runs.map((run) => run.attempts)).toEqual([1, 1]);
-
-    const third = await firstStatement(second);
-    expect(third).toMatchObject({ recorded: 2, registered: 0, claimMore: false, runs: [] });
-    expect(await statusOf(second.rows.map((row) => row.id))).toEqual(['published']);
-  });
-
-  it('never lets what it registers overtake an aggregate that was due already: it leaves the claim to the claim statement', async () => {
-    await insertEvent(aggregateAt(2), 1);
-    await discoverNewEvents(fixture.orm);
-    await insertEvent(aggregateAt(1), 1);
-    const first = await firstStatement(null);
-    expect(first).toMatchObject({ registered: 1, claimMore: true, runs: [] });
-    const batch = await claimBatch(fixture.orm, { limit: 10, token: crypto.randomUUID(), leaseMs: 30_000 });
-    expect(batch.runs.map((run) => run.aggregateId)).toEqual([aggregateAt(2), aggregateAt(1)]);
-  });
-
-  it('registers, and does not claim, new events of an aggregate another claim holds, whose head waits for a retry or failed', async () => {
-    await insertEvent(aggregateAt(1), 1);
-    const held = await claim({ limit: 10 });
-    await insertEvent(aggregateAt(2), 1);
-    await setDeliveryState(fixture.client, aggregateAt(2), { deliveredThrough: 0, attempts: 1, lastError: 'bus down', retryInSeconds: 3600 });
-    await insertEvent(aggregateAt(3), 1, 'failed');
-    for (const rank of [1, 2, 3]) await insertEvent(aggregateAt(rank), 2);
-    await insertEvent(aggregateAt(4), 1);
-    const first = await firstStatement(null);
-    expect(claimedSequences(first)).toEqual([[aggregateAt(4), [1]]]);
-    const { rows } = await fixture.client.query('select aggregate_id, written_through, claim_token from outbox_delivery where aggregate_id = any($1) order by aggregate_id', [[1, 2, 3].map(aggregateAt)]);
-    expect(rows).toEqual([
-      { aggregate_id: aggregateAt(1), written_through: 2, claim_token: held.token },
-      { aggregate_id: aggregateAt(2), written_through: 2, claim_token: null },
-      { aggregate_id: aggregateAt(3), written_through: 2, claim_token: null },
-    ]);
-  });
-
-  it('fills a batch oldest first and says when more is left', async () => {
-    for (const rank of [1, 2, 3]) for (const sequence of [1, 2]) await insertEvent(aggregateAt(rank), sequence);
-    const first = await firstStatement(null, 3);
-    expect(claimedSequences(first)).toEqual([[aggregateAt(1), [1, 2]], [aggregateAt(2), [1]]]);
-    expect(first.claimMore).toBe(true);
-    const rest = await claimBatch(fixture.orm, { limit: 10, token: crypto.randomUUID(), leaseMs: 30_000 });
-    expect(claimedSequences(rest)).toEqual([[aggregateAt(3), [1, 2]]]);
-  });
-
-  it('claims nothing while another publisher holds the watermark, and says the claim statement should run', async () => {
-    await insertEvent(aggregateAt(1), 1);
-    const other = new pg.Client({ connectionString: fixture.db.url });
-    await other.connect();
-    try {
-      await other.query('begin');
-      await other.query('select from outbox_relay_state where id = 1 for update');
-      const first = await firstStatement(null);
-      expect(first).toMatchObject({ registered: 0, claimMore: true, runs: [] });
-    } finally {
-      await other.query('rollback');
-      await other.end();
-    }
-    expect(claimedSequences(await firstStatement(null))).toEqual([[aggregateAt(1), [1]]]);
   });
 });
 

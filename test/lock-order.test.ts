@@ -2,7 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { dbOf } from '../src/platform/db/database.ts';
 import { createOrm, forkEm, type Orm } from '../src/platform/db/orm.ts';
 import { requeueFailed } from '../src/outbox/outbox-delivery.repository.ts';
-import { claimBatch, discoverNewEvents, recordOutcomes, registerAndClaim, type ClaimResult } from '../src/outbox/outbox.sql.ts';
+import { claimBatch, discoverNewEvents, recordOutcomes, type ClaimResult } from '../src/outbox/outbox.sql.ts';
 import { useTestDatabase } from './support/app.ts';
 import { connect } from './support/database.ts';
 import { insertEvents, seedMessage, setDeliveryState, setDeliveryStates } from './support/outbox-seed.ts';
@@ -167,43 +167,6 @@ describe.each(planners)('statements writing several delivery positions lock them
       const { result, locked } = await lockedWhileWaitingOn(lowest(others), others, record);
       expect(locked).toEqual([]);
       await expectRecordedAndRegistered(result, claimed, others);
-    });
-  });
-
-  describe('recording a batch, registering new events and claiming them in one statement (register-and-claim): the batch first, then the rest', () => {
-    /** As above: a claimed batch of the highest ids, the lowest only registered, a new event for each; the new claim's token. */
-    async function batchAndOthers() {
-      const ids = await registeredHighestFirst(2 * AGGREGATES);
-      const batch = await claim(AGGREGATES);
-      const claimed = batch.runs.map((run) => run.aggregateId).sort();
-      expect(claimed).toEqual(ids.slice(AGGREGATES));
-      await writeEvents(ids);
-      const others = ids.slice(0, AGGREGATES);
-      const token = crypto.randomUUID();
-      const record = () => registerAndClaim(orm(), { token: batch.token, runs: delivered(batch) }, { limit: 500, token, leaseMs: 30_000 });
-      return { ids, claimed, others, record, token };
-    }
-
-    async function expectRecordedRegisteredAndClaimed(result: Awaited<ReturnType<typeof registerAndClaim>>, claimed: string[], others: string[], token: string) {
-      expect(result).toMatchObject({ recorded: AGGREGATES, registered: AGGREGATES, claimMore: false });
-      // Each one's new event is claimed by the new claim, in the same write.
-      expect(result.runs.map((run) => run.aggregateId).sort()).toEqual([...claimed, ...others].sort());
-      expect(await positions(claimed)).toEqual(claimed.map(() => ({ written_through: 2, delivered_through: 1, attempts: 1, failed: false, claim_token: token })));
-      expect(await positions(others)).toEqual(others.map(() => ({ written_through: 2, delivered_through: 0, attempts: 1, failed: false, claim_token: token })));
-    }
-
-    it('waiting on the lowest of the batch, it has locked nothing else', async () => {
-      const { ids, claimed, others, record, token } = await batchAndOthers();
-      const { result, locked } = await lockedWhileWaitingOn(lowest(claimed), ids, record);
-      expect(locked).toEqual([]);
-      await expectRecordedRegisteredAndClaimed(result, claimed, others, token);
-    });
-
-    it('waiting on the lowest of the rest, it has locked none of the rest', async () => {
-      const { claimed, others, record, token } = await batchAndOthers();
-      const { result, locked } = await lockedWhileWaitingOn(lowest(others), others, record);
-      expect(locked).toEqual([]);
-      await expectRecordedRegisteredAndClaimed(result, claimed, others, token);
     });
   });
 

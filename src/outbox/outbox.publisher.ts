@@ -9,7 +9,7 @@ import type { EventBus } from '../bus/event-bus.ts';
 import { backoffMs } from './backoff.ts';
 import { tracedClaim, tracedPublish } from './outbox.tracing.ts';
 import { logCycleAbandoned, logPublisherStarted, logPublisherStopped } from './outbox.log.ts';
-import { claimBatch, discoverNewEvents, recordOutcomes, registerAndClaim, type ClaimResult, type DeliveredBatch, type OutboxRow, type RunOutcome } from './outbox.sql.ts';
+import { claimBatch, discoverNewEvents, recordOutcomes, type ClaimResult, type DeliveredBatch, type OutboxRow, type RunOutcome } from './outbox.sql.ts';
 
 /** What the publisher reports as it works; metrics and logs hang off this. All optional. */
 export interface PublisherObserver {
@@ -207,18 +207,15 @@ export class OutboxPublisher {
     const prepared = options.preparedStatements ?? true;
     const deferred = this.#deferred;
     this.#deferred = null;
-    const token = newId();
-    const first = await tracedClaim(() =>
-      registerAndClaim(orm, deferred, { limit: options.batchSize, token, leaseMs: options.claimLeaseMs, prepared }),
-    ).catch((error: unknown) => {
+    const { recorded } = await discoverNewEvents(orm, prepared, deferred).catch((error: unknown) => {
       // Nothing was written: the batch is still to be recorded.
       if (generation === this.#generation) this.#deferred ??= deferred;
       throw error;
     });
-    if (deferred) this.#reportLapsed(deferred.runs.length, first.recorded);
+    if (deferred) this.#reportLapsed(deferred.runs.length, recorded);
     current();
-    // Only what the first statement wrote could be claimed there; anything else due is claimed here.
-    const result = first.runs.length === 0 && first.claimMore ? await tracedClaim(() => this.#claim(token)) : first;
+    const token = newId();
+    const result = await tracedClaim(() => this.#claim(token));
     current();
     if (result.runs.length === 0) {
       await this.#settle();
@@ -238,8 +235,8 @@ export class OutboxPublisher {
       this.#deps.observer?.published?.(outcome.published);
       this.#deferred = { token, runs: outcome.outcomes.map((o) => ({ aggregateId: o.aggregateId, deliveredThrough: o.deliveredThrough })) };
       this.#lastCycleAt = new Date(this.#clock.now());
-      // Less than a full batch and nothing else due: nothing else was claimable. A commit meanwhile nudges another cycle.
-      return { claimed: result.rows.length, more: result.rows.length >= options.batchSize || first.claimMore };
+      // Less than a full batch: nothing else was claimable. A commit meanwhile nudges another cycle.
+      return { claimed: result.rows.length, more: result.rows.length >= options.batchSize };
     }
     const recording = this.#record(token, result, outcome);
     if (inFull && result.rows.length >= RECORD_ALONGSIDE_FROM) {

@@ -7,7 +7,6 @@ import { discoverEvents } from './sql/discover-events.sql.ts';
 import { ANALYZE_AFTER_REGISTERING, analyzeDelivery } from './sql/analyze-delivery.sql.ts';
 import { recordOutcome } from './sql/record-outcome.sql.ts';
 import { recordAndDiscover } from './sql/record-and-discover.sql.ts';
-import { registerAndClaim as registerAndClaimStatement } from './sql/register-and-claim.sql.ts';
 
 /**
  * What the publisher runs, as functions over the statements in ./sql (one file per statement).
@@ -74,41 +73,6 @@ export async function discoverNewEvents(orm: Orm, prepared = true, delivered: De
   const recorded = rows[0]?.recorded ?? 0;
   if (registered >= ANALYZE_AFTER_REGISTERING) await runPrepared(orm, analyzeDelivery.bind({}), false);
   return { registered, recorded };
-}
-
-/** What a cycle's first statement did: the batch it claimed, and whether the claim statement is to run too. */
-export interface RegisterAndClaimResult extends ClaimResult {
-  registered: number;
-  recorded: number;
-  /** Other aggregates may be due (or this batch was full, or another publisher registers): run claimBatch. */
-  claimMore: boolean;
-}
-
-/**
- * Records `delivered` (if any), registers newly committed events and claims what it touched, in
- * one statement (see register-and-claim.sql.ts).
- */
-export async function registerAndClaim(orm: Orm, delivered: DeliveredBatch | null, options: ClaimOptions): Promise<RegisterAndClaimResult> {
-  const rows = await runPrepared(
-    orm,
-    registerAndClaimStatement.bind({
-      token: delivered?.token ?? options.token,
-      aggregate_ids: delivered?.runs.map((run) => run.aggregateId) ?? [],
-      delivered_throughs: delivered?.runs.map((run) => run.deliveredThrough) ?? [],
-      limit: options.limit,
-      lease_seconds: options.leaseMs / 1000,
-      new_token: options.token,
-    }),
-    options.prepared ?? true,
-  );
-  const summary = rows[0];
-  if (!summary) throw new Error('register-and-claim returned no row');
-  const { registered, recorded, claim_more: claimMore } = summary;
-  if (registered >= ANALYZE_AFTER_REGISTERING) await runPrepared(orm, analyzeDelivery.bind({}), false);
-  const claimed = rows
-    .filter((row) => row.aggregate_id !== null)
-    .map(({ registered: _r, recorded: _d, discovering: _s, claim_more: _m, ...row }) => row as ClaimedEventRow);
-  return { ...runsOf(claimed), registered, recorded, claimMore };
 }
 
 /** Claims the next batch (see claim-batch.sql.ts). */
