@@ -27,9 +27,15 @@ export const SEEN_SINCE_WATERMARK = `
       where e.transaction_id >= (select greatest(transaction_id, coalesce(pg_snapshot_xmax(seen_snapshot), transaction_id)) from state)
         and e.transaction_id < pg_snapshot_xmax(pg_current_snapshot())
       union all
-      select e.aggregate_id, e.aggregate_type, e.project_id, e.sequence from event_outbox e
-      where e.transaction_id = any(array(select pg_snapshot_xip(seen_snapshot) from state))
-        and e.transaction_id >= (select transaction_id from state)
+      -- One probe of the index per transaction the last snapshot saw running: a lateral join kept
+      -- from being flattened (offset 0), so it is never planned as a hash join over the whole log.
+      select e.aggregate_id, e.aggregate_type, e.project_id, e.sequence
+      from (select pg_snapshot_xip(seen_snapshot) as transaction_id from state) running
+      cross join lateral (
+        select e.aggregate_id, e.aggregate_type, e.project_id, e.sequence from event_outbox e
+        where e.transaction_id = running.transaction_id
+        offset 0
+      ) e
     ) e
     group by e.aggregate_id`;
 
