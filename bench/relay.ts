@@ -32,6 +32,7 @@ import { claimBatch, discoverNewEvents } from '../src/outbox/outbox.sql.ts';
 import { createProject } from '../src/domain/projects/project.service.ts';
 import { createMemoryBus } from '../src/bus/event-bus.ts';
 import { createCommitNotifier } from '../src/outbox/outbox.wakeups.ts';
+import { PUBLISHER_POOL } from '../src/outbox/outbox-relay.ts';
 import { PROJECT_EVENTS, subscribe } from '../test/support/subscriber.ts';
 import { insertEvents, seedMessage, type SeedEvent } from '../test/support/outbox-seed.ts';
 import { createAnalyticsRollupWorker } from '../src/domain/analytics/analytics-rollup.worker.ts';
@@ -403,7 +404,8 @@ async function trickleBenchmark(url: string) {
     for (let i = 0; i < 20; i++) sessions.push({ projectId: project.id, id: (await createChatSession(forkEm(setup), 'bench', { projectId: project.id, title: `s${i}` })).id });
   }
   await setup.close();
-  const orm = await createOrm({ kind: 'postgresql', url }, { network: publisherDeadlines, pool: { min: 1, max: 2 }, settings: { application_name: PUBLISHER_APP_NAME } });
+  // The publisher's pool as the relay makes it (commits without waiting for the WAL flush), named.
+  const orm = await createOrm({ kind: 'postgresql', url }, { network: publisherDeadlines, pool: PUBLISHER_POOL.pool, settings: { ...PUBLISHER_POOL.settings, application_name: PUBLISHER_APP_NAME } });
   const { publisher, published } = countingPublisher(orm);
   const writers = new pg.Pool({ connectionString: url, max: 4 });
   publisher.start();

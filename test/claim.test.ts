@@ -4,6 +4,7 @@ import { createLogger } from '../src/platform/logger.ts';
 import { OutboxPublisher } from '../src/outbox/outbox.publisher.ts';
 import { claimBatch, discoverNewEvents, recordOutcomes, type ClaimOptions, type ClaimResult } from '../src/outbox/outbox.sql.ts';
 import { claimBatch as claimBatchStatement } from '../src/outbox/sql/claim-batch.sql.ts';
+import { discoverEvents } from '../src/outbox/sql/discover-events.sql.ts';
 import { useTestDatabase } from './support/app.ts';
 import { createFlakyBus } from './support/flaky-bus.ts';
 import { insertEvents, seedMessage, seedPendingEvents, setDeliveryState, setDeliveryStates } from './support/outbox-seed.ts';
@@ -205,6 +206,39 @@ describe('the claim plan', () => {
     const scans = await tableScans();
     expect(scans.some((line) => /Update on outbox_delivery/.test(line))).toBe(true);
     expect(scans.filter((line) => /Seq Scan on outbox_delivery|Bitmap Heap Scan on outbox_delivery/.test(line))).toEqual([]);
+  });
+});
+
+describe('the registration plan', () => {
+  it('reads the log past the watermark and the last snapshot by the transaction-id index, in generic and custom plans, with a transaction held open', async () => {
+    const { sessionIds } = await seedPendingEvents(fixture.client, { sessions: 1_000, perSession: 20 });
+    await setDeliveryStates(fixture.client, sessionIds.map((aggregateId) => ({ aggregateId, deliveredThrough: 20 })));
+    const open = new pg.Client({ connectionString: fixture.db.url });
+    await open.connect();
+    try {
+      await open.query('begin');
+      await open.query('select pg_current_xact_id()');
+      await fixture.client.query(discoverEvents.text);
+      await insertEvent(aggregateAt(1), 1);
+      await fixture.client.query(discoverEvents.text);
+      await fixture.client.query('vacuum analyze event_outbox');
+      await fixture.client.query('set jit = off');
+      for (const mode of ['force_custom_plan', 'force_generic_plan']) {
+        await fixture.client.query(`set plan_cache_mode = ${mode}`);
+        await fixture.client.query(`prepare registration as ${discoverEvents.text}`);
+        const plan = (await fixture.client.query('explain execute registration')).rows.map((row) => row['QUERY PLAN'] as string).join('\n');
+        await fixture.client.query('deallocate registration');
+        expect(plan).not.toMatch(/Seq Scan on event_outbox/);
+        expect(plan).toContain('event_outbox_transaction_id_idx');
+      }
+      await fixture.client.query('reset plan_cache_mode');
+      // Read by two short ranges, it still registers what commits.
+      await insertEvent(aggregateAt(2), 1);
+      expect((await claim({ limit: 10 })).rows.map((row) => row.aggregate_id)).toEqual([aggregateAt(1), aggregateAt(2)]);
+    } finally {
+      await open.query('rollback');
+      await open.end();
+    }
   });
 });
 

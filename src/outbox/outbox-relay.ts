@@ -9,6 +9,12 @@ import { createPublisherObserver } from './outbox.observer.ts';
 import { OutboxPublisher } from './outbox.publisher.ts';
 import { createCommitNotifier, listenForCommits, wakeOnLocalCommit } from './outbox.wakeups.ts';
 
+/**
+ * The publisher's own pool: small, and its commits do not wait for the WAL flush (why: in
+ * startOutboxRelay). Exported so a bench measures the publisher on the pool it runs on.
+ */
+export const PUBLISHER_POOL = { pool: { min: 1, max: 2 }, settings: { synchronous_commit: 'off' } } as const;
+
 export interface OutboxRelayDeps {
   config: Pick<AppConfig, 'outbox' | 'database' | 'network'>;
   /** The request ORM: its commits wake the publisher (or, without one here, other processes'). */
@@ -63,7 +69,7 @@ export async function startOutboxRelay(deps: OutboxRelayDeps): Promise<OutboxRel
     // writers. On a busy disk the flush was the tail of commit -> client latency. The cycle
     // deadline (OUTBOX_CYCLE_TIMEOUT_MS, below the query deadline) is the one that normally fires
     // on this pool: it abandons the cycle and destroys its connections.
-    ownPool = await createOrm(database, { pool: { min: 1, max: 2 }, settings: { synchronous_commit: 'off' }, network: deps.dbDeadlines });
+    ownPool = await createOrm(database, { ...PUBLISHER_POOL, network: deps.dbDeadlines });
     publisherOrm = ownPool;
   }
   // API-only processes NOTIFY after their commits; LISTEN is how this publisher hears them.
