@@ -206,8 +206,9 @@ export async function runPrepared<Row>(orm: Orm, query: CompiledQuery<Row>, prep
 }
 
 /**
- * Runs a hot read of a request (a history page, a membership check) as a named prepared
- * statement: parsing and planning a history page cost PostgreSQL more than running it. Only
+ * Runs a hot statement of a request (`sendMessage`'s write, a history page, a membership check)
+ * as a named prepared statement: parsing and planning them cost PostgreSQL about as much as
+ * running them. Only
  * outside a transaction, since a named statement runs on any connection of the pool; inside one,
  * and on PGlite or with DB_PREPARED_STATEMENTS=false, it runs as usual. The statement's text must
  * come from a bounded set of shapes (values are parameters), as each text is prepared once per connection.
