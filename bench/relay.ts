@@ -15,7 +15,8 @@
 // (autovacuum on; bench/pg-cluster.ts), then on the machine's server (BENCH_CLUSTER=off or
 // BENCH_TARGETS=machine: only that; BENCH_TARGETS=cluster: only the own cluster).
 // BENCH_ONLY=drain,latency,claim,writes,trickle,growth runs some sections; BENCH_BACKLOG, BENCH_LATENCY_EVENTS,
-// BENCH_PUBLISHED_ROWS, BENCH_TRICKLE_SECONDS (default 600) and BENCH_GROWTH_EVENTS scale them down for a quick look.
+// BENCH_PUBLISHED_ROWS, BENCH_TRICKLE_SECONDS (default 600) and BENCH_GROWTH_EVENTS scale them down for a quick look;
+// BENCH_DRAIN_SESSIONS (default 1000,10,BACKLOG) picks the drain's shapes.
 // Network deadlines follow the settings, as in production (on, at their defaults). BENCH_DEADLINES=off
 // turns them all off (every deadline setting 0), to measure what they cost: run once each way.
 import { randomBytes } from 'node:crypto';
@@ -47,6 +48,8 @@ import { readFileSync } from 'node:fs';
 const silent = createLogger({ level: 'silent', pretty: false });
 const BACKLOG = Number(process.env.BENCH_BACKLOG ?? 100_000);
 const SESSIONS = 1_000;
+/** The drain's backlog shapes, in sessions (BENCH_DRAIN_SESSIONS=100000 measures one). */
+const DRAIN_SHAPES = process.env.BENCH_DRAIN_SESSIONS?.split(',').map(Number) ?? [SESSIONS, 10, BACKLOG];
 const RATE = 500;
 const LATENCY_EVENTS = Number(process.env.BENCH_LATENCY_EVENTS ?? 5_000);
 const PUBLISHED_ROWS = Number(process.env.BENCH_PUBLISHED_ROWS ?? 1_000_000);
@@ -172,7 +175,7 @@ async function drainBenchmark(url: string) {
   };
   // The same backlog in three shapes: a few long sessions, the usual, very many short ones.
   const ratios: string[] = [];
-  for (const sessions of [SESSIONS, 10, BACKLOG]) {
+  for (const sessions of DRAIN_SHAPES) {
     const shape = `${sessions.toLocaleString('en')} sessions`;
     const ours = await drain(`OutboxPublisher (ordered), ${shape}`, url, ordered, sessions);
     const naive = await drain(`baseline: naive SKIP LOCKED, ${shape}`, url, naiveRelay, sessions, true);

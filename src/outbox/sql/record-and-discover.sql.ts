@@ -1,6 +1,6 @@
 import { ADVANCE_WATERMARK, registered, SEEN_SINCE_WATERMARK, WATERMARK } from './discovery-pieces.ts';
 import { namedStatement } from './named-statement.ts';
-import { HELD_UNDER_CLAIM } from './recording-pieces.ts';
+import { heldUnderClaim } from './recording-pieces.ts';
 
 export interface RecordAndDiscoverParams extends Record<string, unknown> {
   /** The claim whose batch the bus accepted in full. */
@@ -26,15 +26,15 @@ export interface RecordAndDiscoverParams extends Record<string, unknown> {
  */
 export const recordAndDiscover = namedStatement<RecordAndDiscoverParams, { registered: number; recorded: number }>(`
   with ${WATERMARK}, seen as materialized (${SEEN_SINCE_WATERMARK}
-  ), ${HELD_UNDER_CLAIM}, recorded as (
+  ), ${heldUnderClaim('select * from unnest(:aggregate_ids::uuid[], :delivered_throughs::int[]) as o(aggregate_id, delivered_through)')}, recorded as (
     update outbox_delivery d
     set delivered_through = greatest(d.delivered_through, o.delivered_through),
         written_through = greatest(d.written_through, coalesce((select through from seen where seen.aggregate_id = d.aggregate_id), 0)),
         attempts = 0, next_retry_at = now(), last_error = null, failed_at = null,
         delivered_at = case when o.delivered_through > d.delivered_through then now() else d.delivered_at end,
         claimed_until = null, claim_token = null, claimed_through = null
-    from held join unnest(:aggregate_ids::uuid[], :delivered_throughs::int[]) as o(aggregate_id, delivered_through) on o.aggregate_id = held.aggregate_id
-    where d.aggregate_id = held.aggregate_id
+    from held o
+    where d.aggregate_id = any(array(select aggregate_id from held)) and d.aggregate_id = o.aggregate_id
     returning d.aggregate_id
   ), ${registered('select aggregate_id from recorded')}, ${ADVANCE_WATERMARK}
   select (select count(*) from registered)::int as registered,

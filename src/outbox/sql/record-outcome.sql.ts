@@ -1,5 +1,5 @@
 import { namedStatement } from './named-statement.ts';
-import { HELD_UNDER_CLAIM } from './recording-pieces.ts';
+import { heldUnderClaim } from './recording-pieces.ts';
 
 export interface RecordOutcomeParams extends Record<string, unknown> {
   token: string;
@@ -25,7 +25,8 @@ export interface RecordOutcomeParams extends Record<string, unknown> {
  * Those rows are locked first, in key order (recording-pieces.ts).
  */
 export const recordOutcome = namedStatement<RecordOutcomeParams, { aggregate_id: string }>(`
-  with ${HELD_UNDER_CLAIM}
+  with ${heldUnderClaim(`select * from unnest(:aggregate_ids::uuid[], :delivered_throughs::int[], :attempts::int[], :retry_in_ms::float8[], :errors::text[], :failed::bool[])
+    as o(aggregate_id, delivered_through, attempts, retry_in_ms, error, failed)`)}
   update outbox_delivery d
   set delivered_through = greatest(d.delivered_through, o.delivered_through),
       attempts = o.attempts,
@@ -34,7 +35,6 @@ export const recordOutcome = namedStatement<RecordOutcomeParams, { aggregate_id:
       failed_at = case when o.failed then now() end,
       delivered_at = case when o.delivered_through > d.delivered_through then now() else d.delivered_at end,
       claimed_until = null, claim_token = null, claimed_through = null
-  from held join unnest(:aggregate_ids::uuid[], :delivered_throughs::int[], :attempts::int[], :retry_in_ms::float8[], :errors::text[], :failed::bool[])
-    as o(aggregate_id, delivered_through, attempts, retry_in_ms, error, failed) on o.aggregate_id = held.aggregate_id
-  where d.aggregate_id = held.aggregate_id
+  from held o
+  where d.aggregate_id = any(array(select aggregate_id from held)) and d.aggregate_id = o.aggregate_id
   returning d.aggregate_id`);
