@@ -32,6 +32,7 @@ import { OutboxPublisher } from '../src/outbox/outbox.publisher.ts';
 import { claimBatch, discoverNewEvents } from '../src/outbox/outbox.sql.ts';
 import { createProject } from '../src/domain/projects/project.service.ts';
 import { createMemoryBus } from '../src/bus/event-bus.ts';
+import { eventFromRow, type EventRow } from '../src/events/domain-event.ts';
 import { createCommitNotifier } from '../src/outbox/outbox.wakeups.ts';
 import { PUBLISHER_POOL } from '../src/outbox/outbox-relay.ts';
 import { PROJECT_EVENTS, subscribe } from '../test/support/subscriber.ts';
@@ -157,18 +158,21 @@ async function drainBenchmark(url: string) {
   };
   const naiveRelay = async (orm: Awaited<ReturnType<typeof createOrm>>) => {
     // Claims the oldest pending rows with no regard for per-aggregate order, publishes, marks each row.
+    // It reads and publishes whole events, as ours does: the same columns, the same row -> event mapping.
     const bus = createMemoryBus();
     let published = 0;
     for (;;) {
       const db = dbOf(forkEm(orm));
       const rows = await db.transaction().execute(async (trx) => {
-        const { rows } = await sql<{ id: string; project_id: string }>`
-          select id, project_id from naive_outbox where status = 'pending' order by next_retry_at, created_at
+        const { rows } = await sql<EventRow>`
+          select id, event_type, aggregate_type, aggregate_id, sequence, project_sequence, project_id, session_id,
+                 user_id, payload, created_at, trace_context
+          from naive_outbox where status = 'pending' order by next_retry_at, created_at
           limit 500 for update skip locked`.execute(trx);
         return rows;
       });
       if (rows.length === 0) return published;
-      await bus.publish(rows.map((r) => ({ eventId: r.id, projectId: r.project_id }) as never));
+      await bus.publish(rows.map(eventFromRow));
       await sql`update naive_outbox set status = 'published', published_at = now() where id = any(${rows.map((r) => r.id)}::uuid[])`.execute(db);
       published += rows.length;
     }
