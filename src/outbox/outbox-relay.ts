@@ -11,9 +11,13 @@ import { createCommitNotifier, listenForCommits, wakeOnLocalCommit } from './out
 
 /**
  * The publisher's own pool: small, and its commits do not wait for the WAL flush (why: in
- * startOutboxRelay). Exported so a bench measures the publisher on the pool it runs on.
+ * startOutboxRelay). Its prepared statements keep their generic plans: each is written to be
+ * planned well without its parameters' values (the plan tests in test/claim.test.ts check both
+ * kinds), and left to choose, PostgreSQL switched the cycle's first statement to planning on every
+ * run once autovacuum had analyzed the tables, which doubled the relay's database CPU per event.
+ * Exported so a bench measures the publisher on the pool it runs on.
  */
-export const PUBLISHER_POOL = { pool: { min: 1, max: 2 }, settings: { synchronous_commit: 'off' } } as const;
+export const PUBLISHER_POOL = { pool: { min: 1, max: 2 }, settings: { synchronous_commit: 'off', plan_cache_mode: 'force_generic_plan' } } as const;
 
 export interface OutboxRelayDeps {
   config: Pick<AppConfig, 'outbox' | 'database' | 'network'>;
