@@ -2,10 +2,10 @@ import pg from 'pg';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../src/platform/logger.ts';
 import { OutboxPublisher } from '../src/outbox/outbox.publisher.ts';
-import { claimBatch, discoverNewEvents, recordOutcomes, type ClaimOptions, type ClaimResult } from '../src/outbox/outbox.sql.ts';
+import { claimBatch, discoverNewEvents, recordDiscoverAndClaim, recordOutcomes, type ClaimOptions, type ClaimResult, type DeliveredBatch } from '../src/outbox/outbox.sql.ts';
 import { claimBatch as claimBatchStatement } from '../src/outbox/sql/claim-batch.sql.ts';
 import { discoverEvents } from '../src/outbox/sql/discover-events.sql.ts';
-import { recordAndDiscover } from '../src/outbox/sql/record-and-discover.sql.ts';
+import { recordDiscoverClaim } from '../src/outbox/sql/record-discover-claim.sql.ts';
 import { recordOutcome } from '../src/outbox/sql/record-outcome.sql.ts';
 import { useTestDatabase } from './support/app.ts';
 import { createFlakyBus } from './support/flaky-bus.ts';
@@ -170,6 +170,111 @@ describe('registering new events', () => {
   });
 });
 
+describe('claiming at once, in the statement that registers (record-discover-claim)', () => {
+  /** The statement a publisher's cycle starts with: records `delivered`, registers, claims at once. */
+  async function startCycle(options: { limit?: number; delivered?: DeliveredBatch } = {}) {
+    const token = crypto.randomUUID();
+    return { token, ...(await recordDiscoverAndClaim(fixture.orm, options.delivered ?? null, { limit: options.limit ?? 500, token, leaseMs: 30_000 })) };
+  }
+  const deliveredAll = (start: { token: string; claimed: ClaimResult }): DeliveredBatch => ({
+    token: start.token,
+    runs: start.claimed.runs.map((run) => ({ aggregateId: run.aggregateId, deliveredThrough: run.deliveredThrough + run.rows.length })),
+  });
+
+  it('claims the new event of an idle session as it registers it, counting the attempt; the claim statement then has nothing to do', async () => {
+    const id = await insertEvent(aggregateAt(1), 1);
+    const start = await startCycle();
+    expect(start.claimed.rows.map((row) => [row.id, row.sequence, row.attempts])).toEqual([[id, 1, 1]]);
+    expect(start.claimMore).toBe(false);
+    // Held by that claim: no one else takes it, and its record publishes it.
+    expect((await claim({ limit: 10 })).rows).toEqual([]);
+    expect(await deliver({ token: start.token, ...start.claimed })).toBe(1);
+    expect(await statusOf([id])).toEqual(['published']);
+  });
+
+  it('records a batch and claims its session\'s next event in the same update', async () => {
+    const first = await insertEvent(aggregateAt(1), 1);
+    const start = await startCycle();
+    const second = await insertEvent(aggregateAt(1), 2);
+    const next = await startCycle({ delivered: deliveredAll(start) });
+    expect(next.recorded).toBe(1);
+    expect(next.claimed.rows.map((row) => [row.id, row.sequence, row.attempts])).toEqual([[second, 2, 1]]);
+    expect(await statusOf([first])).toEqual(['published']);
+    expect(await statusOf([second])).toEqual(['pending']);
+  });
+
+  it('leaves a session with events already waiting to its turn in line: nothing overtakes them', async () => {
+    await insertEvent(aggregateAt(1), 1);
+    await insertEvent(aggregateAt(1), 2);
+    await discoverNewEvents(fixture.orm);
+    await insertEvent(aggregateAt(1), 3);
+    const start = await startCycle();
+    expect(start.claimed.rows).toEqual([]);
+    expect(start.claimMore).toBe(true);
+    expect((await claim({ limit: 10 })).rows.map((row) => row.sequence)).toEqual([1, 2, 3]);
+  });
+
+  it('does not claim at once a session whose head failed or that another claim holds', async () => {
+    await insertEvent(aggregateAt(1), 1, 'failed');
+    await insertEvent(aggregateAt(2), 1);
+    const held = await claim({ limit: 10 });
+    expect(held.rows.map((row) => row.aggregate_id)).toEqual([aggregateAt(2)]);
+    await insertEvent(aggregateAt(1), 2);
+    await insertEvent(aggregateAt(2), 2);
+    const start = await startCycle();
+    expect(start.claimed.rows).toEqual([]);
+    // Left to the claim statement, which takes neither: one is failed, the other still held.
+    expect(start.claimMore).toBe(true);
+    expect((await claim({ limit: 10 })).rows).toEqual([]);
+  });
+
+  it('claims nothing at once when the read saw more events than a batch holds: a burst goes through the claim, oldest first', async () => {
+    await seedPendingEvents(fixture.client, { sessions: 3, perSession: 2 });
+    const start = await startCycle({ limit: 5 });
+    expect(start.registered).toBe(3);
+    expect(start.claimed.rows).toEqual([]);
+    expect(start.claimMore).toBe(true);
+    expect((await claim({ limit: 5 })).rows).toHaveLength(5);
+  });
+
+  it('under a trickle, a publisher never runs the claim statement: each cycle is this one', async () => {
+    const pool = (await fixture.orm.em.getConnection().getNativeClient()) as pg.Pool;
+    const statements: string[] = [];
+    const query = pool.query.bind(pool) as (...args: unknown[]) => unknown;
+    (pool as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
+      const config = args[0] as { text?: string } | string;
+      statements.push(typeof config === 'string' ? config : (config.text ?? ''));
+      return query(...args);
+    };
+    const bus = createFlakyBus();
+    const publisher = new OutboxPublisher({
+      orm: fixture.orm,
+      bus: bus.bus,
+      logger: silent,
+      options: { batchSize: 500, pollIntervalMs: 600_000, maxAttempts: 5, backoffBaseMs: 20, backoffMaxMs: 100, claimLeaseMs: 30_000 },
+    });
+    const ids: string[] = [];
+    publisher.start();
+    try {
+      for (let rank = 1; rank <= 5; rank++) {
+        const id = await insertEvent(aggregateAt(rank), 1);
+        ids.push(id);
+        publisher.nudge();
+        await until(() => bus.accepted.some((event) => event.eventId === id), 5_000);
+      }
+    } finally {
+      await publisher.stop();
+      (pool as unknown as { query: unknown }).query = query;
+    }
+    expect(bus.accepted.map((event) => event.eventId)).toEqual(ids);
+    expect(await statusOf(ids)).toEqual(['published']);
+    // Each event was claimed by the statement that registered it (and that recorded the one
+    // before): the claim statement never ran, and a cycle was one statement.
+    expect(statements.filter((text) => text === claimBatchStatement.text)).toEqual([]);
+    expect(statements.filter((text) => text === recordDiscoverClaim.text).length).toBeGreaterThanOrEqual(5);
+  });
+});
+
 describe('the claim plan', () => {
   /** The scans of the claim statement, planned for these values and as the generic plan a prepared statement settles on. */
   async function tableScans() {
@@ -252,7 +357,7 @@ describe('the recording plans', () => {
         errors: aggregateIds.map(() => null),
         failed: aggregateIds.map(() => false),
       }),
-      recordAndDiscover.bind({ token: batch.token, aggregate_ids: aggregateIds, delivered_throughs: aggregateIds.map(() => 1) }),
+      recordDiscoverClaim.bind({ token: batch.token, aggregate_ids: aggregateIds, delivered_throughs: aggregateIds.map(() => 1), claim_token: crypto.randomUUID(), claim_limit: 500, lease_seconds: 30 }),
     ];
     await fixture.client.query('set jit = off');
     for (const mode of ['force_custom_plan', 'force_generic_plan']) {

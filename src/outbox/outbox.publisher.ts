@@ -9,7 +9,7 @@ import type { EventBus } from '../bus/event-bus.ts';
 import { backoffMs } from './backoff.ts';
 import { tracedClaim, tracedPublish } from './outbox.tracing.ts';
 import { logCycleAbandoned, logPublisherStarted, logPublisherStopped } from './outbox.log.ts';
-import { claimBatch, discoverNewEvents, recordOutcomes, type ClaimResult, type DeliveredBatch, type OutboxRow, type RunOutcome } from './outbox.sql.ts';
+import { claimBatch, discoverNewEvents, recordDiscoverAndClaim, recordOutcomes, type ClaimResult, type DeliveredBatch, type OutboxRow, type RunOutcome } from './outbox.sql.ts';
 
 /** What the publisher reports as it works; metrics and logs hang off this. All optional. */
 export interface PublisherObserver {
@@ -191,10 +191,12 @@ export class OutboxPublisher {
    * connection beside the next cycle's claim: the claim cannot take an aggregate that is still
    * held, so the two never touch the same row, and draining a backlog overlaps them. A small one
    * (a trickle) that the bus took in full is recorded by the statement the next cycle starts with,
-   * which also registers new events: under a trickle, a cycle is two statements (record and
-   * register, then claim). Until then its aggregates stay claimed, so nothing can overtake them;
-   * an idle publisher records it at its next poll, and stop records it before it resolves. A
-   * batch with a retry or a failure is recorded at once.
+   * which also registers new events and claims at once the aggregates they made due: under a
+   * trickle, a cycle is that one statement, and the claim statement runs only when something else
+   * may be due (record-discover-claim.sql.ts). Until then its aggregates stay claimed, so nothing
+   * can overtake them; with no commit within RECORD_DEFERRAL_MS the publisher runs that cycle
+   * anyway, and stop records it before it resolves. A batch with a retry or a failure is recorded
+   * at once.
    *
    * Returns how many events it claimed, and whether another cycle may find more right away.
    */
@@ -207,16 +209,27 @@ export class OutboxPublisher {
     const prepared = options.preparedStatements ?? true;
     const deferred = this.#deferred;
     this.#deferred = null;
-    const { recorded } = await discoverNewEvents(orm, prepared, deferred).catch((error: unknown) => {
+    const token = newId();
+    const claim = { limit: options.batchSize, token, leaseMs: options.claimLeaseMs };
+    const { start } = await tracedClaim(async () => {
+      const start = await recordDiscoverAndClaim(orm, deferred, claim, prepared);
+      return { rows: start.claimed.rows, start };
+    }).catch((error: unknown) => {
       // Nothing was written: the batch is still to be recorded.
       if (generation === this.#generation) this.#deferred ??= deferred;
       throw error;
     });
-    if (deferred) this.#reportLapsed(deferred.runs.length, recorded);
+    if (deferred) this.#reportLapsed(deferred.runs.length, start.recorded);
     current();
-    const token = newId();
-    const result = await tracedClaim(() => this.#claim(token));
-    current();
+    // Under a trickle the first statement claimed what its events made due; the claim statement
+    // runs when it claimed nothing and something else may be due.
+    let result = start.claimed;
+    let more = start.claimMore;
+    if (result.runs.length === 0 && start.claimMore) {
+      result = await tracedClaim(() => this.#claim(token));
+      more = result.rows.length >= options.batchSize;
+      current();
+    }
     if (result.runs.length === 0) {
       await this.#settle();
       current();
@@ -235,8 +248,8 @@ export class OutboxPublisher {
       this.#deps.observer?.published?.(outcome.published);
       this.#deferred = { token, runs: outcome.outcomes.map((o) => ({ aggregateId: o.aggregateId, deliveredThrough: o.deliveredThrough })) };
       this.#lastCycleAt = new Date(this.#clock.now());
-      // Less than a full batch: nothing else was claimable. A commit meanwhile nudges another cycle.
-      return { claimed: result.rows.length, more: result.rows.length >= options.batchSize };
+      // Less than a full batch and nothing else due: nothing else was claimable. A commit meanwhile nudges another cycle.
+      return { claimed: result.rows.length, more };
     }
     const recording = this.#record(token, result, outcome);
     if (inFull && result.rows.length >= RECORD_ALONGSIDE_FROM) {
@@ -303,23 +316,11 @@ export class OutboxPublisher {
       if (more && idleDelay === 0) continue;
       if (this.#nudged && idleDelay === 0) continue;
       if (this.#deferred && idleDelay === 0) {
-        // Give the next commit a moment to carry the deferred record; otherwise record it alone,
-        // so what outboxStatus shows lags delivery by this much at most. Real time: it bounds staleness.
+        // Give the next commit a moment to carry the deferred record; otherwise the next cycle
+        // records it all the same (and claims what committed meanwhile), so what outboxStatus
+        // shows lags delivery by this much at most. Real time: it bounds staleness.
         await this.#sleep(RECORD_DEFERRAL_MS, systemClock);
-        if (!this.#running) break;
-        if (this.#nudged) continue;
-        // Under the cycle deadline like any cycle: its statement can hang on a dead connection too.
-        try {
-          await this.#cycleWithinDeadline(async () => {
-            await this.#settle();
-            return { claimed: 0, more: false };
-          });
-        } catch (error) {
-          this.#deps.observer?.cycleFailed?.(error);
-          this.#deps.logger.error({ err: describeError(error) }, 'outbox publisher could not record its last batch');
-          idleDelay = backoffMs(++failedCycles, { baseMs: 100, maxMs: this.#deps.options.pollIntervalMs });
-        }
-        if (this.#nudged && idleDelay === 0) continue;
+        continue;
       }
       await this.#sleep(idleDelay || this.#deps.options.pollIntervalMs);
     }

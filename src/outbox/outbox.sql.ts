@@ -6,7 +6,7 @@ import { claimBatch as claimBatchStatement, type ClaimedEventRow } from './sql/c
 import { discoverEvents } from './sql/discover-events.sql.ts';
 import { ANALYZE_AFTER_REGISTERING, analyzeDelivery } from './sql/analyze-delivery.sql.ts';
 import { recordOutcome } from './sql/record-outcome.sql.ts';
-import { recordAndDiscover } from './sql/record-and-discover.sql.ts';
+import { recordDiscoverClaim } from './sql/record-discover-claim.sql.ts';
 
 /**
  * What the publisher runs, as functions over the statements in ./sql (one file per statement).
@@ -47,32 +47,63 @@ export interface ClaimResult {
   runs: ClaimedRun[];
 }
 
-/** A batch the bus accepted in full, to be recorded by the next registration (see record-and-discover.sql.ts). */
+/** A batch the bus accepted in full, to be recorded by the next registration (see record-discover-claim.sql.ts). */
 export interface DeliveredBatch {
   token: string;
   runs: { aggregateId: string; deliveredThrough: number }[];
 }
+
+/** What the statement a publisher's cycle starts with did (see record-discover-claim.sql.ts). */
+export interface CycleStart {
+  registered: number;
+  /** How many aggregates of the delivered batch were still held by its claim, and recorded. */
+  recorded: number;
+  /** What it claimed at once (empty when it claimed nothing). */
+  claimed: ClaimResult;
+  /** Whether the claim statement may find something it did not claim. */
+  claimMore: boolean;
+}
+
+/**
+ * Records `delivered` (when given), registers newly committed events, and claims at once what
+ * they made due when `claim` is given; see record-discover-claim.sql.ts.
+ */
+export async function recordDiscoverAndClaim(orm: Orm, delivered: DeliveredBatch | null, claim: ClaimOptions | null, prepared = true): Promise<CycleStart> {
+  const rows = await runPrepared(
+    orm,
+    recordDiscoverClaim.bind({
+      token: delivered?.token ?? null,
+      aggregate_ids: delivered?.runs.map((run) => run.aggregateId) ?? [],
+      delivered_throughs: delivered?.runs.map((run) => run.deliveredThrough) ?? [],
+      claim_token: claim?.token ?? ZERO_TOKEN,
+      claim_limit: claim?.limit ?? 0,
+      lease_seconds: (claim?.leaseMs ?? 0) / 1000,
+    }),
+    prepared,
+  );
+  const first = rows[0];
+  const registered = first?.registered ?? 0;
+  if (registered >= ANALYZE_AFTER_REGISTERING) await runPrepared(orm, analyzeDelivery.bind({}), false);
+  const claimedRows = rows.filter((row): row is typeof row & ClaimedEventRow => row.aggregate_id !== null);
+  return { registered, recorded: first?.recorded ?? 0, claimed: runsOf(claimedRows), claimMore: first?.claim_more ?? true };
+}
+
+/** A token no claim carries: a statement told to claim nothing is given it. */
+const ZERO_TOKEN = '00000000-0000-0000-0000-000000000000';
 
 /**
  * Registers newly committed events with their aggregates (see discover-events.sql.ts), recording
  * `delivered` in the same statement when given; returns how many aggregates were registered and recorded.
  */
 export async function discoverNewEvents(orm: Orm, prepared = true, delivered: DeliveredBatch | null = null): Promise<{ registered: number; recorded: number }> {
-  const rows = delivered
-    ? await runPrepared(
-        orm,
-        recordAndDiscover.bind({
-          token: delivered.token,
-          aggregate_ids: delivered.runs.map((run) => run.aggregateId),
-          delivered_throughs: delivered.runs.map((run) => run.deliveredThrough),
-        }),
-        prepared,
-      )
-    : (await runPrepared(orm, discoverEvents.bind({}), prepared)).map((row) => ({ ...row, recorded: 0 }));
+  if (delivered) {
+    const { registered, recorded } = await recordDiscoverAndClaim(orm, delivered, null, prepared);
+    return { registered, recorded };
+  }
+  const rows = await runPrepared(orm, discoverEvents.bind({}), prepared);
   const registered = rows[0]?.registered ?? 0;
-  const recorded = rows[0]?.recorded ?? 0;
   if (registered >= ANALYZE_AFTER_REGISTERING) await runPrepared(orm, analyzeDelivery.bind({}), false);
-  return { registered, recorded };
+  return { registered, recorded: 0 };
 }
 
 /** Claims the next batch (see claim-batch.sql.ts). */

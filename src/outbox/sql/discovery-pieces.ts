@@ -1,7 +1,7 @@
 /**
  * Pieces of the two statements that register newly committed events with their aggregates'
  * delivery positions (discover-events.sql.ts, which explains the watermark, and
- * record-and-discover.sql.ts). Fixed text: both statements stay constant and can be prepared.
+ * record-discover-claim.sql.ts). Fixed text: both statements stay constant and can be prepared.
  */
 
 /** The relay's watermark row, taken by one publisher at a time, with the snapshot of its last read. */
@@ -11,7 +11,7 @@ export const WATERMARK = `state as (
 
 /**
  * Each aggregate with events at or above the watermark that the last read's snapshot did not see,
- * and the highest sequence seen. That snapshot saw every committed transaction below its xmax
+ * the highest sequence seen and how many events were read. That snapshot saw every committed transaction below its xmax
  * except those it listed as running, and its read registered all of them: what is left is the
  * transactions from its xmax on and the ones it saw running. Without a last snapshot, everything
  * from the watermark.
@@ -21,7 +21,8 @@ export const SEEN_SINCE_WATERMARK = `
     -- current snapshot's xmax, past which nothing is visible anyway; the transactions the last
     -- snapshot saw running): planned, even generically and with statistics from when the log was
     -- empty, as short ranges of the transaction-id index, never a scan of the log.
-    select e.aggregate_id, min(e.aggregate_type) as aggregate_type, min(e.project_id::text)::uuid as project_id, max(e.sequence) as through
+    select e.aggregate_id, min(e.aggregate_type) as aggregate_type, min(e.project_id::text)::uuid as project_id, max(e.sequence) as through,
+           count(*)::int as events
     from (
       select e.aggregate_id, e.aggregate_type, e.project_id, e.sequence from event_outbox e
       where e.transaction_id >= (select greatest(transaction_id, coalesce(pg_snapshot_xmax(seen_snapshot), transaction_id)) from state)

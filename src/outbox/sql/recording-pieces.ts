@@ -1,12 +1,12 @@
 /**
  * The piece both statements that record a claimed batch start with (record-outcome.sql.ts and
- * record-and-discover.sql.ts). Fixed text: both statements stay constant and can be prepared.
+ * record-discover-claim.sql.ts). Fixed text: both statements stay constant and can be prepared.
  */
 
 /**
  * The batch's rows still held under this claim's token, locked in key order (and the token checked
  * on each row's latest version), each with its outcome from `outcomes`, a select of one row per
- * aggregate. The update then writes only rows locked here, so its plan cannot change the order
+ * aggregate, and its `written_through` as locked. The update then writes only rows locked here, so its plan cannot change the order
  * (docs/design-notes.md#lock-order). `no key update` is the lock the update takes anyway.
  *
  * The outcomes are sorted and each row is looked up (and locked) by its key in a lateral join, a
@@ -17,9 +17,9 @@
  */
 export function heldUnderClaim(outcomes: string): string {
   return `held as materialized (
-    select o.* from (${outcomes} order by aggregate_id) o
+    select o.*, d.written_through from (${outcomes} order by aggregate_id) o
     cross join lateral (
-      select from outbox_delivery d
+      select d.written_through from outbox_delivery d
       where d.aggregate_id = o.aggregate_id and d.claim_token = :token::uuid
       for no key update of d
     ) d
