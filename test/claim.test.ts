@@ -10,6 +10,7 @@ import { recordOutcome } from '../src/outbox/sql/record-outcome.sql.ts';
 import { useTestDatabase } from './support/app.ts';
 import { createFlakyBus } from './support/flaky-bus.ts';
 import { insertEvents, seedMessage, seedPendingEvents, setDeliveryState, setDeliveryStates } from './support/outbox-seed.ts';
+import { recordPoolQueries } from './support/pool-spy.ts';
 import { until } from './support/until.ts';
 
 // How the relay finds and claims the next events: registering new events from the log, the
@@ -37,6 +38,15 @@ async function deliver(batch: ClaimResult & { token: string }) {
     batch.runs.map((run) => ({ aggregateId: run.aggregateId, deliveredThrough: run.deliveredThrough + run.rows.length, attempts: 0, retryInMs: 0, error: null, failed: false })),
   );
 }
+
+/** A publisher over `bus` that polls only every ten minutes: what it does between, a nudge or a commit made it do. */
+const publisherOver = (bus: ReturnType<typeof createFlakyBus>, batchSize: number) =>
+  new OutboxPublisher({
+    orm: fixture.orm,
+    bus: bus.bus,
+    logger: silent,
+    options: { batchSize, pollIntervalMs: 600_000, maxAttempts: 5, backoffBaseMs: 20, backoffMaxMs: 100, claimLeaseMs: 30_000 },
+  });
 
 const statusOf = async (ids: string[]) => (await fixture.client.query('select distinct status from outbox_event_status where id = any($1)', [ids])).rows.map((row) => row.status);
 
@@ -238,21 +248,9 @@ describe('claiming at once, in the statement that registers (record-discover-cla
   });
 
   it('under a trickle, a publisher never runs the claim statement: each cycle is this one', async () => {
-    const pool = (await fixture.orm.em.getConnection().getNativeClient()) as pg.Pool;
-    const statements: string[] = [];
-    const query = pool.query.bind(pool) as (...args: unknown[]) => unknown;
-    (pool as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
-      const config = args[0] as { text?: string } | string;
-      statements.push(typeof config === 'string' ? config : (config.text ?? ''));
-      return query(...args);
-    };
+    const { recorded: statements, restore } = await recordPoolQueries(fixture.orm, (query) => query.text);
     const bus = createFlakyBus();
-    const publisher = new OutboxPublisher({
-      orm: fixture.orm,
-      bus: bus.bus,
-      logger: silent,
-      options: { batchSize: 500, pollIntervalMs: 600_000, maxAttempts: 5, backoffBaseMs: 20, backoffMaxMs: 100, claimLeaseMs: 30_000 },
-    });
+    const publisher = publisherOver(bus, 500);
     const ids: string[] = [];
     publisher.start();
     try {
@@ -264,7 +262,7 @@ describe('claiming at once, in the statement that registers (record-discover-cla
       }
     } finally {
       await publisher.stop();
-      (pool as unknown as { query: unknown }).query = query;
+      restore();
     }
     expect(bus.accepted.map((event) => event.eventId)).toEqual(ids);
     expect(await statusOf(ids)).toEqual(['published']);
@@ -413,12 +411,7 @@ describe('OutboxPublisher with many blocked sessions', () => {
       await insertEvent(aggregateAt(rank), 2);
     }
     const bus = createFlakyBus();
-    const publisher = new OutboxPublisher({
-      orm: fixture.orm,
-      bus: bus.bus,
-      logger: silent,
-      options: { batchSize: 2, pollIntervalMs: 600_000, maxAttempts: 5, backoffBaseMs: 20, backoffMaxMs: 100, claimLeaseMs: 30_000 },
-    });
+    const publisher = publisherOver(bus, 2);
     const middle = await insertEvent(aggregateAt(6), 1);
     publisher.start();
     try {

@@ -1,10 +1,10 @@
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listProjectEvents, listSessionEvents } from '../src/domain/analytics/analytics.service.ts';
 import { createChatSession, sendMessage } from '../src/domain/chat/chat.service.ts';
 import { createProject, requireMembership } from '../src/domain/projects/project.service.ts';
 import { createOrm, forkEm, type Orm } from '../src/platform/db/orm.ts';
 import { createTestDatabase, type TestDatabase } from './support/app.ts';
+import { recordPoolQueries } from './support/pool-spy.ts';
 import { until } from './support/until.ts';
 
 // sendMessage's statement, history pages and membership checks run as named prepared statements (DB_PREPARED_STATEMENTS):
@@ -25,14 +25,7 @@ afterAll(async () => {
 async function recordingOrm(preparedStatements: boolean) {
   const orm = await createOrm({ kind: 'postgresql', url: db.url, preparedStatements });
   orms.push(orm);
-  const pool = (await orm.em.getConnection().getNativeClient()) as pg.Pool;
-  const names: string[] = [];
-  const query = pool.query.bind(pool) as (...args: unknown[]) => unknown;
-  (pool as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
-    const config = args[0] as { name?: string } | string;
-    if (typeof config === 'object' && config.name) names.push(config.name);
-    return query(...args);
-  };
+  const { recorded: names } = await recordPoolQueries(orm, (query) => query.name ?? null);
   return { orm, names };
 }
 

@@ -9,7 +9,7 @@ import type { EventBus } from '../bus/event-bus.ts';
 import { backoffMs } from './backoff.ts';
 import { tracedClaim, tracedPublish } from './outbox.tracing.ts';
 import { logCycleAbandoned, logPublisherStarted, logPublisherStopped } from './outbox.log.ts';
-import { claimBatch, discoverNewEvents, recordDiscoverAndClaim, recordOutcomes, type ClaimResult, type DeliveredBatch, type OutboxRow, type RunOutcome } from './outbox.sql.ts';
+import { claimBatch, discoverNewEvents, recordDiscoverAndClaim, recordOutcomes, type ClaimOptions, type ClaimResult, type DeliveredBatch, type OutboxRow, type RunOutcome } from './outbox.sql.ts';
 
 /** What the publisher reports as it works; metrics and logs hang off this. All optional. */
 export interface PublisherObserver {
@@ -210,7 +210,7 @@ export class OutboxPublisher {
     const deferred = this.#deferred;
     this.#deferred = null;
     const token = newId();
-    const claim = { limit: options.batchSize, token, leaseMs: options.claimLeaseMs };
+    const claim: ClaimOptions = { limit: options.batchSize, token, leaseMs: options.claimLeaseMs, prepared };
     const { start } = await tracedClaim(async () => {
       const start = await recordDiscoverAndClaim(orm, deferred, claim, prepared);
       return { rows: start.claimed.rows, start };
@@ -226,7 +226,7 @@ export class OutboxPublisher {
     let result = start.claimed;
     let more = start.claimMore;
     if (result.runs.length === 0 && start.claimMore) {
-      result = await tracedClaim(() => this.#claim(token));
+      result = await tracedClaim(() => claimBatch(orm, claim));
       more = result.rows.length >= options.batchSize;
       current();
     }
@@ -377,11 +377,6 @@ export class OutboxPublisher {
       }
       this.#wake = done;
     });
-  }
-
-  #claim(token: string): Promise<ClaimResult> {
-    const { batchSize, claimLeaseMs, preparedStatements } = this.#deps.options;
-    return claimBatch(this.#deps.orm, { limit: batchSize, token, leaseMs: claimLeaseMs, prepared: preparedStatements ?? true });
   }
 
   /** Publishes a claimed batch and decides each aggregate's new position and head; records nothing yet. */

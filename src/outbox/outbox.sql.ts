@@ -82,8 +82,7 @@ export async function recordDiscoverAndClaim(orm: Orm, delivered: DeliveredBatch
     prepared,
   );
   const first = rows[0];
-  const registered = first?.registered ?? 0;
-  if (registered >= ANALYZE_AFTER_REGISTERING) await runPrepared(orm, analyzeDelivery.bind({}), false);
+  const registered = await analyzedAfter(orm, first?.registered ?? 0);
   const claimedRows = rows.filter((row): row is typeof row & ClaimedEventRow => row.aggregate_id !== null);
   return { registered, recorded: first?.recorded ?? 0, claimed: runsOf(claimedRows), claimMore: first?.claim_more ?? true };
 }
@@ -101,9 +100,13 @@ export async function discoverNewEvents(orm: Orm, prepared = true, delivered: De
     return { registered, recorded };
   }
   const rows = await runPrepared(orm, discoverEvents.bind({}), prepared);
-  const registered = rows[0]?.registered ?? 0;
+  return { registered: await analyzedAfter(orm, rows[0]?.registered ?? 0), recorded: 0 };
+}
+
+/** Refreshes `outbox_delivery`'s statistics after a registration that grew it a lot; returns `registered`. */
+async function analyzedAfter(orm: Orm, registered: number): Promise<number> {
   if (registered >= ANALYZE_AFTER_REGISTERING) await runPrepared(orm, analyzeDelivery.bind({}), false);
-  return { registered, recorded: 0 };
+  return registered;
 }
 
 /** Claims the next batch (see claim-batch.sql.ts). */
