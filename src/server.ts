@@ -18,6 +18,7 @@ import { createPersistedDocuments, type PersistedDocuments } from './platform/gr
 import { useGraphiQLPage } from './platform/graphql/graphiql-page.ts';
 import { createHealthChecks, type HealthChecks } from './platform/observability/health-checks.ts';
 import { corsPolicy } from './platform/http/cors-policy.ts';
+import { useRequestBodyLimit } from './platform/http/request-body-limit.plugin.ts';
 import { useCsrfPrevention } from './platform/http/csrf-prevention.plugin.ts';
 import { NO_LIMITS, type ServerLimits } from './platform/limits/server-limits.ts';
 import { useUserLimits, viewerIdOf } from './platform/limits/user-limits.plugin.ts';
@@ -145,8 +146,8 @@ export function buildServer(deps: ServerDeps) {
       return {} as GraphQLContext;
     },
     maskedErrors: { maskError },
-    // Checked against Content-Length before reading, and counted while a body without one streams in.
-    maxRequestBodySize: deps.limits.maxBodyBytes,
+    // useRequestBodyLimit does it, without counting a body whose length is declared.
+    maxRequestBodySize: false,
     plugins: [
       // Served from the npm package (GraphiQL works without internet access), compressed and cached.
       useGraphiQLPage({
@@ -154,6 +155,7 @@ export function buildServer(deps: ServerDeps) {
         graphiql: { title: 'chat-outbox', subscriptionsProtocol: 'WS', shouldPersistHeaders: true, ...deps.graphiql },
       }),
       useCsrfPrevention(),
+      useRequestBodyLimit(deps.limits.maxBodyBytes),
       useRequestParseErrors(),
       // Before parsing: a hash becomes its document (or the request is refused) first.
       ...persisted.plugins,

@@ -1,4 +1,5 @@
 import { request as httpRequest } from 'node:http';
+import { connect as connectSocket } from 'node:net';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { errorCode, startTestApp, startTestAppWithClient, type GqlResult, type TestApp } from './support/app.ts';
@@ -169,6 +170,30 @@ describe('malformed requests are client errors', () => {
     expect(await rowCounts()).toBe(before);
     const small = await chunked(JSON.stringify({ query: '{ viewer { userId } }' }));
     expect(small).toMatchObject({ status: 200, data: { viewer: { userId: 'alice' } } });
+  });
+
+  // A declared length is not counted again: this shows nothing gets past it by declaring less.
+  it('a body longer than its declared length is read only as far as declared: a client error, nothing written', async () => {
+    const url = new URL(t.app.graphqlUrl);
+    const before = await rowCounts();
+    const body = JSON.stringify({ query: SEND_MESSAGE, variables: { sessionId: fixture.sessionId, body: 'x'.repeat(200_000) } });
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = connectSocket({ host: url.hostname, port: Number(url.port) }, () => {
+        socket.write(
+          `POST ${url.pathname} HTTP/1.1\r\nhost: ${url.host}\r\ncontent-type: application/json\r\naccept: application/json\r\n` +
+            `authorization: Bearer ${token}\r\ncontent-length: 100\r\nconnection: close\r\n\r\n${body}`,
+        );
+      });
+      let text = '';
+      socket.on('data', (chunk) => (text += chunk));
+      socket.on('end', () => resolve(text));
+      socket.on('error', (error: NodeJS.ErrnoException) => (error.code === 'ECONNRESET' ? resolve(text) : reject(error)));
+    });
+    // The first 100 bytes are a JSON body cut short; whatever follows is not a request.
+    expect(answer).toMatch(/^HTTP\/1\.1 400 /);
+    expect(answer).not.toMatch(/at .*\.ts:\d+|stack/i);
+    expect(await rowCounts()).toBe(before);
+    expect((await fetch(`${t.app.url}/health/live`)).status).toBe(200);
   });
 });
 

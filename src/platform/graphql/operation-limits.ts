@@ -84,13 +84,11 @@ function armorOptions(limit: string, max: number) {
 
 /**
  * yoga marks parse and validation errors `spec: true` (answered 200 under `application/json`)
- * after our hooks have run; a refusal by limit stays the 4xx it was given. yoga's own body limit
- * gets our code.
+ * after our hooks have run; a refusal by limit stays the 4xx it was given.
  */
 function keepRefusalStatus(error: GraphQLError) {
   const extensions = error.extensions as { code?: unknown; http?: { spec?: boolean } };
-  if (extensions.code === 'REQUEST_ENTITY_TOO_LARGE') extensions.code = 'PAYLOAD_TOO_LARGE';
-  if (extensions.http && (extensions.code === 'QUERY_TOO_COMPLEX' || extensions.code === 'PAYLOAD_TOO_LARGE')) extensions.http.spec = false;
+  if (extensions.http && extensions.code === 'QUERY_TOO_COMPLEX') extensions.http.spec = false;
 }
 
 /**
