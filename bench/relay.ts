@@ -43,9 +43,8 @@ import { getProjectAnalytics, listProjectEvents, listSessionEvents } from '../sr
 import { createEventStreams } from '../src/subscriptions/event-subscription.service.ts';
 import { StreamEnd } from '../src/subscriptions/event-stream.ts';
 import { EVENTS_PER_SESSION, seedProjects, sessionOf, settleWatermarks, type ProjectGroup, type SeededProject } from './growth-log.ts';
-import { createBenchDatabase, databaseUrl, fmt, percentile, SERVER_URL, startServerProcess, timed, withAdmin } from './support.ts';
+import { cpuMsOf, createBenchDatabase, databaseUrl, fmt, percentile, SERVER_URL, startServerProcess, timed, withAdmin } from './support.ts';
 import { benchServers } from './pg-cluster.ts';
-import { readFileSync } from 'node:fs';
 
 const silent = createLogger({ level: 'silent', pretty: false });
 const BACKLOG = Number(process.env.BENCH_BACKLOG ?? 100_000);
@@ -383,22 +382,10 @@ async function claimBenchmark(url: string) {
 const TRICKLE_RATE = 50;
 const TRICKLE_SECONDS = Number(process.env.BENCH_TRICKLE_SECONDS ?? 600);
 const PUBLISHER_APP_NAME = 'chat_outbox_bench_publisher';
-/** Clock ticks per second of /proc/<pid>/stat (USER_HZ; 100 on Linux). */
-const TICKS_PER_SECOND = 100;
-
 /** CPU milliseconds used so far by the backends of connections named `applicationName`. */
 async function backendCpuMs(client: pg.Client, applicationName: string): Promise<{ ms: number; backends: number }> {
   const { rows } = await client.query<{ pid: number }>('select pid from pg_stat_activity where application_name = $1', [applicationName]);
-  let ticks = 0;
-  for (const { pid } of rows) {
-    try {
-      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      ticks += Number(fields[11]) + Number(fields[12]); // utime, stime
-    } catch {
-      // The backend ended meanwhile.
-    }
-  }
-  return { ms: (ticks / TICKS_PER_SECOND) * 1000, backends: rows.length };
+  return { ms: rows.reduce((sum, { pid }) => sum + cpuMsOf(pid), 0), backends: rows.length };
 }
 
 /**

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { createOrm, migrateToLatest, type Orm } from '../src/platform/db/orm.ts';
@@ -71,6 +71,37 @@ export async function startServerProcess(env: Record<string, string>, script = A
       await exited;
     },
   };
+}
+
+/** Clock ticks per second of /proc/<pid>/stat (USER_HZ; 100 on Linux). */
+const TICKS_PER_SECOND = 100;
+
+/** CPU milliseconds (user and system) a process has used so far, all its threads; 0 once it has ended (Linux). */
+export function cpuMsOf(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND) * 1000; // utime, stime
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * CPU milliseconds used so far by every PostgreSQL process on the machine (backends and the
+ * background processes): a bench that samples it around a measurement gets the database's cost of
+ * the work, on top of whatever else the machine's servers did meanwhile.
+ */
+export function postgresCpuMs(): number {
+  let ms = 0;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/comm`, 'utf8').trim() === 'postgres') ms += cpuMsOf(Number(entry));
+    } catch {
+      // Ended meanwhile.
+    }
+  }
+  return ms;
 }
 
 /** Resident set size of a process in bytes (Linux). */

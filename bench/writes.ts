@@ -8,7 +8,8 @@
 //       ceiling for this work.
 // It runs on a PostgreSQL cluster it starts itself with production settings (autovacuum on,
 // defaults otherwise), then on the machine's server (BENCH_DATABASE_URL / TEST_DATABASE_URL or
-// 127.0.0.1:5432) for comparison. Prints msg/s, p50/p99 and the goals, met or not:
+// 127.0.0.1:5432) for comparison. Prints msg/s, p50/p99, CPU per message (the server process and
+// PostgreSQL, read from /proc) and the goals, met or not:
 //   (a) >= 1.0 x bare;  (b) >= 0.8 x (a);  (a) >= 0.5 x SQL ceiling.
 // BENCH_SECONDS (default 10) and BENCH_WARMUP_SECONDS (default 2) per measurement;
 // BENCH_TARGETS=cluster,machine picks the servers; BENCH_CPU_PROF=<dir> writes a CPU profile of
@@ -31,7 +32,7 @@ import { newId } from '../src/platform/db/ids.ts';
 import { createOrm, forkEm } from '../src/platform/db/orm.ts';
 import { BARE_SCHEMA } from './peers/bare-server.ts';
 import { startBenchCluster } from './pg-cluster.ts';
-import { API_SERVER_SCRIPT, BARE_SERVER_SCRIPT, createBenchDatabase, fmt, percentile, SERVER_URL, startServerProcess } from './support.ts';
+import { API_SERVER_SCRIPT, BARE_SERVER_SCRIPT, cpuMsOf, createBenchDatabase, fmt, percentile, postgresCpuMs, SERVER_URL, startServerProcess } from './support.ts';
 
 const CLIENTS = 16;
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
@@ -48,18 +49,27 @@ interface Result {
   p50: number;
   p99: number;
   errors: number;
+  /** CPU ms per message over the measured seconds: the server process's (when there is one) and all of PostgreSQL's. */
+  serverCpuMs?: number;
+  postgresCpuMs: number;
 }
 
 /**
  * `CLIENTS` loops, each sending back to back for the warm-up and then `SECONDS`; only what
- * completes after the warm-up counts. Client `i` writes with `send(i, n)`.
+ * completes after the warm-up counts. Client `i` writes with `send(i, n)`. With `serverPid`, the
+ * CPU that process used in the measured seconds is reported per message, beside PostgreSQL's:
+ * throughput swings with the shared machine's load, CPU per message much less.
  */
-async function load(send: (client: number, n: number) => Promise<boolean>): Promise<Result> {
+async function load(send: (client: number, n: number) => Promise<boolean>, serverPid?: number): Promise<Result> {
   const latencies: number[] = [];
   let errors = 0;
   const started = performance.now();
   const measureFrom = started + WARMUP_SECONDS * 1000;
   const until = measureFrom + SECONDS * 1000;
+  const cpuNow = () => ({ server: serverPid ? cpuMsOf(serverPid) : 0, postgres: postgresCpuMs() });
+  const cpu: { from?: ReturnType<typeof cpuNow>; to?: ReturnType<typeof cpuNow> } = {};
+  const sampleFrom = setTimeout(() => (cpu.from = cpuNow()), measureFrom - performance.now());
+  const sampleTo = setTimeout(() => (cpu.to = cpuNow()), until - performance.now());
   let firstError: unknown;
   await Promise.all(
     Array.from({ length: CLIENTS }, async (_, client) => {
@@ -79,12 +89,25 @@ async function load(send: (client: number, n: number) => Promise<boolean>): Prom
     }),
   );
   if (firstError) console.log(`    first error: ${firstError instanceof Error ? firstError.message : String(firstError)}`);
-  return { rate: latencies.length / SECONDS, p50: percentile(latencies, 50), p99: percentile(latencies, 99), errors };
+  clearTimeout(sampleFrom);
+  clearTimeout(sampleTo);
+  cpu.to ??= cpuNow();
+  const from = cpu.from ?? cpu.to;
+  const perMessage = (ms: number) => (latencies.length ? ms / latencies.length : Number.NaN);
+  return {
+    rate: latencies.length / SECONDS,
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+    errors,
+    ...(serverPid ? { serverCpuMs: perMessage(cpu.to.server - from.server) } : {}),
+    postgresCpuMs: perMessage(cpu.to.postgres - from.postgres),
+  };
 }
 
 const line = (label: string, result: Result) =>
   console.log(
-    `  ${label.padEnd(52)} ${fmt(result.rate, 0).padStart(6)} msg/s   p50 ${fmt(result.p50).padStart(7)} ms   p99 ${fmt(result.p99).padStart(7)} ms${result.errors ? `   errors ${result.errors}` : ''}`,
+    `  ${label.padEnd(52)} ${fmt(result.rate, 0).padStart(6)} msg/s   p50 ${fmt(result.p50).padStart(7)} ms   p99 ${fmt(result.p99).padStart(7)} ms` +
+      `   CPU/msg ${result.serverCpuMs === undefined ? '' : `server ${fmt(result.serverCpuMs)} ms, `}PostgreSQL ${fmt(result.postgresCpuMs)} ms${result.errors ? `   errors ${result.errors}` : ''}`,
   );
 
 /** POSTs GraphQL operations over one keep-alive agent; resolves to the parsed body. */
@@ -271,9 +294,9 @@ async function measureTarget(label: string, adminUrl: string): Promise<TargetRes
       const client = graphqlClient(server.graphqlUrl, token);
       try {
         const waits = await sampleWaits(database.url);
-        line('(a) chat-outbox, 16 sessions in 16 projects', (result.spread = await load(send(client, shapes.spread))));
+        line('(a) chat-outbox, 16 sessions in 16 projects', (result.spread = await load(send(client, shapes.spread), server.pid)));
         waits.report();
-        line('(b) chat-outbox, 16 sessions in one project', (result.oneProject = await load(send(client, shapes.oneProject))));
+        line('(b) chat-outbox, 16 sessions in one project', (result.oneProject = await load(send(client, shapes.oneProject), server.pid)));
         waits.report();
         await waits.stop();
       } finally {
@@ -293,7 +316,7 @@ async function measureTarget(label: string, adminUrl: string): Promise<TargetRes
       const bare = await startServerProcess({ DATABASE_URL: database.url, PORT: '0', HOST: '127.0.0.1' }, BARE_SERVER_SCRIPT, profileArgs);
       const client = graphqlClient(bare.graphqlUrl, token);
       try {
-        line('(1) bare graphql-yoga + pg server, 16 projects', (result.bare = await load(send(client, bareSessions))));
+        line('(1) bare graphql-yoga + pg server, 16 projects', (result.bare = await load(send(client, bareSessions), bare.pid)));
       } finally {
         client.close();
         await bare.stop();
