@@ -371,6 +371,30 @@ describe('the recording plans', () => {
   });
 });
 
+describe('the claim\'s row writes', () => {
+  it('stay on their rows\' pages (HOT): a claim of 500 freshly registered aggregates adds no index entry', async () => {
+    // A backlog over many short sessions: every aggregate of the batch is claimed by one update of
+    // its attempt, lease, token and run, none of which an index holds.
+    await seedPendingEvents(fixture.client, { sessions: 2_000, perSession: 1 });
+    await discoverNewEvents(fixture.orm);
+    const claim = claimBatchStatement.bind({ limit: 500, lease_seconds: 30, token: crypto.randomUUID() });
+    // This connection's counts not yet reported (this transaction's, and maybe earlier ones'), before and after.
+    const counts = async () =>
+      (await fixture.client.query(`select n_tup_upd::int as updated, n_tup_hot_upd::int as hot from pg_stat_xact_user_tables where relname = 'outbox_delivery'`)).rows[0];
+    await fixture.client.query('begin');
+    try {
+      const before = await counts();
+      const { rows } = await fixture.client.query(claim.sql, [...claim.parameters]);
+      expect(rows).toHaveLength(500);
+      const after = await counts();
+      // With the table's pages filled to 80 %, four claims in five moved their row and indexed it anew.
+      expect({ updated: after.updated - before.updated, hot: after.hot - before.hot }).toEqual({ updated: 500, hot: 500 });
+    } finally {
+      await fixture.client.query('rollback');
+    }
+  });
+});
+
 describe('the registration plan', () => {
   it('reads the log past the watermark and the last snapshot by the transaction-id index, in generic and custom plans, with a transaction held open', async () => {
     const { sessionIds } = await seedPendingEvents(fixture.client, { sessions: 1_000, perSession: 20 });
